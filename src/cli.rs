@@ -1,0 +1,107 @@
+//! The command line (clap only): global flags and one Args struct per subcommand, translated
+//! into `ops::*::Options`. Nothing here talks to a host.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::ui::{ColorChoice, Format};
+
+/// Set up and run PostgreSQL streaming replication from one inventory file.
+#[derive(Debug, Parser)]
+#[command(name = "pgrepl", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The inventory file describing the cluster.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "PGREPL_INVENTORY",
+        value_name = "FILE"
+    )]
+    pub inventory: Option<PathBuf>,
+
+    /// Output format of read commands.
+    #[arg(long, global = true, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+
+    /// Answer yes to confirmations (for scripts; without a terminal, pgrepl refuses instead of asking).
+    #[arg(short, long, global = true, env = "PGREPL_YES")]
+    pub yes: bool,
+
+    /// More detail on stderr (commands run, timings).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Colors on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+
+    /// A directory whose templates replace the embedded ones (postgresql.conf.j2, pg_hba.conf.j2, pg_ident.conf.j2).
+    #[arg(long, global = true, env = "PGREPL_TEMPLATES", value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
+    /// Trust unknown SSH host keys on first use (never a changed one).
+    #[arg(long, global = true)]
+    pub accept_new_host_keys: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every host without changing anything: reachable, PostgreSQL installed and of the
+    /// inventory's version, data directories in a state init can use.
+    Check,
+    /// Build the cluster: initdb the primary, create the replication role and slots, clone and
+    /// start every replica, verify streaming. Re-running on a healthy cluster changes nothing.
+    Init,
+    /// Render postgresql.conf, pg_hba.conf and pg_ident.conf for every host, for review.
+    Render(RenderArgs),
+    /// Show each host's live role, reachability, streaming state and lag.
+    Status,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Write the files to DIR/<host>/ instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Only this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+impl Cli {
+    pub fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
+    pub fn color(&self) -> ColorChoice {
+        match self.color {
+            ColorArg::Auto => ColorChoice::Auto,
+            ColorArg::Always => ColorChoice::Always,
+            ColorArg::Never => ColorChoice::Never,
+        }
+    }
+}

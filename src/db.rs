@@ -1,0 +1,264 @@
+//! tokio-postgres: connect to a host's server through the socket its transport provides, with
+//! `search_path=''` and timeouts, and the typed queries pgrepl needs. Every function call is
+//! schema-qualified (`pg_catalog.`), so objects a user creates cannot hijack pgrepl's queries.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_postgres::{Client, NoTls};
+
+use crate::pg::Lsn;
+
+/// One open connection to one server.
+pub struct Db {
+    client: Client,
+}
+
+/// Connects as `user` to database `postgres` through the socket directory `dir`.
+/// The whole attempt (connect, auth, startup) is bounded by `timeout`.
+pub async fn connect(dir: &Path, port: u16, user: &str, timeout: Duration) -> anyhow::Result<Db> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host_path(dir)
+        .port(port)
+        .user(user)
+        .dbname("postgres")
+        .application_name("pgrepl")
+        .options("-c search_path= -c statement_timeout=60000 -c lock_timeout=10000")
+        .connect_timeout(timeout);
+    let (client, conn) = tokio::time::timeout(timeout, cfg.connect(NoTls))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {}s", timeout.as_secs()))?
+        .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Db { client })
+}
+
+/// The server's own message for an error (SQLSTATE message and detail), not Rust's wrapper.
+pub fn pg_error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{}: {} ({d})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        },
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(x) = src {
+                s.push_str(&format!(": {x}"));
+                src = x.source();
+            }
+            s
+        }
+    }
+}
+
+/// A role's attributes, as `init` checks them.
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    pub login: bool,
+    pub replication: bool,
+    /// Any attribute beyond LOGIN REPLICATION (superuser, createdb, createrole, bypassrls).
+    pub extra_privileges: bool,
+    /// The stored verifier (`pg_authid.rolpassword`); never printed.
+    pub verifier: Option<String>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+/// A physical or logical slot.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlotInfo {
+    pub name: String,
+    pub slot_type: String,
+    pub active: bool,
+}
+
+/// One row of `pg_stat_replication`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplicationRow {
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    pub state: String,
+    pub sync_state: String,
+    pub sent_lsn: Option<String>,
+    pub replay_lsn: Option<String>,
+}
+
+impl Db {
+    async fn one_text(&self, sql: &str) -> anyhow::Result<String> {
+        let row = self
+            .client
+            .query_one(sql, &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(row.get::<_, String>(0))
+    }
+
+    /// `pg_is_in_recovery()`: true on a standby.
+    pub async fn in_recovery(&self) -> anyhow::Result<bool> {
+        let row = self
+            .client
+            .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(row.get(0))
+    }
+
+    /// The cluster's system identifier (same on a primary and all its replicas).
+    pub async fn system_identifier(&self) -> anyhow::Result<String> {
+        self.one_text(
+            "SELECT system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system()",
+        )
+        .await
+    }
+
+    /// `pg_postmaster_start_time()` as text: changes exactly when the server restarts.
+    pub async fn postmaster_start_time(&self) -> anyhow::Result<String> {
+        self.one_text("SELECT pg_catalog.pg_postmaster_start_time()::pg_catalog.text")
+            .await
+    }
+
+    /// The WAL position: `pg_current_wal_lsn()` on a primary, last replayed on a standby.
+    pub async fn wal_lsn(&self) -> anyhow::Result<Option<Lsn>> {
+        let s = self
+            .one_text(
+                "SELECT (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() \
+                 ELSE pg_catalog.pg_current_wal_lsn() END)::pg_catalog.text",
+            )
+            .await
+            .unwrap_or_default();
+        Ok(Lsn::parse(&s))
+    }
+
+    /// Looks up a role's attributes (needs a superuser connection to read the verifier).
+    pub async fn role(&self, name: &str) -> anyhow::Result<Option<RoleInfo>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT rolcanlogin, rolreplication, (rolsuper OR rolcreatedb OR rolcreaterole OR rolbypassrls), \
+                 rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(rows.first().map(|r| RoleInfo {
+            login: r.get(0),
+            replication: r.get(1),
+            extra_privileges: r.get(2),
+            verifier: r.get(3),
+        }))
+    }
+
+    /// Runs a utility statement (no parameters possible; identifiers quoted by the caller).
+    pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))
+    }
+
+    /// All replication slots.
+    pub async fn slots(&self) -> anyhow::Result<Vec<SlotInfo>> {
+        let rows = self
+            .client
+            .query("SELECT slot_name::pg_catalog.text, slot_type, active FROM pg_catalog.pg_replication_slots ORDER BY 1", &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(rows
+            .iter()
+            .map(|r| SlotInfo {
+                name: r.get(0),
+                slot_type: r.get(1),
+                active: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Creates a physical slot that reserves WAL at once (so a clone started next is covered).
+    pub async fn create_physical_slot(&self, name: &str) -> anyhow::Result<()> {
+        self.client
+            .execute(
+                "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)",
+                &[&name],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(())
+    }
+
+    /// The rows of `pg_stat_replication` (the WAL senders of this server).
+    pub async fn replication(&self) -> anyhow::Result<Vec<ReplicationRow>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT application_name, pg_catalog.host(client_addr), state, sync_state, \
+                 sent_lsn::pg_catalog.text, replay_lsn::pg_catalog.text \
+                 FROM pg_catalog.pg_stat_replication ORDER BY application_name",
+                &[],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(rows
+            .iter()
+            .map(|r| ReplicationRow {
+                application_name: r.get(0),
+                client_addr: r.get(1),
+                state: r.get::<_, Option<String>>(2).unwrap_or_default(),
+                sync_state: r.get::<_, Option<String>>(3).unwrap_or_default(),
+                sent_lsn: r.get(4),
+                replay_lsn: r.get(5),
+            })
+            .collect())
+    }
+
+    /// `pg_reload_conf()`: pg_hba.conf, pg_ident.conf and reloadable settings take effect.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        self.execute("SELECT pg_catalog.pg_reload_conf()").await
+    }
+
+    /// Which of `names` can only change with a server restart (context `postmaster`).
+    pub async fn restart_only(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT name FROM pg_catalog.pg_settings WHERE context = 'postmaster' AND name = ANY($1) ORDER BY 1",
+                &[&names],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+/// Quotes an identifier for a utility statement (`CREATE ROLE "x"`).
+pub fn quote_ident(s: &str) -> String {
+    postgres_protocol::escape::escape_identifier(s)
+}
+
+/// Quotes a literal for a utility statement.
+pub fn quote_literal(s: &str) -> String {
+    postgres_protocol::escape::escape_literal(s)
+}
+
+/// Connect with context: which host, through what.
+pub async fn connect_host(
+    host: &str,
+    dir: &Path,
+    port: u16,
+    user: &str,
+    timeout: Duration,
+) -> anyhow::Result<Db> {
+    connect(dir, port, user, timeout).await.with_context(|| {
+        format!(
+            "{host}: could not connect to PostgreSQL as {user} through {}",
+            dir.display()
+        )
+    })
+}

@@ -1,0 +1,218 @@
+//! Typed failure classes, their stable exit codes and the hints a DBA acts on.
+//!
+//! Every failure that reaches the user is one of these values, rendered once by `lib::run`.
+//! Nothing here prints; nothing here knows about clap, ssh or PostgreSQL connections.
+
+use std::fmt;
+
+/// Stable process exit codes (documented in README.md, "Exit codes").
+pub mod exit {
+    /// Success; for `status`: every host reachable and every replica streaming.
+    pub const OK: u8 = 0;
+    /// An operation failed while it ran (a step on a host failed or timed out).
+    pub const FAILED: u8 = 1;
+    /// The command line was wrong (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The inventory file is missing, malformed or invalid; nothing was contacted.
+    pub const INVENTORY: u8 = 3;
+    /// A precondition failed before any change was made; nothing was changed.
+    pub const PREFLIGHT: u8 = 4;
+    /// A destructive step needs confirmation, and there is no terminal and no `--yes`.
+    pub const CONFIRMATION_REQUIRED: u8 = 5;
+    /// `status`: the cluster works but something needs attention.
+    pub const DEGRADED: u8 = 10;
+    /// `status`: no reachable primary.
+    pub const CRITICAL: u8 = 11;
+    /// Interrupted by SIGINT/SIGTERM.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// One problem found in an inventory file, with its position and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryIssue {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub hint: String,
+}
+
+/// One failed precondition on one host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    pub host: String,
+    pub check: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A step that failed on a host: which host, which step, what the command said, what to do next.
+#[derive(Debug, Clone, Default)]
+pub struct StepFailure {
+    pub host: Option<String>,
+    pub step: String,
+    pub message: String,
+    /// The last lines of the failing command's stderr (bounded).
+    pub stderr_tail: Vec<String>,
+    pub hint: Option<String>,
+}
+
+/// The failure classes the user sees.
+#[derive(Debug)]
+pub enum Error {
+    /// The inventory could not be read or is invalid.
+    Inventory {
+        file: String,
+        issues: Vec<InventoryIssue>,
+    },
+    /// Preflight found problems; nothing was changed.
+    Preflight { problems: Vec<Problem> },
+    /// A destructive action needs `--yes` (or a terminal to confirm on).
+    ConfirmationRequired { action: String },
+    /// A step failed on a host.
+    Step(StepFailure),
+}
+
+impl Error {
+    pub fn code(&self) -> u8 {
+        match self {
+            Error::Inventory { .. } => exit::INVENTORY,
+            Error::Preflight { .. } => exit::PREFLIGHT,
+            Error::ConfirmationRequired { .. } => exit::CONFIRMATION_REQUIRED,
+            Error::Step(_) => exit::FAILED,
+        }
+    }
+
+    /// A step failure with a host, a step name and a message.
+    pub fn step(
+        host: impl Into<String>,
+        step: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Step(StepFailure {
+            host: Some(host.into()),
+            step: step.into(),
+            message: message.into(),
+            ..StepFailure::default()
+        })
+    }
+
+    /// Adds a hint (the next command to run) to a step failure.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        if let Error::Step(s) = &mut self {
+            s.hint = Some(hint.into());
+        }
+        self
+    }
+
+    /// Adds the tail of a command's stderr to a step failure.
+    pub fn with_stderr(mut self, tail: Vec<String>) -> Self {
+        if let Error::Step(s) = &mut self {
+            s.stderr_tail = tail;
+        }
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Inventory { file, issues } => {
+                let n = issues.len();
+                write!(
+                    f,
+                    "inventory {file} is invalid ({n} problem{})",
+                    if n == 1 { "" } else { "s" }
+                )?;
+                for i in issues {
+                    write!(f, "\n  {file}:{}:{}: {}", i.line, i.column, i.message)?;
+                    if !i.hint.is_empty() {
+                        write!(f, "\n    fix: {}", i.hint)?;
+                    }
+                }
+                Ok(())
+            }
+            Error::Preflight { problems } => {
+                let n = problems.len();
+                write!(
+                    f,
+                    "preflight found {n} problem{}; nothing was changed",
+                    if n == 1 { "" } else { "s" }
+                )?;
+                for p in problems {
+                    write!(f, "\n  {} [{}]: {}", p.host, p.check, p.message)?;
+                    if let Some(h) = &p.hint {
+                        write!(f, "\n    next: {h}")?;
+                    }
+                }
+                Ok(())
+            }
+            Error::ConfirmationRequired { action } => write!(
+                f,
+                "{action} needs confirmation, and there is no terminal to ask on; \
+                 re-run with --yes to confirm"
+            ),
+            Error::Step(s) => {
+                match &s.host {
+                    Some(h) => write!(f, "{h}: {} failed: {}", s.step, s.message)?,
+                    None => write!(f, "{} failed: {}", s.step, s.message)?,
+                }
+                if !s.stderr_tail.is_empty() {
+                    write!(
+                        f,
+                        "\n  command output (last {} lines):",
+                        s.stderr_tail.len()
+                    )?;
+                    for l in &s.stderr_tail {
+                        write!(f, "\n  | {l}")?;
+                    }
+                }
+                if let Some(h) = &s.hint {
+                    write!(f, "\n  next: {h}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result alias used across the crate.
+pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct() {
+        let codes = [
+            exit::OK,
+            exit::FAILED,
+            exit::USAGE,
+            exit::INVENTORY,
+            exit::PREFLIGHT,
+            exit::CONFIRMATION_REQUIRED,
+            exit::DEGRADED,
+            exit::CRITICAL,
+            exit::INTERRUPTED,
+        ];
+        let set: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(set.len(), codes.len());
+    }
+
+    #[test]
+    fn step_failure_renders_host_step_tail_and_hint() {
+        let e = Error::step("pg2", "pg_basebackup", "exited with status 1")
+            .with_stderr(vec!["FATAL: no pg_hba.conf entry".into()])
+            .with_hint("pgrepl check -i cluster.yml");
+        let s = e.to_string();
+        assert!(
+            s.starts_with("pg2: pg_basebackup failed: exited with status 1"),
+            "{s}"
+        );
+        assert!(s.contains("| FATAL: no pg_hba.conf entry"), "{s}");
+        assert!(s.contains("next: pgrepl check -i cluster.yml"), "{s}");
+        assert_eq!(e.code(), exit::FAILED);
+    }
+}

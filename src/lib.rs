@@ -1,0 +1,96 @@
+//! pgrepl: set up and run PostgreSQL streaming replication from one inventory file.
+//!
+//! `run` parses the command line, builds the one `Ui`, starts tokio, dispatches to an
+//! operation under `ops/`, and renders any error exactly once with its exit code.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod cli;
+pub mod cluster;
+pub mod db;
+pub mod error;
+pub mod inventory;
+pub mod ops;
+pub mod pg;
+pub mod render;
+pub mod transport;
+pub mod ui;
+pub mod wait;
+
+use clap::Parser;
+
+use crate::error::exit;
+
+/// Runs pgrepl with the process's arguments; returns the exit code.
+pub fn run() -> u8 {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let ui = ui::Ui::new(ui::UiOptions {
+        format: cli.format(),
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+        yes: cli.yes,
+        color: cli.color(),
+    });
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(4)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            ui.error(&format!("cannot start the runtime: {e}"));
+            return exit::FAILED;
+        }
+    };
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = ops::dispatch(&cli, &ui) => r,
+            _ = interrupted() => {
+                let _ = console::Term::stderr().show_cursor();
+                ui.error("interrupted");
+                Ok(exit::INTERRUPTED)
+            }
+        }
+    });
+    // Close ssh masters and finish child processes promptly.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = match e.downcast_ref::<error::Error>() {
+                Some(err) => err.code(),
+                None => exit::FAILED,
+            };
+            let text = match e.downcast_ref::<error::Error>() {
+                Some(err) => err.to_string(),
+                None => format!("{e:#}"),
+            };
+            ui.error(&text);
+            code
+        }
+    }
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+}

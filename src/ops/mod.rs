@@ -1,0 +1,355 @@
+//! Operations, one file per subcommand. Each takes the shared `Context` and returns an exit
+//! code or an error; none of them prints except through `Ui`, and none sees clap.
+//!
+//! This module holds what several operations share: connecting to hosts, running a step with
+//! a useful error, reaching a host's server, and converging a host's files and server.
+
+pub mod check;
+pub mod init;
+pub mod render;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, Command};
+use crate::db::{self, Db};
+use crate::error::Error;
+use crate::inventory::{self, Host, Inventory, TransportKind};
+use crate::pg::{self, ctl, datadir};
+use crate::render::{Rendered, Renderer};
+use crate::transport::{local::LocalTransport, ssh, Cmd, LineSink, Output, Transport};
+use crate::ui::Ui;
+
+/// What every operation works with.
+pub struct Context<'a> {
+    pub inv: Inventory,
+    pub ui: &'a Ui,
+    pub renderer: Renderer,
+    pub accept_new_host_keys: bool,
+    /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
+    run_dir: tempfile::TempDir,
+}
+
+/// Parses the inventory, builds the context and runs the subcommand.
+pub async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
+    let Some(path) = &cli.inventory else {
+        return Err(Error::Inventory {
+            file: "(none)".into(),
+            issues: vec![crate::error::InventoryIssue {
+                line: 0,
+                column: 0,
+                message: "no inventory given".into(),
+                hint: "pass -i <file> or set PGREPL_INVENTORY (see inventories/example.yml)".into(),
+            }],
+        }
+        .into());
+    };
+    let inv = inventory::load(path)?;
+    let renderer = Renderer::new(cli.templates.as_deref())?;
+    let run_dir = tempfile::Builder::new()
+        .prefix("pgrepl-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(
+            std::env::var_os("XDG_RUNTIME_DIR")
+                .map(std::path::PathBuf::from)
+                .filter(|p| p.is_dir())
+                .unwrap_or_else(std::env::temp_dir),
+        )
+        .context("cannot create a private run directory")?;
+    let ctx = Context {
+        inv,
+        ui,
+        renderer,
+        accept_new_host_keys: cli.accept_new_host_keys,
+        run_dir,
+    };
+    match &cli.command {
+        Command::Check => check::run(&ctx).await,
+        Command::Init => init::run(&ctx).await,
+        Command::Render(a) => render::run(
+            &ctx,
+            render::Options {
+                out: a.out.clone(),
+                host: a.host.clone(),
+            },
+        ),
+        Command::Status => status::run(&ctx).await,
+    }
+}
+
+/// The connections of one run, by host name.
+pub type Transports = BTreeMap<String, Result<Arc<dyn Transport>, String>>;
+
+impl Context<'_> {
+    /// Opens a connection to one host.
+    pub async fn connect(&self, h: &Host) -> anyhow::Result<Arc<dyn Transport>> {
+        Ok(match self.inv.transport {
+            TransportKind::Local => Arc::new(LocalTransport::new(&h.name, &self.inv.os_user)?),
+            TransportKind::Ssh => {
+                let s = &self.inv.ssh;
+                let target = ssh::SshTarget {
+                    host: h.name.clone(),
+                    destination: h.ssh_host.clone(),
+                    user: s.user.clone(),
+                    port: h.ssh_port,
+                    identity_file: s.identity_file.clone(),
+                    known_hosts_file: s.known_hosts_file.clone(),
+                    config_file: s.config_file.clone(),
+                    accept_new_host_keys: self.accept_new_host_keys
+                        || s.host_keys == inventory::HostKeyPolicy::AcceptNew,
+                    connect_timeout: self.inv.timeouts.connect,
+                    os_user: self.inv.os_user.clone(),
+                };
+                let deadline = self.inv.timeouts.connect + std::time::Duration::from_secs(5);
+                let t = tokio::time::timeout(
+                    deadline,
+                    ssh::SshTransport::connect(target, self.run_dir.path()),
+                )
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "ssh did not connect within {}s (timeouts.connect)",
+                        deadline.as_secs()
+                    )
+                })??;
+                Arc::new(t)
+            }
+        })
+    }
+
+    /// Connects to every host at once; each result stands alone.
+    pub async fn connect_all(&self) -> Transports {
+        let futs = self.inv.hosts.iter().map(|h| async move {
+            let r = self.connect(h).await.map_err(|e| format!("{e:#}"));
+            (h.name.clone(), r)
+        });
+        futures_util::future::join_all(futs)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Opens a SQL connection to a host's server as the superuser (peer authentication through
+    /// the socket the transport provides).
+    pub async fn db(&self, t: &dyn Transport, h: &Host) -> anyhow::Result<Db> {
+        let dir = t.pg_socket_dir(&h.socket_dir, h.port).await?;
+        db::connect_host(
+            &h.name,
+            &dir,
+            h.port,
+            &self.inv.os_user,
+            self.inv.timeouts.connect,
+        )
+        .await
+    }
+
+    /// Renders one host's files.
+    pub fn rendered(&self, h: &Host) -> anyhow::Result<Rendered> {
+        self.renderer.render(&self.inv, h)
+    }
+}
+
+/// Runs a step; a non-zero exit becomes an error naming the host, the step and the output tail.
+pub async fn run_step(
+    t: &dyn Transport,
+    cmd: &Cmd,
+    step: &str,
+    sink: Option<LineSink>,
+) -> anyhow::Result<Output> {
+    let out = t.run(cmd, sink).await.map_err(|e| {
+        Error::step(
+            t.host(),
+            step,
+            format!("could not run {}: {e:#}", cmd.program()),
+        )
+    })?;
+    if !out.success() {
+        return Err(Error::step(
+            t.host(),
+            step,
+            format!("{} {}", cmd.program(), out.describe_status()),
+        )
+        .with_stderr(out.stderr_tail.clone())
+        .into());
+    }
+    Ok(out)
+}
+
+/// The pg_ctl view of one host.
+pub fn server(h: &Host) -> ctl::Server<'_> {
+    ctl::Server {
+        bin_dir: &h.bin_dir,
+        data_dir: &h.data_dir,
+        log_file: &h.log_file,
+    }
+}
+
+/// Is the server of `h` running (`pg_ctl status`)?
+pub async fn is_running(t: &dyn Transport, h: &Host) -> anyhow::Result<bool> {
+    let cmd = Cmd::new(format!("{}/pg_ctl", h.bin_dir))
+        .args(["status", "--pgdata", &h.data_dir])
+        .env("LC_ALL", "C");
+    Ok(t.run(&cmd, None).await?.success())
+}
+
+/// Writes `content` to `path` unless it is already there; returns the previous content when
+/// the file changed (`Some("")` for a new file), `None` when nothing was written.
+pub async fn install_file(
+    t: &dyn Transport,
+    path: &str,
+    mode: &str,
+    content: &str,
+    step: &str,
+) -> anyhow::Result<Option<String>> {
+    let cur = t.run(&datadir::read_file(path), None).await?;
+    let old = match cur.code {
+        Some(0) => Some(cur.stdout),
+        Some(datadir::READ_ABSENT) => None,
+        _ => {
+            return Err(
+                Error::step(t.host(), step, format!("could not read {path}"))
+                    .with_stderr(cur.stderr_tail)
+                    .into(),
+            )
+        }
+    };
+    if old.as_deref() == Some(content) {
+        return Ok(None);
+    }
+    run_step(
+        t,
+        &datadir::write_file(path, mode, content.as_bytes().to_vec()),
+        step,
+        None,
+    )
+    .await?;
+    Ok(Some(old.unwrap_or_default()))
+}
+
+/// What converging a host's configuration changed.
+#[derive(Debug, Default)]
+pub struct ConfigChange {
+    /// Files rewritten.
+    pub files: Vec<&'static str>,
+    /// postgresql.conf settings whose values changed.
+    pub settings: Vec<String>,
+}
+
+/// Installs the rendered files into the data directory (only those that differ).
+pub async fn install_configs(
+    t: &dyn Transport,
+    h: &Host,
+    r: &Rendered,
+) -> anyhow::Result<ConfigChange> {
+    let mut ch = ConfigChange::default();
+    for (name, content) in r.files() {
+        let path = format!("{}/{name}", h.data_dir);
+        if let Some(old) =
+            install_file(t, &path, "0600", content, &format!("install {name}")).await?
+        {
+            if name == "postgresql.conf" {
+                ch.settings = pg::changed_settings(&old, content);
+            }
+            ch.files.push(name);
+        }
+    }
+    Ok(ch)
+}
+
+/// Starts a stopped server and waits until it accepts connections.
+pub async fn start(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    run_step(
+        t,
+        &ctl::start(&server(h), ctx.inv.timeouts.start.as_secs()),
+        "start PostgreSQL",
+        None,
+    )
+    .await
+    .map_err(|e| with_log_hint(e, h))?;
+    ctx.ui.done(&h.name, "started PostgreSQL", t0.elapsed());
+    Ok(())
+}
+
+fn with_log_hint(e: anyhow::Error, h: &Host) -> anyhow::Error {
+    match e.downcast::<Error>() {
+        Ok(err) => err
+            .with_hint(format!(
+                "read the server log on {}: tail -n 50 {}",
+                h.name, h.log_file
+            ))
+            .into(),
+        Err(e) => e,
+    }
+}
+
+/// Applies a configuration change to a running server: reload, or restart when a changed
+/// setting needs one. Returns what was done ("reloaded", "restarted") or None.
+pub async fn apply_config(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+    ch: &ConfigChange,
+    restart_needed: bool,
+) -> anyhow::Result<Option<&'static str>> {
+    if ch.files.is_empty() {
+        return Ok(None);
+    }
+    let t0 = Instant::now();
+    if restart_needed {
+        run_step(
+            t,
+            &ctl::restart(&server(h), ctx.inv.timeouts.start.as_secs()),
+            "restart PostgreSQL",
+            None,
+        )
+        .await
+        .map_err(|e| with_log_hint(e, h))?;
+        ctx.ui.done(
+            &h.name,
+            &format!("restarted PostgreSQL ({} changed)", ch.settings.join(", ")),
+            t0.elapsed(),
+        );
+        Ok(Some("restarted"))
+    } else {
+        ctx.db(t, h)
+            .await?
+            .reload()
+            .await
+            .with_context(|| format!("{}: reload", h.name))?;
+        ctx.ui.done(
+            &h.name,
+            &format!("reloaded configuration ({})", ch.files.join(", ")),
+            t0.elapsed(),
+        );
+        Ok(Some("reloaded"))
+    }
+}
+
+/// Would installing `r` on the running server of `h` need a restart? Returns the settings.
+pub async fn restart_settings(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+    r: &Rendered,
+) -> anyhow::Result<Vec<String>> {
+    let cur = t
+        .run(
+            &datadir::read_file(&format!("{}/postgresql.conf", h.data_dir)),
+            None,
+        )
+        .await?;
+    if !cur.success() {
+        return Ok(Vec::new());
+    }
+    let changed = pg::changed_settings(&cur.stdout, &r.postgresql_conf);
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    ctx.db(t, h).await?.restart_only(&changed).await
+}

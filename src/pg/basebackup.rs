@@ -1,0 +1,113 @@
+//! `pg_basebackup`: the argv that clones a replica, and its progress output.
+//!
+//! The password never appears here: libpq reads it from the 0600 file named by `PGPASSFILE`.
+
+use crate::transport::Cmd;
+
+/// What a clone needs to know.
+pub struct CloneSpec<'a> {
+    pub bin_dir: &'a str,
+    pub data_dir: &'a str,
+    pub upstream_address: &'a str,
+    pub upstream_port: u16,
+    pub user: &'a str,
+    pub slot: &'a str,
+    pub passfile: &'a str,
+    /// `application_name` while cloning, so the base backup is recognisable in pg_stat_replication.
+    pub application_name: &'a str,
+}
+
+/// `pg_basebackup -X stream -c fast -S <slot> -P`: WAL streamed alongside the copy on the
+/// replica's own slot, a fast checkpoint (no wait for a spread one), progress on stderr.
+/// `-w` never prompts: no password file entry means a clear failure, not a hang.
+pub fn clone_cmd(s: &CloneSpec<'_>) -> Cmd {
+    let conn = super::conninfo(&[
+        ("host", s.upstream_address),
+        ("port", &s.upstream_port.to_string()),
+        ("user", s.user),
+        ("application_name", s.application_name),
+    ]);
+    Cmd::new(format!("{}/pg_basebackup", s.bin_dir))
+        .args([
+            "--pgdata",
+            s.data_dir,
+            "--dbname",
+            &conn,
+            "--wal-method=stream",
+            "--checkpoint=fast",
+        ])
+        .args(["--slot", s.slot, "--progress", "--no-password"])
+        .env("PGPASSFILE", s.passfile)
+        .env("LC_ALL", "C")
+}
+
+/// One progress report: `12345/67890 kB (18%), 0/1 tablespace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done_kb: u64,
+    pub total_kb: u64,
+}
+
+/// Parses a pg_basebackup `--progress` line (with or without the trailing tablespace path).
+pub fn parse_progress(line: &str) -> Option<Progress> {
+    let line = line.trim();
+    let (done, rest) = line.split_once('/')?;
+    let done_kb = done.trim().parse().ok()?;
+    let total = rest.split_whitespace().next()?;
+    let unit = rest.split_whitespace().nth(1)?;
+    if unit != "kB" {
+        return None;
+    }
+    Some(Progress {
+        done_kb,
+        total_kb: total.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(
+            parse_progress("22995/22995 kB (100%), 1/1 tablespace"),
+            Some(Progress {
+                done_kb: 22995,
+                total_kb: 22995
+            })
+        );
+        assert_eq!(
+            parse_progress(
+                "   0/22987 kB (0%), 0/1 tablespace (...ib/postgresql/15/main/base/1/1255)"
+            ),
+            Some(Progress {
+                done_kb: 0,
+                total_kb: 22987
+            })
+        );
+        assert_eq!(
+            parse_progress("pg_basebackup: initiating base backup"),
+            None
+        );
+        assert_eq!(parse_progress("waiting for checkpoint"), None);
+    }
+
+    #[test]
+    fn clone_argv_has_no_password_and_uses_the_slot() {
+        let c = clone_cmd(&CloneSpec {
+            bin_dir: "/usr/lib/postgresql/15/bin",
+            data_dir: "/var/lib/postgresql/15/main",
+            upstream_address: "10.0.0.1",
+            upstream_port: 5432,
+            user: "replicator",
+            slot: "pg2",
+            passfile: "/var/lib/postgresql/15/main.pgpass",
+            application_name: "pg2",
+        });
+        assert_eq!(c.argv[0], "/usr/lib/postgresql/15/bin/pg_basebackup");
+        assert!(c.argv.windows(2).any(|w| w[0] == "--slot" && w[1] == "pg2"));
+        assert!(!c.argv.iter().any(|a| a.contains("password=")));
+        assert!(c.env.iter().any(|(k, _)| k == "PGPASSFILE"));
+    }
+}

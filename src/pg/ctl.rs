@@ -1,0 +1,70 @@
+//! `initdb` and `pg_ctl`: argv builders. Service control goes through these functions so that a
+//! later `systemctl` or Debian `pg_ctlcluster` backend replaces one file, not the operations.
+
+use crate::transport::Cmd;
+
+/// Where one server lives on its host.
+#[derive(Debug, Clone)]
+pub struct Server<'a> {
+    pub bin_dir: &'a str,
+    pub data_dir: &'a str,
+    /// pg_ctl's `-l` file: the server's output until (and unless) a logging collector takes over.
+    pub log_file: &'a str,
+}
+
+/// `initdb` with data checksums (so pg_rewind is always possible), peer auth on the socket and
+/// SCRAM on TCP until pgrepl's own pg_hba.conf is installed.
+pub fn initdb(s: &Server<'_>, superuser: &str, locale: &str, encoding: &str) -> Cmd {
+    Cmd::new(format!("{}/initdb", s.bin_dir))
+        .args([
+            "--pgdata",
+            s.data_dir,
+            "--data-checksums",
+            "--username",
+            superuser,
+        ])
+        .args(["--auth-local=peer", "--auth-host=scram-sha-256"])
+        .args(["--locale", locale, "--encoding", encoding])
+        .env("LC_ALL", "C")
+}
+
+/// `pg_ctl start -w`: returns once the server accepts connections (or `timeout_s` passes).
+pub fn start(s: &Server<'_>, timeout_s: u64) -> Cmd {
+    Cmd::new(format!("{}/pg_ctl", s.bin_dir))
+        .args([
+            "start", "--pgdata", s.data_dir, "--log", s.log_file, "--wait",
+        ])
+        .args(["--timeout", &timeout_s.to_string(), "--silent"])
+        .env("LC_ALL", "C")
+}
+
+/// `pg_ctl restart -m fast -w`.
+pub fn restart(s: &Server<'_>, timeout_s: u64) -> Cmd {
+    Cmd::new(format!("{}/pg_ctl", s.bin_dir))
+        .args([
+            "restart",
+            "--pgdata",
+            s.data_dir,
+            "--log",
+            s.log_file,
+            "--mode=fast",
+            "--wait",
+        ])
+        .args(["--timeout", &timeout_s.to_string(), "--silent"])
+        .env("LC_ALL", "C")
+}
+
+/// `pg_ctl stop -m fast -w`.
+pub fn stop(s: &Server<'_>, timeout_s: u64) -> Cmd {
+    Cmd::new(format!("{}/pg_ctl", s.bin_dir))
+        .args(["stop", "--pgdata", s.data_dir, "--mode=fast", "--wait"])
+        .args(["--timeout", &timeout_s.to_string(), "--silent"])
+        .env("LC_ALL", "C")
+}
+
+/// `postgres --version`, to learn the installed major version.
+pub fn version(bin_dir: &str) -> Cmd {
+    Cmd::new(format!("{bin_dir}/postgres"))
+        .arg("--version")
+        .env("LC_ALL", "C")
+}

@@ -1,0 +1,180 @@
+//! The state of a data directory, and the small fixed commands pgrepl runs on files.
+//!
+//! The shell scripts here are constants: paths and modes reach them only as positional
+//! parameters (`$1`, `$2`), never spliced into the script text.
+
+use crate::transport::Cmd;
+
+const PROBE: &str = r#"d=$1
+if [ ! -e "$d" ]; then
+  if [ -w "$(dirname -- "$d")" ]; then echo absent; else echo absent unwritable-parent; fi
+elif [ ! -d "$d" ]; then echo notdir
+elif [ ! -r "$d" ] || [ ! -x "$d" ]; then echo unreadable
+elif [ -z "$(ls -A -- "$d")" ]; then echo empty
+elif [ -f "$d/PG_VERSION" ]; then
+  printf 'pgdata %s' "$(cat -- "$d/PG_VERSION")"
+  if [ -f "$d/standby.signal" ]; then printf ' standby'; fi
+  echo
+else echo other; fi"#;
+
+const WRITE: &str = r#"umask 077
+t="$1.pgrepl-tmp"
+cat > "$t" && chmod "$2" "$t" && mv -f -- "$t" "$1""#;
+
+const READ: &str = r#"if [ -e "$1" ]; then exec cat -- "$1"; else exit 66; fi"#;
+
+/// Exit status of [`read_file`] when the file does not exist.
+pub const READ_ABSENT: i32 = 66;
+
+/// Reports the state of the data directory `$1` on one line (see [`parse`]).
+pub fn probe(data_dir: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", PROBE, "pgrepl-probe", data_dir])
+}
+
+/// Writes stdin to `path` atomically (temp file + rename) with `mode` (e.g. `0600`).
+pub fn write_file(path: &str, mode: &str, content: Vec<u8>) -> Cmd {
+    Cmd::new("sh")
+        .args(["-c", WRITE, "pgrepl-write", path, mode])
+        .stdin(content)
+}
+
+/// Prints the file `path`, or exits with [`READ_ABSENT`] when it does not exist.
+pub fn read_file(path: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", READ, "pgrepl-read", path])
+}
+
+/// What a data directory holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DirState {
+    /// Does not exist; `parent_writable` says whether it can be created.
+    Absent {
+        parent_writable: bool,
+    },
+    Empty,
+    /// A PostgreSQL data directory of `major` version; `standby` if standby.signal is present.
+    PgData {
+        major: Option<u32>,
+        standby: bool,
+    },
+    NotADirectory,
+    Unreadable,
+    /// Holds files, but not a PostgreSQL data directory.
+    Other,
+}
+
+impl DirState {
+    /// Absent or empty: a new cluster or clone may go here.
+    pub fn is_blank(&self) -> bool {
+        matches!(
+            self,
+            DirState::Absent {
+                parent_writable: true
+            } | DirState::Empty
+        )
+    }
+}
+
+/// Parses the probe's output line.
+pub fn parse(out: &str) -> Option<DirState> {
+    let mut w = out.split_whitespace();
+    Some(match w.next()? {
+        "absent" => DirState::Absent {
+            parent_writable: w.next() != Some("unwritable-parent"),
+        },
+        "empty" => DirState::Empty,
+        "notdir" => DirState::NotADirectory,
+        "unreadable" => DirState::Unreadable,
+        "other" => DirState::Other,
+        "pgdata" => {
+            let major = w.next().and_then(|v| v.parse().ok());
+            DirState::PgData {
+                major,
+                standby: w.next() == Some("standby"),
+            }
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_probe_lines() {
+        assert_eq!(
+            parse("absent\n"),
+            Some(DirState::Absent {
+                parent_writable: true
+            })
+        );
+        assert_eq!(
+            parse("absent unwritable-parent"),
+            Some(DirState::Absent {
+                parent_writable: false
+            })
+        );
+        assert_eq!(parse("empty"), Some(DirState::Empty));
+        assert_eq!(
+            parse("pgdata 15 standby"),
+            Some(DirState::PgData {
+                major: Some(15),
+                standby: true
+            })
+        );
+        assert_eq!(
+            parse("pgdata 16"),
+            Some(DirState::PgData {
+                major: Some(16),
+                standby: false
+            })
+        );
+        assert_eq!(parse("garbage"), None);
+    }
+
+    #[test]
+    fn scripts_take_paths_as_parameters_only() {
+        let evil = "/srv/$(touch /tmp/pwned)";
+        let c = write_file(evil, "0600", vec![]);
+        assert_eq!(c.argv[2], WRITE, "script text is constant");
+        assert_eq!(c.argv[4], evil);
+    }
+
+    /// Runs the real probe script under /bin/sh against real directories.
+    #[test]
+    fn probe_script_runs_under_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |p: &std::path::Path| {
+            let c = probe(p.to_str().unwrap());
+            let out = std::process::Command::new(&c.argv[0])
+                .args(&c.argv[1..])
+                .output()
+                .unwrap();
+            parse(&String::from_utf8_lossy(&out.stdout)).unwrap()
+        };
+        assert_eq!(
+            run(&dir.path().join("nope")),
+            DirState::Absent {
+                parent_writable: true
+            }
+        );
+        assert_eq!(run(dir.path()), DirState::Empty);
+        std::fs::write(dir.path().join("PG_VERSION"), "15\n").unwrap();
+        std::fs::write(dir.path().join("standby.signal"), "").unwrap();
+        assert_eq!(
+            run(dir.path()),
+            DirState::PgData {
+                major: Some(15),
+                standby: true
+            }
+        );
+    }
+}
+
+const ENSURE_DIR: &str = r#"[ -d "$1" ] || mkdir -p -m "$2" -- "$1""#;
+
+/// Creates directory `path` with `mode` unless it exists.
+pub fn ensure_dir(path: &str, mode: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", ENSURE_DIR, "pgrepl-mkdir", path, mode])
+}

@@ -1,0 +1,329 @@
+//! Renders postgresql.conf, pg_hba.conf and pg_ident.conf for each host from minijinja
+//! templates: embedded in the binary, overridable from a directory the user names. Rendering is
+//! deterministic (sorted maps, no timestamps), fails on an undefined variable, and quotes every
+//! postgresql.conf value through `pgquote`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::inventory::{Host, Inventory, TransportKind};
+
+/// The template files pgrepl renders, with their embedded defaults.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "postgresql.conf.j2",
+        include_str!("../templates/postgresql.conf.j2"),
+    ),
+    (
+        "pg_hba.conf.j2",
+        include_str!("../templates/pg_hba.conf.j2"),
+    ),
+    (
+        "pg_ident.conf.j2",
+        include_str!("../templates/pg_ident.conf.j2"),
+    ),
+];
+
+/// The rendered files of one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub postgresql_conf: String,
+    pub pg_hba_conf: String,
+    pub pg_ident_conf: String,
+}
+
+impl Rendered {
+    /// (file name in the data directory, content).
+    pub fn files(&self) -> [(&'static str, &str); 3] {
+        [
+            ("postgresql.conf", &self.postgresql_conf),
+            ("pg_hba.conf", &self.pg_hba_conf),
+            ("pg_ident.conf", &self.pg_ident_conf),
+        ]
+    }
+}
+
+/// The template environment.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+#[derive(Serialize)]
+struct Ctx<'a> {
+    cluster: &'a str,
+    version: u32,
+    host: &'a Host,
+    upstream: Option<&'a Host>,
+    primary_conninfo: String,
+    socket_dir: &'a str,
+    os_user: &'a str,
+    replication_user: &'a str,
+    settings: &'a std::collections::BTreeMap<String, String>,
+    hba: &'a [crate::inventory::HbaRule],
+    replication_addresses: Vec<String>,
+    ident_users: Vec<String>,
+}
+
+impl Renderer {
+    /// Templates from `override_dir` win over the embedded ones, file by file.
+    pub fn new(override_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .expect("valid syntax config"),
+        );
+        env.add_filter("pgquote", |v: String| -> Result<String, minijinja::Error> {
+            crate::pg::quote_guc(&v)
+                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+        });
+        let dir: Option<PathBuf> = override_dir.map(Path::to_path_buf);
+        if let Some(d) = &dir {
+            anyhow::ensure!(
+                d.is_dir(),
+                "template directory {} does not exist",
+                d.display()
+            );
+        }
+        env.set_loader(move |name| {
+            if let Some(d) = &dir {
+                let p = d.join(name);
+                if p.is_file() {
+                    return std::fs::read_to_string(&p).map(Some).map_err(|e| {
+                        minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            format!("cannot read {}: {e}", p.display()),
+                        )
+                    });
+                }
+            }
+            Ok(TEMPLATES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.to_string()))
+        });
+        Ok(Renderer { env })
+    }
+
+    /// Renders the three files of `host`.
+    pub fn render(&self, inv: &Inventory, host: &Host) -> anyhow::Result<Rendered> {
+        let upstream = host.upstream.as_deref().and_then(|u| inv.host(u));
+        let primary_conninfo = upstream
+            .map(|u| {
+                crate::pg::conninfo(&[
+                    ("host", &u.address),
+                    ("port", &u.port.to_string()),
+                    ("user", &inv.replication_user),
+                    ("passfile", &host.passfile),
+                    ("application_name", &host.name),
+                ])
+            })
+            .unwrap_or_default();
+        let mut replication_addresses: Vec<String> =
+            inv.hosts.iter().map(|h| hba_address(&h.address)).collect();
+        replication_addresses.sort();
+        replication_addresses.dedup();
+        let mut ident_users = vec![inv.os_user.clone()];
+        match inv.transport {
+            // Locally, pgrepl may run as root and connect to the socket as root.
+            TransportKind::Local => ident_users.push("root".into()),
+            TransportKind::Ssh => ident_users.push(inv.ssh.user.clone()),
+        }
+        ident_users.sort();
+        ident_users.dedup();
+        let ctx = Ctx {
+            cluster: &inv.cluster,
+            version: inv.version,
+            host,
+            upstream,
+            primary_conninfo,
+            socket_dir: &host.socket_dir,
+            os_user: &inv.os_user,
+            replication_user: &inv.replication_user,
+            settings: &inv.settings,
+            hba: &inv.hba,
+            replication_addresses,
+            ident_users,
+        };
+        let one = |name: &str| -> anyhow::Result<String> {
+            let t = self
+                .env
+                .get_template(name)
+                .with_context(|| format!("template {name}"))?;
+            t.render(minijinja::Value::from(minijinja::value::Serde(&ctx)))
+                .map_err(|e| {
+                    anyhow::anyhow!("rendering {name} for {}: {}", host.name, describe(&e))
+                })
+        };
+        Ok(Rendered {
+            postgresql_conf: one("postgresql.conf.j2")?,
+            pg_hba_conf: one("pg_hba.conf.j2")?,
+            pg_ident_conf: one("pg_ident.conf.j2")?,
+        })
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match (e.name(), e.line()) {
+        (Some(n), Some(l)) => format!("{n}:{l}: {e}"),
+        _ => e.to_string(),
+    }
+}
+
+/// An address as pg_hba.conf wants it: IPs with a host mask, names as they are.
+fn hba_address(a: &str) -> String {
+    match a.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => format!("{a}/32"),
+        Ok(std::net::IpAddr::V6(_)) => format!("{a}/128"),
+        Err(_) => a.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv() -> Inventory {
+        crate::inventory::parse(
+            "cluster: main
+postgres:
+  version: 15
+  settings:
+    shared_buffers: 256MB
+    max_wal_senders: 20
+    search_path: \"'$user', public\"
+  hba:
+    - {type: host, database: app, user: app, address: 10.0.1.0/24, method: scram-sha-256}
+replication:
+  password_env: X
+hosts:
+  - {name: pg1, address: 10.0.0.1, role: primary}
+  - {name: pg2, address: 10.0.0.2, role: replica}
+  - {name: pg3, address: 'fe80::3', role: replica, upstream: pg2}
+",
+            Path::new("t.yml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn renders_replication_defaults_and_overrides() {
+        let inv = inv();
+        let r = Renderer::new(None).unwrap();
+        let p = r.render(&inv, inv.host("pg1").unwrap()).unwrap();
+        let c = &p.postgresql_conf;
+        assert!(c.starts_with("# managed by pgrepl"), "{c}");
+        for line in [
+            "wal_level = 'replica'",
+            "hot_standby = 'on'",
+            "wal_log_hints = 'on'",
+            "max_wal_senders = '20'",
+            "password_encryption = 'scram-sha-256'",
+            "listen_addresses = '10.0.0.1'",
+            "port = '5432'",
+            "max_slot_wal_keep_size = '10GB'",
+            "shared_buffers = '256MB'",
+            "search_path = '''$user'', public'",
+        ] {
+            assert!(c.lines().any(|l| l == line), "missing {line:?} in\n{c}");
+        }
+        assert_eq!(c.matches("max_wal_senders").count(), 1, "{c}");
+        assert!(!c.contains("primary_conninfo"), "{c}");
+        let conf = crate::pg::parse_conf(c);
+        assert_eq!(
+            conf.len(),
+            c.lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .count()
+        );
+    }
+
+    #[test]
+    fn replica_gets_its_upstream_and_slot() {
+        let inv = inv();
+        let r = Renderer::new(None).unwrap();
+        let p = r.render(&inv, inv.host("pg3").unwrap()).unwrap();
+        let c = &p.postgresql_conf;
+        assert!(c.contains("primary_conninfo = 'host=10.0.0.2 port=5432 user=replicator passfile=/var/lib/postgresql/15/main.pgpass application_name=pg3'"), "{c}");
+        assert!(c.contains("primary_slot_name = 'pg3'"), "{c}");
+        assert!(!c.contains("password="), "{c}");
+    }
+
+    #[test]
+    fn hba_has_one_scram_line_per_address_and_no_trust() {
+        let inv = inv();
+        let r = Renderer::new(None).unwrap();
+        let h = r
+            .render(&inv, inv.host("pg2").unwrap())
+            .unwrap()
+            .pg_hba_conf;
+        for a in ["10.0.0.1/32", "10.0.0.2/32", "fe80::3/128"] {
+            assert_eq!(
+                h.lines()
+                    .filter(|l| l.starts_with("host")
+                        && l.contains("replication")
+                        && l.contains(a)
+                        && l.ends_with("scram-sha-256"))
+                    .count(),
+                1,
+                "{a}\n{h}"
+            );
+        }
+        assert!(
+            h.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["host", "app", "app", "10.0.1.0/24", "scram-sha-256"]),
+            "{h}"
+        );
+        for l in h.lines().filter(|l| l.starts_with("host")) {
+            assert!(!l.contains("trust"), "{l}");
+        }
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let inv = inv();
+        let a = Renderer::new(None)
+            .unwrap()
+            .render(&inv, inv.host("pg2").unwrap())
+            .unwrap();
+        let b = Renderer::new(None)
+            .unwrap()
+            .render(&inv, inv.host("pg2").unwrap())
+            .unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn override_dir_wins_and_undefined_fails() {
+        let inv = inv();
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("pg_ident.conf.j2"),
+            "# custom {{ cluster }}\n",
+        )
+        .unwrap();
+        let r = Renderer::new(Some(d.path()))
+            .unwrap()
+            .render(&inv, inv.host("pg1").unwrap())
+            .unwrap();
+        assert_eq!(r.pg_ident_conf, "# custom main\n");
+        assert!(r.postgresql_conf.starts_with("# managed by pgrepl"));
+        std::fs::write(
+            d.path().join("pg_ident.conf.j2"),
+            "# {{ no_such_variable }}\n",
+        )
+        .unwrap();
+        let e = Renderer::new(Some(d.path()))
+            .unwrap()
+            .render(&inv, inv.host("pg1").unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("pg_ident.conf.j2"), "{e}");
+    }
+}

@@ -1,0 +1,111 @@
+//! The local transport: the same operations on this machine. When pgrepl runs as root it runs
+//! every command as the inventory's OS user through `runuser` (PostgreSQL refuses to run as
+//! root); run as that user, it runs them directly.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use anyhow::Context as _;
+use tokio::io::AsyncWriteExt;
+
+use super::{collect, Cmd, LineSink, Output, Transport};
+
+/// Runs commands on this machine.
+pub struct LocalTransport {
+    host: String,
+    /// `Some(user)` when pgrepl is root and must switch to the OS user.
+    switch_to: Option<String>,
+}
+
+impl LocalTransport {
+    /// Fails unless pgrepl is root or already the OS user.
+    pub fn new(host: &str, os_user: &str) -> anyhow::Result<Self> {
+        let me = current_user();
+        let switch_to = if me.as_deref() == Some(os_user) {
+            None
+        } else if unsafe { libc::geteuid() } == 0 {
+            Some(os_user.to_string())
+        } else {
+            anyhow::bail!(
+                "the local transport runs PostgreSQL as {os_user}, but pgrepl runs as {}; \
+                 run pgrepl as root or as {os_user}",
+                me.unwrap_or_else(|| "an unknown user".into())
+            );
+        };
+        Ok(LocalTransport {
+            host: host.to_string(),
+            switch_to,
+        })
+    }
+}
+
+/// The name of the effective user, from the password database.
+pub fn current_user() -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or NULL; we copy the name at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for LocalTransport {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn describe(&self) -> String {
+        match &self.switch_to {
+            Some(u) => format!("local (as {u})"),
+            None => "local".to_string(),
+        }
+    }
+
+    async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output> {
+        let mut argv = cmd.full_argv();
+        if let Some(u) = &self.switch_to {
+            let mut v = vec!["runuser".to_string(), "-u".into(), u.clone(), "--".into()];
+            v.append(&mut argv);
+            argv = v;
+        }
+        let mut c = tokio::process::Command::new(&argv[0]);
+        c.args(&argv[1..])
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = c
+            .spawn()
+            .with_context(|| format!("could not start {}", cmd.program()))?;
+        if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
+            stdin
+                .write_all(data)
+                .await
+                .with_context(|| format!("could not write to {}", cmd.program()))?;
+        }
+        let (stdout, stderr_tail) = collect(child.stdout.take(), child.stderr.take(), sink).await;
+        let status = child.wait().await?;
+        Ok(Output {
+            code: status.code(),
+            stdout,
+            stderr_tail,
+        })
+    }
+
+    async fn pg_socket_dir(&self, socket_dir: &str, _port: u16) -> anyhow::Result<PathBuf> {
+        Ok(PathBuf::from(socket_dir))
+    }
+
+    async fn close(&self) {}
+}

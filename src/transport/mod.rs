@@ -1,0 +1,256 @@
+//! How pgrepl runs commands on a host: one trait, two implementations (`ssh` through the openssh
+//! crate, `local` on this machine). A command is an argv list plus environment and optional
+//! stdin; it runs as the inventory's OS user; its output streams line by line to a callback,
+//! and a bounded tail of stderr is kept for errors. Knows nothing about PostgreSQL.
+
+pub mod local;
+pub mod ssh;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// One command: argv, extra environment, stdin. Never a shell string.
+#[derive(Clone, Default)]
+pub struct Cmd {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            argv: vec![program.into()],
+            ..Cmd::default()
+        }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.argv.push(a.into());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, it: I) -> Self {
+        self.argv.extend(it.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn stdin(mut self, data: Vec<u8>) -> Self {
+        self.stdin = Some(data);
+        self
+    }
+
+    /// The argv with the environment as an `env K=V ...` prefix: how both transports run it,
+    /// so that the environment survives `sudo`, `runuser` and ssh (which forwards no env).
+    pub fn full_argv(&self) -> Vec<String> {
+        if self.env.is_empty() {
+            return self.argv.clone();
+        }
+        let mut v = vec!["env".to_string()];
+        v.extend(self.env.iter().map(|(k, val)| format!("{k}={val}")));
+        v.extend(self.argv.iter().cloned());
+        v
+    }
+
+    /// The program's base name, for messages (`pg_basebackup`, `initdb`).
+    pub fn program(&self) -> &str {
+        let p = self.argv.first().map(String::as_str).unwrap_or("");
+        p.rsplit('/').next().unwrap_or(p)
+    }
+}
+
+/// stdin may carry a secret (a password file's content): Debug shows only its length.
+impl fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cmd")
+            .field("argv", &self.argv)
+            .field("env", &self.env)
+            .field(
+                "stdin",
+                &self.stdin.as_ref().map(|s| format!("<{} bytes>", s.len())),
+            )
+            .finish()
+    }
+}
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives each output line as it arrives.
+pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+/// A finished command.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit status; `None` if killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    /// The last lines of stderr (at most [`STDERR_TAIL`]).
+    pub stderr_tail: Vec<String>,
+}
+
+/// How many stderr lines are kept for error messages.
+pub const STDERR_TAIL: usize = 20;
+const MAX_STDOUT: usize = 16 << 20;
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+    /// "exited with status N" / "was killed by a signal".
+    pub fn describe_status(&self) -> String {
+        match self.code {
+            Some(c) => format!("exited with status {c}"),
+            None => "was killed by a signal".to_string(),
+        }
+    }
+}
+
+/// Runs commands on one host as its PostgreSQL OS user.
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    /// The inventory name of the host.
+    fn host(&self) -> &str;
+    /// How the host is reached, for messages (`ssh postgres@10.0.0.1:22`, `local`).
+    fn describe(&self) -> String;
+    /// Runs `cmd` to completion, streaming lines to `sink`. An error means the command could
+    /// not be run at all (connection lost, no such program); a non-zero exit is an `Output`.
+    async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output>;
+    /// A local directory holding `.s.PGSQL.<port>` that reaches the host's server socket
+    /// (`socket_dir`): the socket itself locally, an SSH-forwarded socket remotely.
+    async fn pg_socket_dir(&self, socket_dir: &str, port: u16) -> anyhow::Result<PathBuf>;
+    /// Releases the connection.
+    async fn close(&self);
+}
+
+/// Reads stdout and stderr concurrently (a child blocks on a full pipe otherwise), splitting
+/// lines on `\n` and `\r`, feeding the sink, keeping stdout and a tail of stderr.
+pub(crate) async fn collect<O, E>(
+    stdout: Option<O>,
+    stderr: Option<E>,
+    sink: Option<LineSink>,
+) -> (String, Vec<String>)
+where
+    O: AsyncRead + Unpin,
+    E: AsyncRead + Unpin,
+{
+    let s1 = sink.clone();
+    let out = async move {
+        // stdout is kept byte for byte (file reads compare it); lines go to the sink.
+        let mut all: Vec<u8> = Vec::new();
+        if let Some(o) = stdout {
+            read_chunks(
+                o,
+                |chunk| {
+                    if all.len() < MAX_STDOUT {
+                        all.extend_from_slice(chunk);
+                    }
+                },
+                |l| {
+                    if let Some(s) = &s1 {
+                        s(Stream::Stdout, l);
+                    }
+                },
+            )
+            .await;
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    };
+    let err = async move {
+        let mut tail = std::collections::VecDeque::new();
+        if let Some(e) = stderr {
+            read_lines(e, |l| {
+                if let Some(s) = &sink {
+                    s(Stream::Stderr, l);
+                }
+                if !l.trim().is_empty() {
+                    if tail.len() == STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(l.to_string());
+                }
+            })
+            .await;
+        }
+        tail.into_iter().collect::<Vec<_>>()
+    };
+    tokio::join!(out, err)
+}
+
+async fn read_lines<R: AsyncRead + Unpin>(r: R, on_line: impl FnMut(&str)) {
+    read_chunks(r, |_| {}, on_line).await
+}
+
+async fn read_chunks<R: AsyncRead + Unpin>(
+    mut r: R,
+    mut on_chunk: impl FnMut(&[u8]),
+    mut on_line: impl FnMut(&str),
+) {
+    let mut buf = vec![0u8; 8192];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        on_chunk(&buf[..n]);
+        for &b in &buf[..n] {
+            if b == b'\n' || b == b'\r' {
+                if !(pending.is_empty() && b == b'\n') {
+                    on_line(&String::from_utf8_lossy(&pending));
+                }
+                pending.clear();
+            } else {
+                pending.push(b);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        on_line(&String::from_utf8_lossy(&pending));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_goes_in_an_env_prefix() {
+        let c = Cmd::new("/usr/bin/pg_basebackup")
+            .arg("-D")
+            .arg("/d")
+            .env("PGPASSFILE", "/p");
+        assert_eq!(
+            c.full_argv(),
+            vec!["env", "PGPASSFILE=/p", "/usr/bin/pg_basebackup", "-D", "/d"]
+        );
+        assert_eq!(c.program(), "pg_basebackup");
+    }
+
+    #[test]
+    fn debug_hides_stdin() {
+        let c = Cmd::new("sh").stdin(b"*:*:*:rep:canary".to_vec());
+        let d = format!("{c:?}");
+        assert!(!d.contains("canary"), "{d}");
+        assert!(d.contains("16 bytes"), "{d}");
+    }
+
+    #[tokio::test]
+    async fn splits_on_cr_and_lf() {
+        let data: &[u8] = b"a\r\nb\rc\n\nd";
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let sink: LineSink = Arc::new(move |_, l| s2.lock().unwrap().push(l.to_string()));
+        let (out, _) = collect(Some(data), None::<&[u8]>, Some(sink)).await;
+        assert_eq!(*seen.lock().unwrap(), vec!["a", "b", "c", "d"]);
+        assert_eq!(out.as_bytes(), data, "stdout is kept byte for byte");
+    }
+}

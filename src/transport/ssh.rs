@@ -1,0 +1,192 @@
+//! The SSH transport, through the openssh crate: one multiplexed master connection per host
+//! (native mux), which honours `~/.ssh/config`; strict host-key checking unless the inventory
+//! or a flag allows accept-new (never "no"); a private, 0700 control directory per run.
+//!
+//! Every argument goes through openssh's `.arg()` escaping. Commands run as the SSH user, and
+//! through `sudo -n -u <os_user>` when the SSH user is not the OS user.
+
+use std::borrow::Cow;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, Socket, Stdio};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::{collect, Cmd, LineSink, Output, Transport};
+
+/// How to reach one host over SSH.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub host: String,
+    /// The ssh destination (an address, or a `~/.ssh/config` alias).
+    pub destination: String,
+    pub user: String,
+    pub port: u16,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+    pub config_file: Option<PathBuf>,
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    pub os_user: String,
+}
+
+/// One host reached over SSH.
+pub struct SshTransport {
+    target: SshTarget,
+    session: Arc<Session>,
+    /// Caps concurrent channels below sshd's MaxSessions (10 by default).
+    channels: Semaphore,
+    forward_dir: PathBuf,
+    forwards: Mutex<Vec<(String, u16)>>,
+}
+
+impl SshTransport {
+    /// Opens the master connection. `control_dir` must be private to this run (0700).
+    pub async fn connect(target: SshTarget, control_dir: &Path) -> anyhow::Result<Self> {
+        let mut b = SessionBuilder::default();
+        b.user(target.user.clone())
+            .port(target.port)
+            .known_hosts_check(if target.accept_new_host_keys {
+                KnownHosts::Add
+            } else {
+                KnownHosts::Strict
+            })
+            .connect_timeout(target.connect_timeout)
+            .server_alive_interval(Duration::from_secs(5))
+            .control_directory(control_dir)
+            // A SIGKILLed pgrepl must not leave masters behind forever.
+            .control_persist(ControlPersist::IdleFor(
+                NonZeroUsize::new(60).expect("non-zero"),
+            ));
+        if let Some(k) = &target.identity_file {
+            b.keyfile(k);
+        }
+        if let Some(k) = &target.known_hosts_file {
+            b.user_known_hosts_file(k);
+        }
+        if let Some(c) = &target.config_file {
+            b.config_file(c);
+        }
+        // The destination was validated at load time (no leading '-', no metacharacters):
+        // openssh passes it to ssh without a "--".
+        let session = b
+            .connect_mux(&target.destination)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", explain_connect_error(&e.to_string())))?;
+        let forward_dir = control_dir.join(format!("pg-{}", target.host));
+        Ok(SshTransport {
+            target,
+            session: Arc::new(session),
+            channels: Semaphore::new(8),
+            forward_dir,
+            forwards: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+fn explain_connect_error(msg: &str) -> String {
+    let lower = msg.to_lowercase();
+    if lower.contains("host key verification failed") || lower.contains("no matching host key") {
+        format!(
+            "{msg}\nthe host key is unknown or has changed; verify it and add it to known_hosts \
+             (ssh-keyscan <address> >> ~/.ssh/known_hosts), or set access.ssh.host_keys: accept-new \
+             in the inventory to trust a new host on first use"
+        )
+    } else {
+        msg.trim().to_string()
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for SshTransport {
+    fn host(&self) -> &str {
+        &self.target.host
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "ssh {}@{}:{}",
+            self.target.user, self.target.destination, self.target.port
+        )
+    }
+
+    async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output> {
+        let _permit = self.channels.acquire().await?;
+        let mut argv = cmd.full_argv();
+        if self.target.user != self.target.os_user {
+            let mut v = vec![
+                "sudo".to_string(),
+                "-n".into(),
+                "-u".into(),
+                self.target.os_user.clone(),
+                "--".into(),
+            ];
+            v.append(&mut argv);
+            argv = v;
+        }
+        let mut c = self.session.command(argv[0].clone());
+        c.args(&argv[1..])
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .await
+            .with_context(|| format!("could not start {} over ssh", cmd.program()))?;
+        if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin().take()) {
+            stdin
+                .write_all(data)
+                .await
+                .with_context(|| format!("could not write to {}", cmd.program()))?;
+            stdin.shutdown().await.ok();
+        }
+        let (stdout, stderr_tail) =
+            collect(child.stdout().take(), child.stderr().take(), sink).await;
+        let status = child.wait().await.context("lost the ssh channel")?;
+        Ok(Output {
+            code: status.code(),
+            stdout,
+            stderr_tail,
+        })
+    }
+
+    async fn pg_socket_dir(&self, socket_dir: &str, port: u16) -> anyhow::Result<PathBuf> {
+        let mut fw = self.forwards.lock().await;
+        let dir = self.forward_dir.join(port.to_string());
+        if fw.iter().any(|(d, p)| d == socket_dir && *p == port) {
+            return Ok(dir);
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+        let name = format!(".s.PGSQL.{port}");
+        let local = dir.join(&name);
+        let remote = Path::new(socket_dir).join(&name);
+        let _ = std::fs::remove_file(&local);
+        self.session
+            .request_port_forward(
+                ForwardType::Local,
+                Socket::UnixSocket {
+                    path: Cow::Borrowed(local.as_path()),
+                },
+                Socket::UnixSocket {
+                    path: Cow::Borrowed(remote.as_path()),
+                },
+            )
+            .await
+            .with_context(|| format!("could not forward {} over ssh", remote.display()))?;
+        fw.push((socket_dir.to_string(), port));
+        Ok(dir)
+    }
+
+    async fn close(&self) {
+        // Dropping the last Arc<Session> sends `-O exit` to the master.
+    }
+}

@@ -1,0 +1,252 @@
+//! The one owner of the terminal. Decided once at start-up: output format, verbosity, color,
+//! whether progress bars are drawn and whether prompts are possible. Data (tables, JSON) goes
+//! to stdout; narration, progress and errors go to stderr. Without a terminal there are no bars,
+//! no colors and no prompts.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use console::Style;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::Error;
+
+/// Output format of read commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Color policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Settings the CLI decides.
+#[derive(Debug, Clone)]
+pub struct UiOptions {
+    pub format: Format,
+    pub verbose: u8,
+    pub quiet: bool,
+    pub yes: bool,
+    pub color: ColorChoice,
+}
+
+/// The output owner.
+pub struct Ui {
+    opts: UiOptions,
+    stderr_tty: bool,
+    stdin_tty: bool,
+    color: bool,
+    bars: MultiProgress,
+    plain_lock: Mutex<()>,
+}
+
+impl Ui {
+    pub fn new(opts: UiOptions) -> Ui {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let stdin_tty = std::io::stdin().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some();
+        let color = match opts.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stderr_tty && !no_color,
+        };
+        console::set_colors_enabled_stderr(color);
+        console::set_colors_enabled(color && std::io::stdout().is_terminal());
+        let bars =
+            MultiProgress::with_draw_target(if stderr_tty && !opts.quiet && opts.verbose == 0 {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            });
+        Ui {
+            opts,
+            stderr_tty,
+            stdin_tty,
+            color,
+            bars,
+            plain_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        self.opts.format
+    }
+
+    /// Are bars being drawn (a terminal, not quiet or verbose)?
+    fn drawing(&self) -> bool {
+        !self.bars.is_hidden()
+    }
+
+    fn line(&self, text: &str) {
+        if self.drawing() {
+            self.bars.suspend(|| eprintln!("{text}"));
+        } else {
+            let _g = self.plain_lock.lock();
+            eprintln!("{text}");
+        }
+    }
+
+    fn styled(&self, s: &str, style: Style) -> String {
+        if self.color {
+            style.for_stderr().apply_to(s).to_string()
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// Narration: what pgrepl is doing (stderr; hidden with --quiet).
+    pub fn info(&self, msg: impl AsRef<str>) {
+        if !self.opts.quiet {
+            self.line(msg.as_ref());
+        }
+    }
+
+    /// A step on a host that finished, with its duration.
+    pub fn done(&self, host: &str, what: &str, took: Duration) {
+        if !self.opts.quiet {
+            let h = self.styled(host, Style::new().bold());
+            self.line(&format!("{h}: {what} ({:.1}s)", took.as_secs_f64()));
+        }
+    }
+
+    /// Details shown with -v.
+    pub fn detail(&self, msg: impl AsRef<str>) {
+        if self.opts.verbose > 0 && !self.opts.quiet {
+            self.line(&self.styled(msg.as_ref(), Style::new().dim()));
+        }
+    }
+
+    /// A warning (always shown).
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        let w = self.styled("warning:", Style::new().yellow().bold());
+        self.line(&format!("{w} {}", msg.as_ref()));
+    }
+
+    /// The one place an error is printed.
+    pub fn error(&self, err: &str) {
+        let e = self.styled("error:", Style::new().red().bold());
+        self.line(&format!("{e} {err}"));
+    }
+
+    /// Data for stdout (tables, rendered files).
+    pub fn data(&self, text: &str) {
+        if self.drawing() {
+            self.bars.suspend(|| print!("{text}"));
+        } else {
+            print!("{text}");
+        }
+    }
+
+    /// One JSON document on stdout.
+    pub fn json(&self, value: &serde_json::Value) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("JSON values serialize")
+        );
+    }
+
+    /// Asks before a disruptive action. `--yes` answers yes; without a terminal the answer is
+    /// an immediate refusal (exit code 5); on a terminal the user is asked.
+    pub fn confirm(&self, action: &str, detail: &str) -> Result<(), Error> {
+        if self.opts.yes {
+            return Ok(());
+        }
+        if !(self.stderr_tty && self.stdin_tty) {
+            return Err(Error::ConfirmationRequired {
+                action: format!("{action} ({detail})"),
+            });
+        }
+        let answer = self.bars.suspend(|| {
+            dialoguer::Confirm::new()
+                .with_prompt(format!("{action}: {detail}. Continue?"))
+                .default(false)
+                .interact()
+        });
+        match answer {
+            Ok(true) => Ok(()),
+            _ => Err(Error::Step(crate::error::StepFailure {
+                host: None,
+                step: action.to_string(),
+                message: "not confirmed; nothing was changed".into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// A progress indicator for one host's long step: a bar on a terminal, a line every 25%
+    /// otherwise (so CI logs show progress without control characters).
+    pub fn progress(&self, host: &str, what: &str) -> Progress {
+        let bar = if self.drawing() {
+            let b = self.bars.add(ProgressBar::new(0));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>10.bold} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_prefix(host.to_string());
+            b.set_message(what.to_string());
+            Some(b)
+        } else {
+            None
+        };
+        Progress {
+            bar,
+            host: host.to_string(),
+            what: what.to_string(),
+            last_quarter: Mutex::new(None),
+            quiet: self.opts.quiet,
+        }
+    }
+}
+
+/// One host's progress (see [`Ui::progress`]).
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    host: String,
+    what: String,
+    last_quarter: Mutex<Option<u64>>,
+    quiet: bool,
+}
+
+impl Progress {
+    /// Reports `done` of `total` bytes.
+    pub fn set(&self, done: u64, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+            b.set_position(done.min(total));
+            return;
+        }
+        if total == 0 || self.quiet {
+            return;
+        }
+        let quarter = (done.min(total) * 4 / total).min(4);
+        let mut last = self.last_quarter.lock().expect("not poisoned");
+        if *last != Some(quarter) {
+            *last = Some(quarter);
+            eprintln!(
+                "{}: {} {}% ({} of {} MB)",
+                self.host,
+                self.what,
+                quarter * 25,
+                done >> 20,
+                total >> 20
+            );
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
