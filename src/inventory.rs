@@ -521,7 +521,8 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         .find(" at line ")
         .map(|i| &first[..i])
         .unwrap_or(first);
-    cut.to_string()
+    // The parser suggests a library option; the user's fix is in the file.
+    cut.split(", set DuplicateKeyPolicy").next().unwrap_or(cut).to_string()
 }
 
 fn yaml_hint(message: &str) -> String {
@@ -929,13 +930,15 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
             (Role::Primary, None) => {}
         }
     }
-    // Loops: every replica's upstream chain must reach the primary.
+    // Loops: every replica's upstream chain must reach the primary (names must be unique
+    // for the chains to mean anything).
+    let unique_names = names.len() == hosts.len();
     let up: HashMap<&str, Option<&str>> = hosts
         .iter()
         .map(|h| (h.name.as_str(), h.upstream.as_deref()))
         .collect();
     for (i, h) in hosts.iter().enumerate() {
-        if h.role != Role::Replica {
+        if h.role != Role::Replica || !unique_names {
             continue;
         }
         let mut cur = h.name.as_str();

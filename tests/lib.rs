@@ -1,1 +1,9 @@
+//! pgrepl's integration suite: the real binary against real PostgreSQL servers and real sshd
+//! test hosts (network namespaces as root, loopback otherwise). See harness/mod.rs.
 
+mod harness;
+
+mod bad_inventories;
+mod bench_init;
+mod init_local;
+mod init_ssh;

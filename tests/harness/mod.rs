@@ -1,0 +1,426 @@
+//! Test hosts for pgrepl's integration suite: real PostgreSQL servers and real OpenSSH servers.
+//!
+//! As root (as CI runs), each host is a network namespace with its own address on a bridge and
+//! its own sshd, so a connection from one host to another arrives from the sender's own address
+//! and per-replica pg_hba.conf lines are exercised for real. Not as root, hosts fall back to
+//! 127.x addresses on loopback with sshd on a high port, running as the current user; there a
+//! connection between hosts arrives from 127.0.0.1, so that mode cannot prove the per-replica
+//! pg_hba.conf lines (the inventory adds a 127.0.0.1 replication rule instead).
+//!
+//! A `Lab` owns everything it starts; dropping it (also when a test fails) stops every server,
+//! kills what is left in its namespaces, removes the namespaces, the bridge and its files.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const SLOT_DIR: &str = "/tmp/pgrepl-test-slots";
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn current_user() -> String {
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
+        String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout).trim().to_string()
+    })
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn sh(argv: &[&str]) -> String {
+    let out = Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(out.status.success(), "{argv:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sh_quiet(argv: &[&str]) -> bool {
+    Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// How hosts are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Netns,
+    Loopback,
+}
+
+/// One test host.
+#[derive(Debug, Clone)]
+pub struct TestHost {
+    pub name: String,
+    pub address: String,
+    pub netns: Option<String>,
+    pub ssh_port: u16,
+    pub pg_port: u16,
+    /// Owned by the OS user, 0700: holds data/, run/ and pgrepl's sibling files.
+    pub home: PathBuf,
+    pub data_dir: PathBuf,
+    pub socket_dir: PathBuf,
+}
+
+/// A set of test hosts with sshd running on each.
+pub struct Lab {
+    pub mode: Mode,
+    pub id: u32,
+    pub dir: PathBuf,
+    pub os_user: String,
+    pub hosts: Vec<TestHost>,
+    pub client_key: PathBuf,
+    pub known_hosts: PathBuf,
+    pub password_file: PathBuf,
+    pub password: String,
+    sshds: Vec<Child>,
+    bridge: Option<String>,
+    slot_file: PathBuf,
+}
+
+/// Claims a free lab number (1..=200) with an exclusive lock file holding our pid; a file
+/// left by a dead process is reclaimed, with the namespaces and bridge that run left behind.
+fn claim_slot() -> (u32, PathBuf) {
+    fs::create_dir_all(SLOT_DIR).unwrap();
+    let _ = fs::set_permissions(SLOT_DIR, fs::Permissions::from_mode(0o1777));
+    let me = std::process::id();
+    for n in 1..=200u32 {
+        let p = Path::new(SLOT_DIR).join(n.to_string());
+        match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+            Ok(mut f) => {
+                writeln!(f, "{me}").unwrap();
+                return (n, p);
+            }
+            Err(_) => {
+                let pid: Option<i32> = fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok());
+                let alive = pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH));
+                if !alive && fs::remove_file(&p).is_ok() {
+                    sweep_stale(n);
+                    if let Ok(mut f) = fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+                        writeln!(f, "{me}").unwrap();
+                        return (n, p);
+                    }
+                }
+            }
+        }
+    }
+    panic!("no free test lab slot in {SLOT_DIR}");
+}
+
+/// Removes namespaces and the bridge of lab `n` left by a test process that died.
+fn sweep_stale(n: u32) {
+    if !is_root() {
+        return;
+    }
+    for k in 0..10 {
+        let ns = format!("pgt{n}h{k}");
+        if Path::new("/run/netns").join(&ns).exists() {
+            kill_netns_pids(&ns);
+            sh_quiet(&["ip", "netns", "del", &ns]);
+        }
+    }
+    sh_quiet(&["ip", "link", "del", &format!("pgtb{n}")]);
+}
+
+fn kill_netns_pids(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Lab {
+    /// Makes hosts named `names`, each with a running sshd; PostgreSQL is not started.
+    pub fn new(names: &[&str]) -> Lab {
+        let mode = if is_root() && std::env::var_os("PGREPL_TEST_LOOPBACK").is_none() { Mode::Netns } else { Mode::Loopback };
+        let (id, slot_file) = claim_slot();
+        let os_user = if is_root() { "postgres".to_string() } else { current_user() };
+        let dir = PathBuf::from(format!("/tmp/pgrepl-it-{id}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let password = format!("canary-{:016x}", rand::random::<u64>());
+        let password_file = dir.join("replication.password");
+        fs::write(&password_file, format!("{password}\n")).unwrap();
+        fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut lab = Lab {
+            mode,
+            id,
+            dir: dir.clone(),
+            os_user,
+            hosts: Vec::new(),
+            client_key: dir.join("client_key"),
+            known_hosts: dir.join("known_hosts"),
+            password_file,
+            password,
+            sshds: Vec::new(),
+            bridge: None,
+            slot_file,
+        };
+        sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", lab.client_key.to_str().unwrap()]);
+        let authorized = dir.join("authorized_keys");
+        fs::copy(dir.join("client_key.pub"), &authorized).unwrap();
+        fs::set_permissions(&authorized, fs::Permissions::from_mode(0o644)).unwrap();
+        if mode == Mode::Netns {
+            let br = format!("pgtb{id}");
+            sh_quiet(&["ip", "link", "del", &br]);
+            sh(&["ip", "link", "add", &br, "type", "bridge"]);
+            lab.bridge = Some(br.clone());
+            sh(&["ip", "addr", "add", &format!("198.18.{id}.1/24"), "dev", &br]);
+            sh(&["ip", "link", "set", &br, "up"]);
+        }
+        let mut known = String::new();
+        for (k, name) in names.iter().enumerate() {
+            let h = lab.make_host(k as u32, name, &authorized);
+            let key = fs::read_to_string(dir.join(format!("ssh-{name}/host_key.pub"))).unwrap();
+            let key = key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            if h.ssh_port == 22 {
+                known.push_str(&format!("{} {key}\n", h.address));
+            } else {
+                known.push_str(&format!("[{}]:{} {key}\n", h.address, h.ssh_port));
+            }
+            lab.hosts.push(h);
+        }
+        fs::write(&lab.known_hosts, known).unwrap();
+        for h in &lab.hosts {
+            wait_tcp(&h.address, h.ssh_port, Duration::from_secs(20));
+        }
+        lab
+    }
+
+    fn make_host(&mut self, k: u32, name: &str, authorized: &Path) -> TestHost {
+        let (address, netns, ssh_port) = match self.mode {
+            Mode::Netns => {
+                let ns = format!("pgt{}h{k}", self.id);
+                let veth = format!("pgt{}v{k}", self.id);
+                let addr = format!("198.18.{}.{}", self.id, 10 + k);
+                sh_quiet(&["ip", "netns", "del", &ns]);
+                sh(&["ip", "netns", "add", &ns]);
+                sh(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+                sh(&["ip", "link", "set", &veth, "master", self.bridge.as_deref().unwrap(), "up"]);
+                sh(&["ip", "netns", "exec", &ns, "ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+                sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up"]);
+                sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+                (addr, Some(ns), 22)
+            }
+            Mode::Loopback => (format!("127.{}.0.{}", 100 + self.id, 10 + k), None, 2222),
+        };
+        let home = self.dir.join(name);
+        let data_dir = home.join("data");
+        let socket_dir = home.join("run");
+        fs::create_dir_all(&socket_dir).unwrap();
+        if is_root() {
+            sh(&["chown", "-R", &format!("{}:", self.os_user), home.to_str().unwrap()]);
+        }
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+
+        // sshd: its own host key, config and log.
+        let sdir = self.dir.join(format!("ssh-{name}"));
+        fs::create_dir_all(&sdir).unwrap();
+        let host_key = sdir.join("host_key");
+        sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key.to_str().unwrap()]);
+        let cfg = sdir.join("sshd_config");
+        fs::write(
+            &cfg,
+            format!(
+                "Port {ssh_port}\nListenAddress {address}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+                 UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PubkeyAuthentication yes\nAllowUsers {}\nMaxSessions 50\nMaxStartups 100:30:200\n\
+                 AllowStreamLocalForwarding yes\nAllowTcpForwarding yes\nLogLevel VERBOSE\n",
+                host_key.display(),
+                sdir.join("sshd.pid").display(),
+                authorized.display(),
+                self.os_user
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(sdir.join("sshd.log")).unwrap();
+        let mut cmd = match &netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "/usr/sbin/sshd"]);
+                c
+            }
+            None => Command::new("/usr/sbin/sshd"),
+        };
+        cmd.args(["-D", "-e", "-f", cfg.to_str().unwrap()]).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        let child = cmd.spawn().expect("start sshd (is openssh-server installed? scripts/install-test-deps)");
+        self.sshds.push(child);
+        TestHost { name: name.to_string(), address, netns, ssh_port, pg_port: 5432, home, data_dir, socket_dir }
+    }
+
+    pub fn host(&self, name: &str) -> &TestHost {
+        self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no test host {name}"))
+    }
+
+    /// Writes an inventory for these hosts over SSH. `roles`: (name, role, upstream).
+    /// `extra_postgres` is YAML added under `postgres:`; `fsync` off makes tests faster.
+    pub fn ssh_inventory(&self, roles: &[(&str, &str, Option<&str>)], extra_postgres: &str) -> PathBuf {
+        self.ssh_inventory_with(roles, extra_postgres, false)
+    }
+
+    /// Like [`Lab::ssh_inventory`]; `durable` keeps PostgreSQL's default fsync=on (benchmarks).
+    pub fn ssh_inventory_with(&self, roles: &[(&str, &str, Option<&str>)], extra_postgres: &str, durable: bool) -> PathBuf {
+        let fsync = if durable { "" } else { "    fsync: 'off'\n" };
+        let mut y = format!(
+            "cluster: it{id}\npostgres:\n  version: 15\n  os_user: {u}\n  data_dir: {d}/{{host}}/data\n  socket_dir: {d}/{{host}}/run\n  settings:\n    shared_buffers: 16MB\n    max_wal_size: 128MB\n{fsync}{extra_postgres}",
+            id = self.id,
+            u = self.os_user,
+            d = self.dir.display()
+        );
+        if self.mode == Mode::Loopback {
+            y.push_str(&format!("  hba:\n    - {{type: host, database: replication, user: replicator, address: 127.0.0.1/32, method: scram-sha-256}}\n"));
+        }
+        y.push_str(&format!(
+            "replication:\n  user: replicator\n  password_file: {}\naccess:\n  transport: ssh\n  ssh:\n    user: {}\n    port: {}\n    identity_file: {}\n    known_hosts_file: {}\n    host_keys: strict\ntimeouts:\n  connect: 10\n  streaming: 60\nhosts:\n",
+            self.password_file.display(),
+            self.os_user,
+            self.hosts[0].ssh_port,
+            self.client_key.display(),
+            self.known_hosts.display()
+        ));
+        for (name, role, upstream) in roles {
+            let h = self.host(name);
+            y.push_str(&format!("  - name: {name}\n    address: {}\n    role: {role}\n", h.address));
+            if let Some(u) = upstream {
+                y.push_str(&format!("    upstream: {u}\n"));
+            }
+        }
+        let p = self.dir.join("inventory.yml");
+        fs::write(&p, y).unwrap();
+        p
+    }
+
+    /// Runs pgrepl with `args`, no terminal and no stdin, bounded by a deadline.
+    pub fn pgrepl(&self, args: &[&str]) -> Run {
+        pgrepl(args, &[])
+    }
+
+    /// Runs SQL on a host's server as the superuser through its socket; returns `-At` output.
+    pub fn psql(&self, host: &str, sql: &str) -> String {
+        let h = self.host(host);
+        psql_at(&self.os_user, &h.socket_dir, h.pg_port, sql)
+    }
+}
+
+/// Runs SQL as `os_user` through a socket directory.
+pub fn psql_at(os_user: &str, socket_dir: &Path, port: u16, sql: &str) -> String {
+    let port = port.to_string();
+    let psql = format!("{PG_BIN}/psql");
+    let mut argv: Vec<&str> = Vec::new();
+    if is_root() {
+        argv.extend(["runuser", "-u", os_user, "--"]);
+    }
+    argv.extend([psql.as_str(), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", socket_dir.to_str().unwrap(), "-p", &port, "-d", "postgres", "-c", sql]);
+    sh(&argv).trim().to_string()
+}
+
+/// The result of one pgrepl run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "pgrepl exited {} (expected {code})\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Runs the pgrepl binary with extra environment; no stdin, no terminal; killed after 5 min.
+pub fn pgrepl(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pgrepl"));
+    c.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env_remove("PGREPL_YES").env_remove("PGREPL_INVENTORY");
+    let child = c.spawn().expect("run pgrepl");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out: Output = match rx.recv_timeout(Duration::from_secs(300)) {
+        Ok(r) => r.unwrap(),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("pgrepl {args:?} did not finish within 300s");
+        }
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn wait_tcp(addr: &str, port: u16, within: Duration) {
+    let sa: SocketAddr = format!("{addr}:{port}").parse().unwrap();
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if TcpStream::connect_timeout(&sa, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{addr}:{port} did not accept connections within {within:?}");
+}
+
+/// Stops a PostgreSQL server in `data_dir` if one runs there (immediate mode), and kills its
+/// postmaster by the pid in postmaster.pid if pg_ctl could not.
+pub fn stop_server(os_user: &str, data_dir: &Path) {
+    let pidfile = data_dir.join("postmaster.pid");
+    if !pidfile.exists() {
+        return;
+    }
+    let ctl = format!("{PG_BIN}/pg_ctl");
+    let mut argv: Vec<&str> = Vec::new();
+    if is_root() {
+        argv.extend(["runuser", "-u", os_user, "--"]);
+    }
+    argv.extend([ctl.as_str(), "stop", "-D", data_dir.to_str().unwrap(), "-m", "immediate", "-w", "-t", "20"]);
+    if !sh_quiet(&argv) {
+        if let Some(pid) = fs::read_to_string(&pidfile).ok().and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok())) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            stop_server(&self.os_user, &h.data_dir);
+        }
+        for c in &mut self.sshds {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for h in &self.hosts {
+            if let Some(ns) = &h.netns {
+                kill_netns_pids(ns);
+                sh_quiet(&["ip", "netns", "del", ns]);
+            }
+        }
+        if let Some(br) = &self.bridge {
+            sh_quiet(&["ip", "link", "del", br]);
+        }
+        if std::env::var_os("PGREPL_TEST_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+        let _ = fs::remove_file(&self.slot_file);
+    }
+}
