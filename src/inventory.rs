@@ -522,7 +522,10 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         .map(|i| &first[..i])
         .unwrap_or(first);
     // The parser suggests a library option; the user's fix is in the file.
-    cut.split(", set DuplicateKeyPolicy").next().unwrap_or(cut).to_string()
+    cut.split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(cut)
+        .to_string()
 }
 
 fn yaml_hint(message: &str) -> String {

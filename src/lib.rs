@@ -53,7 +53,7 @@ pub fn run() -> u8 {
     };
     let result = rt.block_on(async {
         tokio::select! {
-            r = ops::dispatch(&cli, &ui) => r,
+            r = dispatch(&cli, &ui) => r,
             _ = interrupted() => {
                 let _ = console::Term::stderr().show_cursor();
                 ui.error("interrupted");
@@ -77,6 +77,30 @@ pub fn run() -> u8 {
             ui.error(&text);
             code
         }
+    }
+}
+
+/// Builds the run's context and hands the subcommand's options to its operation.
+async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
+    let ctx = ops::Context::new(
+        ops::RunOptions {
+            inventory: cli.inventory.as_deref(),
+            templates: cli.templates.as_deref(),
+            accept_new_host_keys: cli.accept_new_host_keys,
+        },
+        ui,
+    )?;
+    match &cli.command {
+        cli::Command::Check => ops::check::run(&ctx).await,
+        cli::Command::Init => ops::init::run(&ctx).await,
+        cli::Command::Render(a) => ops::render::run(
+            &ctx,
+            ops::render::Options {
+                out: a.out.clone(),
+                host: a.host.clone(),
+            },
+        ),
+        cli::Command::Status => ops::status::run(&ctx).await,
     }
 }
 

@@ -4,24 +4,41 @@
 use crate::harness::{Lab, Mode};
 
 fn start_times(lab: &Lab, hosts: &[&str]) -> Vec<String> {
-    hosts.iter().map(|h| lab.psql(h, "SELECT pg_postmaster_start_time()")).collect()
+    hosts
+        .iter()
+        .map(|h| lab.psql(h, "SELECT pg_postmaster_start_time()"))
+        .collect()
 }
 
 #[test]
 fn init_over_ssh_builds_a_streaming_cluster_and_rerun_changes_nothing() {
     let lab = Lab::new(&["pg1", "pg2", "pg3"]);
-    let inv = lab.ssh_inventory(&[("pg1", "primary", None), ("pg2", "replica", None), ("pg3", "replica", None)], "");
+    let inv = lab.ssh_inventory(
+        &[
+            ("pg1", "primary", None),
+            ("pg2", "replica", None),
+            ("pg3", "replica", None),
+        ],
+        "",
+    );
     let inv = inv.to_str().unwrap();
 
     let check = lab.pgrepl(&["-i", inv, "check", "--format", "json"]);
     check.expect_code(0);
-    let v: serde_json::Value = serde_json::from_str(&check.stdout).expect("check --format json prints one JSON document");
+    let v: serde_json::Value =
+        serde_json::from_str(&check.stdout).expect("check --format json prints one JSON document");
     assert_eq!(v["hosts"][0]["init_would"], "initdb");
     assert_eq!(v["hosts"][1]["init_would"], "clone");
 
     let first = lab.pgrepl(&["-i", inv, "init"]);
     first.expect_code(0);
-    assert!(first.stderr.contains("pg2: cloned from pg1 with pg_basebackup"), "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("pg2: cloned from pg1 with pg_basebackup"),
+        "{}",
+        first.stderr
+    );
 
     // Data flows: a row written on the primary is read back on both replicas.
     lab.psql("pg1", "CREATE TABLE t(id int); INSERT INTO t VALUES (42)");
@@ -44,10 +61,18 @@ fn init_over_ssh_builds_a_streaming_cluster_and_rerun_changes_nothing() {
     // on its slot, and the slots are active.
     let senders = lab.psql("pg1", "SELECT application_name || ' ' || host(client_addr) || ' ' || state FROM pg_stat_replication ORDER BY 1");
     if lab.mode == Mode::Netns {
-        let want = format!("pg2 {} streaming\npg3 {} streaming", lab.host("pg2").address, lab.host("pg3").address);
+        let want = format!(
+            "pg2 {} streaming\npg3 {} streaming",
+            lab.host("pg2").address,
+            lab.host("pg3").address
+        );
         assert_eq!(senders, want);
     } else {
-        assert_eq!(senders.lines().filter(|l| l.ends_with("streaming")).count(), 2, "{senders}");
+        assert_eq!(
+            senders.lines().filter(|l| l.ends_with("streaming")).count(),
+            2,
+            "{senders}"
+        );
     }
     assert_eq!(lab.psql("pg1", "SELECT string_agg(slot_name || ':' || active, ',' ORDER BY slot_name) FROM pg_replication_slots"), "pg2:true,pg3:true");
 
@@ -71,26 +96,41 @@ fn init_over_ssh_builds_a_streaming_cluster_and_rerun_changes_nothing() {
     }
     // The password is nowhere but in the 0600 password files.
     for r in ["pg2", "pg3"] {
-        let auto = std::fs::read_to_string(lab.host(r).data_dir.join("postgresql.auto.conf")).unwrap();
+        let auto =
+            std::fs::read_to_string(lab.host(r).data_dir.join("postgresql.auto.conf")).unwrap();
         let conf = std::fs::read_to_string(lab.host(r).data_dir.join("postgresql.conf")).unwrap();
         assert!(!auto.contains(&lab.password) && !conf.contains(&lab.password));
-        assert!(conf.contains("passfile=") && !conf.contains("password="), "{conf}");
+        assert!(
+            conf.contains("passfile=") && !conf.contains("password="),
+            "{conf}"
+        );
         let passfile = format!("{}.pgpass", lab.host(r).data_dir.display());
         let meta = std::fs::metadata(&passfile).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert_eq!(meta.mode() & 0o777, 0o600, "{passfile}");
     }
-    assert!(!first.all().contains(&lab.password), "the password appeared in pgrepl's output");
+    assert!(
+        !first.all().contains(&lab.password),
+        "the password appeared in pgrepl's output"
+    );
     for h in ["pg1", "pg2", "pg3"] {
-        let log = std::fs::read_to_string(format!("{}.log", lab.host(h).data_dir.display())).unwrap_or_default();
-        assert!(!log.contains(&lab.password), "{h}: the password reached the server log");
+        let log = std::fs::read_to_string(format!("{}.log", lab.host(h).data_dir.display()))
+            .unwrap_or_default();
+        assert!(
+            !log.contains(&lab.password),
+            "{h}: the password reached the server log"
+        );
     }
 
     // A second init changes nothing and restarts nothing.
     let before = start_times(&lab, &["pg1", "pg2", "pg3"]);
     let second = lab.pgrepl(&["-i", inv, "init", "-v"]);
     second.expect_code(0);
-    assert!(second.stderr.contains("init: no changes"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("init: no changes"),
+        "{}",
+        second.stderr
+    );
     assert_eq!(start_times(&lab, &["pg1", "pg2", "pg3"]), before);
 
     // status: everyone streaming, JSON on stdout only.
@@ -106,18 +146,52 @@ fn init_over_ssh_builds_a_streaming_cluster_and_rerun_changes_nothing() {
     }
     let text = lab.pgrepl(&["-i", inv, "status"]);
     text.expect_code(0);
-    assert_eq!(text.stdout.lines().filter(|l| l.contains(" replica ") && l.contains(" yes ")).count(), 2, "{}", text.stdout);
+    assert_eq!(
+        text.stdout
+            .lines()
+            .filter(|l| l.contains(" replica ") && l.contains(" yes "))
+            .count(),
+        2,
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
 fn cascading_replica_streams_from_its_upstream() {
     let lab = Lab::new(&["p", "r1", "r2"]);
-    let inv = lab.ssh_inventory(&[("p", "primary", None), ("r1", "replica", None), ("r2", "replica", Some("r1"))], "");
-    lab.pgrepl(&["-i", inv.to_str().unwrap(), "init"]).expect_code(0);
+    let inv = lab.ssh_inventory(
+        &[
+            ("p", "primary", None),
+            ("r1", "replica", None),
+            ("r2", "replica", Some("r1")),
+        ],
+        "",
+    );
+    lab.pgrepl(&["-i", inv.to_str().unwrap(), "init"])
+        .expect_code(0);
     // r2 is served by r1's WAL sender on r1's slot, not by the primary.
-    assert_eq!(lab.psql("r1", "SELECT application_name || ' ' || state FROM pg_stat_replication"), "r2 streaming");
-    assert_eq!(lab.psql("r1", "SELECT slot_name || ':' || active FROM pg_replication_slots"), "r2:true");
-    assert_eq!(lab.psql("p", "SELECT string_agg(application_name, ',') FROM pg_stat_replication"), "r1");
+    assert_eq!(
+        lab.psql(
+            "r1",
+            "SELECT application_name || ' ' || state FROM pg_stat_replication"
+        ),
+        "r2 streaming"
+    );
+    assert_eq!(
+        lab.psql(
+            "r1",
+            "SELECT slot_name || ':' || active FROM pg_replication_slots"
+        ),
+        "r2:true"
+    );
+    assert_eq!(
+        lab.psql(
+            "p",
+            "SELECT string_agg(application_name, ',') FROM pg_stat_replication"
+        ),
+        "r1"
+    );
     lab.psql("p", "CREATE TABLE c AS SELECT 7 AS v");
     let lsn = lab.psql("p", "SELECT pg_current_wal_lsn()");
     let mut seen = false;
@@ -146,8 +220,50 @@ fn init_refuses_foreign_data_before_any_change() {
     std::fs::write(d.join("precious.txt"), "keep me").unwrap();
     let r = lab.pgrepl(&["-i", inv.to_str().unwrap(), "init"]);
     r.expect_code(4);
-    assert!(r.stderr.contains("pg2 [data_dir]") && r.stderr.contains("never overwrites"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("pg2 [data_dir]") && r.stderr.contains("never overwrites"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("next: move them aside"), "{}", r.stderr);
-    assert_eq!(std::fs::read_to_string(d.join("precious.txt")).unwrap(), "keep me");
-    assert!(!lab.host("pg1").data_dir.exists(), "preflight failed, yet the primary was created");
+    assert_eq!(
+        std::fs::read_to_string(d.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(
+        !lab.host("pg1").data_dir.exists(),
+        "preflight failed, yet the primary was created"
+    );
+}
+
+#[test]
+fn unknown_host_key_is_refused_unless_accept_new_is_asked_for() {
+    let lab = Lab::new(&["pg1"]);
+    let inv = lab.ssh_inventory(&[("pg1", "primary", None)], "");
+    let inv = inv.to_str().unwrap();
+    std::fs::write(&lab.known_hosts, "").unwrap();
+    let r = lab.pgrepl(&["-i", inv, "check"]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains("pg1 [reachable]") && r.stderr.contains("host key"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("known_hosts"),
+        "the error must say how to trust the key: {}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lab.known_hosts).unwrap(),
+        "",
+        "strict mode recorded a key"
+    );
+    // Trust on first use, only when asked: the key is recorded, and the check passes.
+    lab.pgrepl(&["-i", inv, "check", "--accept-new-host-keys"])
+        .expect_code(0);
+    assert!(std::fs::read_to_string(&lab.known_hosts)
+        .unwrap()
+        .contains("ssh-ed25519"));
+    lab.pgrepl(&["-i", inv, "check"]).expect_code(0);
 }

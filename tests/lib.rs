@@ -7,3 +7,4 @@ mod bad_inventories;
 mod bench_init;
 mod init_local;
 mod init_ssh;
+mod render_cmd;

@@ -11,12 +11,12 @@ pub mod status;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command};
 use crate::db::{self, Db};
 use crate::error::Error;
 use crate::inventory::{self, Host, Inventory, TransportKind};
@@ -35,50 +35,47 @@ pub struct Context<'a> {
     run_dir: tempfile::TempDir,
 }
 
-/// Parses the inventory, builds the context and runs the subcommand.
-pub async fn dispatch(cli: &Cli, ui: &Ui) -> anyhow::Result<u8> {
-    let Some(path) = &cli.inventory else {
-        return Err(Error::Inventory {
-            file: "(none)".into(),
-            issues: vec![crate::error::InventoryIssue {
-                line: 0,
-                column: 0,
-                message: "no inventory given".into(),
-                hint: "pass -i <file> or set PGREPL_INVENTORY (see inventories/example.yml)".into(),
-            }],
-        }
-        .into());
-    };
-    let inv = inventory::load(path)?;
-    let renderer = Renderer::new(cli.templates.as_deref())?;
-    let run_dir = tempfile::Builder::new()
-        .prefix("pgrepl-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(
-            std::env::var_os("XDG_RUNTIME_DIR")
-                .map(std::path::PathBuf::from)
-                .filter(|p| p.is_dir())
-                .unwrap_or_else(std::env::temp_dir),
-        )
-        .context("cannot create a private run directory")?;
-    let ctx = Context {
-        inv,
-        ui,
-        renderer,
-        accept_new_host_keys: cli.accept_new_host_keys,
-        run_dir,
-    };
-    match &cli.command {
-        Command::Check => check::run(&ctx).await,
-        Command::Init => init::run(&ctx).await,
-        Command::Render(a) => render::run(
-            &ctx,
-            render::Options {
-                out: a.out.clone(),
-                host: a.host.clone(),
-            },
-        ),
-        Command::Status => status::run(&ctx).await,
+/// Settings of a run that come from the command line (as plain values, not clap types).
+pub struct RunOptions<'p> {
+    pub inventory: Option<&'p Path>,
+    pub templates: Option<&'p Path>,
+    pub accept_new_host_keys: bool,
+}
+
+impl<'a> Context<'a> {
+    /// Loads and validates the inventory (nothing is contacted) and prepares a run.
+    pub fn new(opts: RunOptions<'_>, ui: &'a Ui) -> anyhow::Result<Context<'a>> {
+        let Some(path) = opts.inventory else {
+            return Err(Error::Inventory {
+                file: "(none)".into(),
+                issues: vec![crate::error::InventoryIssue {
+                    line: 0,
+                    column: 0,
+                    message: "no inventory given".into(),
+                    hint: "pass -i <file> or set PGREPL_INVENTORY (see inventories/example.yml)"
+                        .into(),
+                }],
+            }
+            .into());
+        };
+        let inv = inventory::load(path)?;
+        let renderer = Renderer::new(opts.templates)?;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let run_dir = tempfile::Builder::new()
+            .prefix("pgrepl-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)
+            .context("cannot create a private run directory")?;
+        Ok(Context {
+            inv,
+            ui,
+            renderer,
+            accept_new_host_keys: opts.accept_new_host_keys,
+            run_dir,
+        })
     }
 }
 

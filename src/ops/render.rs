@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::error::exit;
+use crate::ui::Format;
 
 use super::Context;
 
@@ -36,6 +37,7 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
         );
     }
     let mut text = String::new();
+    let mut json = serde_json::Map::new();
     for h in hosts {
         let r = ctx.rendered(h)?;
         for (name, content) in r.files() {
@@ -47,6 +49,12 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
                     std::fs::write(d.join(name), content)
                         .with_context(|| format!("cannot write {}", d.join(name).display()))?;
                 }
+                None if ctx.ui.format() == Format::Json => {
+                    let e = json
+                        .entry(h.name.clone())
+                        .or_insert_with(|| serde_json::json!({}));
+                    e[name] = serde_json::Value::String(content.to_string());
+                }
                 None => text.push_str(&format!("==> {}/{name} <==\n{content}\n", h.name)),
             }
         }
@@ -55,6 +63,11 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
                 .info(format!("wrote {}", dir.join(&h.name).display()));
         }
     }
-    ctx.ui.data(&text);
+    if opts.out.is_none() && ctx.ui.format() == Format::Json {
+        ctx.ui
+            .json(&serde_json::json!({ "cluster": ctx.inv.cluster, "hosts": json }));
+    } else {
+        ctx.ui.data(&text);
+    }
     Ok(exit::OK)
 }

@@ -43,6 +43,13 @@ pub fn read_file(path: &str) -> Cmd {
     Cmd::new("sh").args(["-c", READ, "pgrepl-read", path])
 }
 
+const ENSURE_DIR: &str = r#"[ -d "$1" ] || mkdir -p -m "$2" -- "$1""#;
+
+/// Creates directory `path` with `mode` unless it exists.
+pub fn ensure_dir(path: &str, mode: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", ENSURE_DIR, "pgrepl-mkdir", path, mode])
+}
+
 /// What a data directory holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -170,11 +177,4 @@ mod tests {
             }
         );
     }
-}
-
-const ENSURE_DIR: &str = r#"[ -d "$1" ] || mkdir -p -m "$2" -- "$1""#;
-
-/// Creates directory `path` with `mode` unless it exists.
-pub fn ensure_dir(path: &str, mode: &str) -> Cmd {
-    Cmd::new("sh").args(["-c", ENSURE_DIR, "pgrepl-mkdir", path, mode])
 }

@@ -73,10 +73,16 @@ impl SshTransport {
         }
         // The destination was validated at load time (no leading '-', no metacharacters):
         // openssh passes it to ssh without a "--".
-        let session = b
-            .connect_mux(&target.destination)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", explain_connect_error(&e.to_string())))?;
+        let session = b.connect_mux(&target.destination).await.map_err(|e| {
+            // The top-level text is generic; ssh's own reason is in the source chain.
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            anyhow::anyhow!("{}", explain_connect_error(&msg))
+        })?;
         let forward_dir = control_dir.join(format!("pg-{}", target.host));
         Ok(SshTransport {
             target,

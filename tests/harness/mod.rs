@@ -28,20 +28,41 @@ pub fn is_root() -> bool {
 }
 
 fn current_user() -> String {
-    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
-        String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout).trim().to_string()
-    })
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
+                .trim()
+                .to_string()
+        })
 }
 
 /// Runs a command, panicking with its output when it fails.
 pub fn sh(argv: &[&str]) -> String {
-    let out = Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    assert!(out.status.success(), "{argv:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn sh_quiet(argv: &[&str]) -> bool {
-    Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 /// How hosts are made.
@@ -95,11 +116,14 @@ fn claim_slot() -> (u32, PathBuf) {
                 return (n, p);
             }
             Err(_) => {
-                let pid: Option<i32> = fs::read_to_string(&p).ok().and_then(|s| s.trim().parse().ok());
+                let pid: Option<i32> = fs::read_to_string(&p)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
                 let alive = pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH));
                 if !alive && fs::remove_file(&p).is_ok() {
                     sweep_stale(n);
-                    if let Ok(mut f) = fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+                    if let Ok(mut f) = fs::OpenOptions::new().write(true).create_new(true).open(&p)
+                    {
                         writeln!(f, "{me}").unwrap();
                         return (n, p);
                     }
@@ -138,9 +162,17 @@ fn kill_netns_pids(ns: &str) {
 impl Lab {
     /// Makes hosts named `names`, each with a running sshd; PostgreSQL is not started.
     pub fn new(names: &[&str]) -> Lab {
-        let mode = if is_root() && std::env::var_os("PGREPL_TEST_LOOPBACK").is_none() { Mode::Netns } else { Mode::Loopback };
+        let mode = if is_root() && std::env::var_os("PGREPL_TEST_LOOPBACK").is_none() {
+            Mode::Netns
+        } else {
+            Mode::Loopback
+        };
         let (id, slot_file) = claim_slot();
-        let os_user = if is_root() { "postgres".to_string() } else { current_user() };
+        let os_user = if is_root() {
+            "postgres".to_string()
+        } else {
+            current_user()
+        };
         let dir = PathBuf::from(format!("/tmp/pgrepl-it-{id}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -163,7 +195,16 @@ impl Lab {
             bridge: None,
             slot_file,
         };
-        sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", lab.client_key.to_str().unwrap()]);
+        sh(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            lab.client_key.to_str().unwrap(),
+        ]);
         let authorized = dir.join("authorized_keys");
         fs::copy(dir.join("client_key.pub"), &authorized).unwrap();
         fs::set_permissions(&authorized, fs::Permissions::from_mode(0o644)).unwrap();
@@ -172,7 +213,14 @@ impl Lab {
             sh_quiet(&["ip", "link", "del", &br]);
             sh(&["ip", "link", "add", &br, "type", "bridge"]);
             lab.bridge = Some(br.clone());
-            sh(&["ip", "addr", "add", &format!("198.18.{id}.1/24"), "dev", &br]);
+            sh(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("198.18.{id}.1/24"),
+                "dev",
+                &br,
+            ]);
             sh(&["ip", "link", "set", &br, "up"]);
         }
         let mut known = String::new();
@@ -202,10 +250,34 @@ impl Lab {
                 let addr = format!("198.18.{}.{}", self.id, 10 + k);
                 sh_quiet(&["ip", "netns", "del", &ns]);
                 sh(&["ip", "netns", "add", &ns]);
-                sh(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
-                sh(&["ip", "link", "set", &veth, "master", self.bridge.as_deref().unwrap(), "up"]);
-                sh(&["ip", "netns", "exec", &ns, "ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
-                sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up"]);
+                sh(&[
+                    "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns",
+                    &ns,
+                ]);
+                sh(&[
+                    "ip",
+                    "link",
+                    "set",
+                    &veth,
+                    "master",
+                    self.bridge.as_deref().unwrap(),
+                    "up",
+                ]);
+                sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &ns,
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{addr}/24"),
+                    "dev",
+                    "eth0",
+                ]);
+                sh(&[
+                    "ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up",
+                ]);
                 sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
                 (addr, Some(ns), 22)
             }
@@ -216,7 +288,12 @@ impl Lab {
         let socket_dir = home.join("run");
         fs::create_dir_all(&socket_dir).unwrap();
         if is_root() {
-            sh(&["chown", "-R", &format!("{}:", self.os_user), home.to_str().unwrap()]);
+            sh(&[
+                "chown",
+                "-R",
+                &format!("{}:", self.os_user),
+                home.to_str().unwrap(),
+            ]);
         }
         fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
 
@@ -224,7 +301,16 @@ impl Lab {
         let sdir = self.dir.join(format!("ssh-{name}"));
         fs::create_dir_all(&sdir).unwrap();
         let host_key = sdir.join("host_key");
-        sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key.to_str().unwrap()]);
+        sh(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            host_key.to_str().unwrap(),
+        ]);
         let cfg = sdir.join("sshd_config");
         fs::write(
             &cfg,
@@ -249,24 +335,50 @@ impl Lab {
             }
             None => Command::new("/usr/sbin/sshd"),
         };
-        cmd.args(["-D", "-e", "-f", cfg.to_str().unwrap()]).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-        let child = cmd.spawn().expect("start sshd (is openssh-server installed? scripts/install-test-deps)");
+        cmd.args(["-D", "-e", "-f", cfg.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .expect("start sshd (is openssh-server installed? scripts/install-test-deps)");
         self.sshds.push(child);
-        TestHost { name: name.to_string(), address, netns, ssh_port, pg_port: 5432, home, data_dir, socket_dir }
+        TestHost {
+            name: name.to_string(),
+            address,
+            netns,
+            ssh_port,
+            pg_port: 5432,
+            home,
+            data_dir,
+            socket_dir,
+        }
     }
 
     pub fn host(&self, name: &str) -> &TestHost {
-        self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no test host {name}"))
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no test host {name}"))
     }
 
     /// Writes an inventory for these hosts over SSH. `roles`: (name, role, upstream).
     /// `extra_postgres` is YAML added under `postgres:`; `fsync` off makes tests faster.
-    pub fn ssh_inventory(&self, roles: &[(&str, &str, Option<&str>)], extra_postgres: &str) -> PathBuf {
+    pub fn ssh_inventory(
+        &self,
+        roles: &[(&str, &str, Option<&str>)],
+        extra_postgres: &str,
+    ) -> PathBuf {
         self.ssh_inventory_with(roles, extra_postgres, false)
     }
 
     /// Like [`Lab::ssh_inventory`]; `durable` keeps PostgreSQL's default fsync=on (benchmarks).
-    pub fn ssh_inventory_with(&self, roles: &[(&str, &str, Option<&str>)], extra_postgres: &str, durable: bool) -> PathBuf {
+    pub fn ssh_inventory_with(
+        &self,
+        roles: &[(&str, &str, Option<&str>)],
+        extra_postgres: &str,
+        durable: bool,
+    ) -> PathBuf {
         let fsync = if durable { "" } else { "    fsync: 'off'\n" };
         let mut y = format!(
             "cluster: it{id}\npostgres:\n  version: 15\n  os_user: {u}\n  data_dir: {d}/{{host}}/data\n  socket_dir: {d}/{{host}}/run\n  settings:\n    shared_buffers: 16MB\n    max_wal_size: 128MB\n{fsync}{extra_postgres}",
@@ -275,7 +387,7 @@ impl Lab {
             d = self.dir.display()
         );
         if self.mode == Mode::Loopback {
-            y.push_str(&format!("  hba:\n    - {{type: host, database: replication, user: replicator, address: 127.0.0.1/32, method: scram-sha-256}}\n"));
+            y.push_str("  hba:\n    - {type: host, database: replication, user: replicator, address: 127.0.0.1/32, method: scram-sha-256}\n");
         }
         y.push_str(&format!(
             "replication:\n  user: replicator\n  password_file: {}\naccess:\n  transport: ssh\n  ssh:\n    user: {}\n    port: {}\n    identity_file: {}\n    known_hosts_file: {}\n    host_keys: strict\ntimeouts:\n  connect: 10\n  streaming: 60\nhosts:\n",
@@ -287,7 +399,10 @@ impl Lab {
         ));
         for (name, role, upstream) in roles {
             let h = self.host(name);
-            y.push_str(&format!("  - name: {name}\n    address: {}\n    role: {role}\n", h.address));
+            y.push_str(&format!(
+                "  - name: {name}\n    address: {}\n    role: {role}\n",
+                h.address
+            ));
             if let Some(u) = upstream {
                 y.push_str(&format!("    upstream: {u}\n"));
             }
@@ -317,7 +432,21 @@ pub fn psql_at(os_user: &str, socket_dir: &Path, port: u16, sql: &str) -> String
     if is_root() {
         argv.extend(["runuser", "-u", os_user, "--"]);
     }
-    argv.extend([psql.as_str(), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", socket_dir.to_str().unwrap(), "-p", &port, "-d", "postgres", "-c", sql]);
+    argv.extend([
+        psql.as_str(),
+        "-X",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        socket_dir.to_str().unwrap(),
+        "-p",
+        &port,
+        "-d",
+        "postgres",
+        "-c",
+        sql,
+    ]);
     sh(&argv).trim().to_string()
 }
 
@@ -335,7 +464,11 @@ impl Run {
     }
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "pgrepl exited {} (expected {code})\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "pgrepl exited {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
         self
     }
 }
@@ -343,7 +476,10 @@ impl Run {
 /// Runs the pgrepl binary with extra environment; no stdin, no terminal; killed after 5 min.
 pub fn pgrepl(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pgrepl"));
-    c.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -392,9 +528,22 @@ pub fn stop_server(os_user: &str, data_dir: &Path) {
     if is_root() {
         argv.extend(["runuser", "-u", os_user, "--"]);
     }
-    argv.extend([ctl.as_str(), "stop", "-D", data_dir.to_str().unwrap(), "-m", "immediate", "-w", "-t", "20"]);
+    argv.extend([
+        ctl.as_str(),
+        "stop",
+        "-D",
+        data_dir.to_str().unwrap(),
+        "-m",
+        "immediate",
+        "-w",
+        "-t",
+        "20",
+    ]);
     if !sh_quiet(&argv) {
-        if let Some(pid) = fs::read_to_string(&pidfile).ok().and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok())) {
+        if let Some(pid) = fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
