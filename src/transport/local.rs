@@ -69,12 +69,10 @@ impl Transport for LocalTransport {
     }
 
     async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output> {
-        let mut argv = cmd.full_argv();
-        if let Some(u) = &self.switch_to {
-            let mut v = vec!["runuser".to_string(), "-u".into(), u.clone(), "--".into()];
-            v.append(&mut argv);
-            argv = v;
-        }
+        let argv = match &self.switch_to {
+            Some(u) => cmd.argv_as(&["runuser", "-u", u, "--"]),
+            None => cmd.full_argv(),
+        };
         let mut c = tokio::process::Command::new(&argv[0]);
         c.args(&argv[1..])
             .stdin(if cmd.stdin.is_some() {

@@ -56,6 +56,15 @@ impl Cmd {
         v
     }
 
+    /// [`Cmd::full_argv`] behind a prefix that switches user (`runuser -u x --`, `sudo -n -u x --`).
+    pub fn argv_as(&self, prefix: &[&str]) -> Vec<String> {
+        prefix
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.full_argv())
+            .collect()
+    }
+
     /// The program's base name, for messages (`pg_basebackup`, `initdb`).
     pub fn program(&self) -> &str {
         let p = self.argv.first().map(String::as_str).unwrap_or("");

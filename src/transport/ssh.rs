@@ -122,18 +122,11 @@ impl Transport for SshTransport {
 
     async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output> {
         let _permit = self.channels.acquire().await?;
-        let mut argv = cmd.full_argv();
-        if self.target.user != self.target.os_user {
-            let mut v = vec![
-                "sudo".to_string(),
-                "-n".into(),
-                "-u".into(),
-                self.target.os_user.clone(),
-                "--".into(),
-            ];
-            v.append(&mut argv);
-            argv = v;
-        }
+        let argv = if self.target.user != self.target.os_user {
+            cmd.argv_as(&["sudo", "-n", "-u", &self.target.os_user, "--"])
+        } else {
+            cmd.full_argv()
+        };
         let mut c = self.session.command(argv[0].clone());
         c.args(&argv[1..])
             .stdin(if cmd.stdin.is_some() {

@@ -424,29 +424,38 @@ impl Lab {
     }
 }
 
+/// `argv` run as `os_user` (through runuser when the tests run as root).
+fn as_os_user<'a>(os_user: &'a str, argv: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = Vec::new();
+    if is_root() {
+        v.extend(["runuser", "-u", os_user, "--"]);
+    }
+    v.extend_from_slice(argv);
+    v
+}
+
 /// Runs SQL as `os_user` through a socket directory.
 pub fn psql_at(os_user: &str, socket_dir: &Path, port: u16, sql: &str) -> String {
     let port = port.to_string();
     let psql = format!("{PG_BIN}/psql");
-    let mut argv: Vec<&str> = Vec::new();
-    if is_root() {
-        argv.extend(["runuser", "-u", os_user, "--"]);
-    }
-    argv.extend([
-        psql.as_str(),
-        "-X",
-        "-At",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-h",
-        socket_dir.to_str().unwrap(),
-        "-p",
-        &port,
-        "-d",
-        "postgres",
-        "-c",
-        sql,
-    ]);
+    let argv = as_os_user(
+        os_user,
+        &[
+            psql.as_str(),
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            socket_dir.to_str().unwrap(),
+            "-p",
+            &port,
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+    );
     sh(&argv).trim().to_string()
 }
 
@@ -524,21 +533,20 @@ pub fn stop_server(os_user: &str, data_dir: &Path) {
         return;
     }
     let ctl = format!("{PG_BIN}/pg_ctl");
-    let mut argv: Vec<&str> = Vec::new();
-    if is_root() {
-        argv.extend(["runuser", "-u", os_user, "--"]);
-    }
-    argv.extend([
-        ctl.as_str(),
-        "stop",
-        "-D",
-        data_dir.to_str().unwrap(),
-        "-m",
-        "immediate",
-        "-w",
-        "-t",
-        "20",
-    ]);
+    let argv = as_os_user(
+        os_user,
+        &[
+            ctl.as_str(),
+            "stop",
+            "-D",
+            data_dir.to_str().unwrap(),
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "20",
+        ],
+    );
     if !sh_quiet(&argv) {
         if let Some(pid) = fs::read_to_string(&pidfile)
             .ok()
