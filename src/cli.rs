@@ -57,6 +57,8 @@ pub struct Cli {
 pub enum FormatArg {
     Text,
     Json,
+    /// Prometheus text format (status only).
+    Prometheus,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -76,8 +78,38 @@ pub enum Command {
     Init,
     /// Render postgresql.conf, pg_hba.conf and pg_ident.conf for every host, for review.
     Render(RenderArgs),
-    /// Show each host's live role, reachability, streaming state and lag.
-    Status,
+    /// The live state of every host at once: roles, timelines, LSNs, lag in bytes and seconds,
+    /// slots and retained WAL, and findings with the command that fixes each. Exit code 0
+    /// healthy, 10 warning, 11 critical.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Poll until the cluster is healthy, for at most SECONDS; then fail with the findings left.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "watch")]
+    pub wait: Option<u64>,
+    /// Refresh the table in place (terminal only) every --interval seconds, until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes of --watch and polls of --wait.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub interval: f64,
+    /// Deadline for each host's probe (default: the inventory's timeouts.status, 5).
+    #[arg(long, value_name = "SECONDS")]
+    pub host_timeout: Option<f64>,
+    /// Replica lag that is a warning (bytes or 16MB-style; default: inventory or 16MB).
+    #[arg(long, value_name = "SIZE")]
+    pub lag_warning_bytes: Option<String>,
+    /// Replica lag that is critical (default: inventory or 1GB).
+    #[arg(long, value_name = "SIZE")]
+    pub lag_critical_bytes: Option<String>,
+    /// Replay lag in seconds that is a warning (default: inventory or 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub lag_warning_seconds: Option<f64>,
+    /// Replay lag in seconds that is critical (default: inventory or 300).
+    #[arg(long, value_name = "SECONDS")]
+    pub lag_critical_seconds: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +127,7 @@ impl Cli {
         match self.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
+            FormatArg::Prometheus => Format::Prometheus,
         }
     }
     pub fn color(&self) -> ColorChoice {

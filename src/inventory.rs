@@ -29,7 +29,22 @@ struct RawInventory {
     access: Option<Spanned<RawAccess>>,
     #[serde(default)]
     timeouts: Option<RawTimeouts>,
+    #[serde(default)]
+    status: Option<RawStatus>,
     hosts: Spanned<Vec<Spanned<RawHost>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    #[serde(default)]
+    lag_warning_bytes: Option<Spanned<String>>,
+    #[serde(default)]
+    lag_critical_bytes: Option<Spanned<String>>,
+    #[serde(default)]
+    lag_warning_seconds: Option<Spanned<f64>>,
+    #[serde(default)]
+    lag_critical_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +130,8 @@ struct RawTimeouts {
     start: Option<u64>,
     #[serde(default)]
     streaming: Option<u64>,
+    #[serde(default)]
+    status: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +204,8 @@ pub struct Inventory {
     pub transport: TransportKind,
     pub ssh: SshSettings,
     pub timeouts: Timeouts,
+    /// `status` lag thresholds.
+    pub thresholds: crate::health::Thresholds,
     pub hosts: Vec<Host>,
 }
 
@@ -221,6 +240,8 @@ pub struct Timeouts {
     pub start: Duration,
     /// `timeouts.streaming`: replicas streaming after init.
     pub streaming: Duration,
+    /// `timeouts.status`: each host's whole probe in `status` (connect and queries).
+    pub status: Duration,
 }
 
 /// One host, with every default resolved.
@@ -424,6 +445,7 @@ const RESERVED_SETTINGS: &[(&str, &str)] = &[
 const DEFAULT_TIMEOUT_CONNECT: u64 = 10;
 const DEFAULT_TIMEOUT_START: u64 = 120;
 const DEFAULT_TIMEOUT_STREAMING: u64 = 60;
+const DEFAULT_TIMEOUT_STATUS: u64 = 5;
 
 struct Checker {
     issues: Vec<InventoryIssue>,
@@ -614,6 +636,26 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
                 format!("the value of {name} contains a control character or is too long"),
                 "put the value on one line",
             );
+        } else if ["max_wal_senders", "max_replication_slots"].contains(&name.as_str())
+            && value
+                .value
+                .parse::<usize>()
+                .map(|n| n < raw.hosts.value.len().saturating_sub(1))
+                .unwrap_or(true)
+        {
+            c.at(
+                value.referenced,
+                format!(
+                    "{name} = {:?} cannot serve the {} other hosts of this cluster",
+                    value.value,
+                    raw.hosts.value.len().saturating_sub(1)
+                ),
+                format!(
+                    "remove it (pgrepl sizes it: {} senders, {} slots here) or raise it",
+                    needed_wal_senders(raw.hosts.value.len()),
+                    needed_slots(raw.hosts.value.len())
+                ),
+            );
         } else if name == "wal_level" && !["replica", "logical"].contains(&value.value.as_str()) {
             c.at(
                 value.referenced,
@@ -760,7 +802,9 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
         connect: secs(t.and_then(|t| t.connect), DEFAULT_TIMEOUT_CONNECT),
         start: secs(t.and_then(|t| t.start), DEFAULT_TIMEOUT_START),
         streaming: secs(t.and_then(|t| t.streaming), DEFAULT_TIMEOUT_STREAMING),
+        status: secs(t.and_then(|t| t.status), DEFAULT_TIMEOUT_STATUS),
     };
+    let thresholds = check_thresholds(c, raw.status.as_ref());
 
     // Hosts.
     let mut hosts = Vec::new();
@@ -1021,8 +1065,61 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
         transport,
         ssh,
         timeouts,
+        thresholds,
         hosts,
     })
+}
+
+fn check_thresholds(c: &mut Checker, raw: Option<&RawStatus>) -> crate::health::Thresholds {
+    let mut t = crate::health::Thresholds::default();
+    let Some(r) = raw else { return t };
+    let bytes = |c: &mut Checker, v: &Option<Spanned<String>>, d: u64| -> u64 {
+        match v {
+            None => d,
+            Some(s) => crate::pg::parse_size(&s.value).unwrap_or_else(|| {
+                c.at(
+                    s.referenced,
+                    format!("{:?} is not a size", s.value),
+                    "use bytes or a unit: 16MB, 1GB",
+                );
+                d
+            }),
+        }
+    };
+    t.lag_warning_bytes = bytes(c, &r.lag_warning_bytes, t.lag_warning_bytes);
+    t.lag_critical_bytes = bytes(c, &r.lag_critical_bytes, t.lag_critical_bytes);
+    for (v, slot) in [
+        (&r.lag_warning_seconds, &mut t.lag_warning_seconds),
+        (&r.lag_critical_seconds, &mut t.lag_critical_seconds),
+    ] {
+        if let Some(v) = v {
+            if v.value.is_finite() && v.value >= 0.0 {
+                *slot = v.value;
+            } else {
+                c.at(
+                    v.referenced,
+                    "a lag threshold must be a non-negative number of seconds",
+                    "e.g. 30",
+                );
+            }
+        }
+    }
+    if t.lag_warning_bytes > t.lag_critical_bytes || t.lag_warning_seconds > t.lag_critical_seconds
+    {
+        let loc = r
+            .lag_warning_bytes
+            .as_ref()
+            .map(|s| s.referenced)
+            .or(r.lag_warning_seconds.as_ref().map(|s| s.referenced));
+        if let Some(loc) = loc {
+            c.at(
+                loc,
+                "a warning threshold is above its critical threshold",
+                "make lag_warning_* at most lag_critical_*",
+            );
+        }
+    }
+    t
 }
 
 fn sorted_names(names: &HashMap<String, Location>) -> String {
@@ -1194,6 +1291,18 @@ fn check_local_path(c: &mut Checker, s: &Spanned<String>, inventory: &Path) -> O
     } else {
         inventory.parent().unwrap_or(Path::new(".")).join(v)
     })
+}
+
+/// WAL senders a cluster of `hosts` needs on each host: after a failover one host may serve all
+/// the others, and each clone holds two senders (base backup + WAL stream) while it runs.
+/// At least 10 (PostgreSQL's default).
+pub fn needed_wal_senders(hosts: usize) -> usize {
+    (2 * hosts.saturating_sub(1) + 2).max(10)
+}
+
+/// Replication slots a cluster of `hosts` needs on each host (one per other host, plus spare).
+pub fn needed_slots(hosts: usize) -> usize {
+    (hosts.saturating_sub(1) + 2).max(10)
 }
 
 /// A path on a PostgreSQL host: absolute, a narrow character set, no `..`.
@@ -1443,6 +1552,18 @@ hosts:
         assert!(!format!("{i:?}").contains("hunter2"));
         let i = issues(&GOOD.replace("  version: 15", "  version: 15\n  hba:\n    - {type: host, database: all, user: all, address: 0.0.0.0/0, method: trust}"));
         assert!(i.iter().any(|x| x.message.contains("trust")), "{i:?}");
+    }
+
+    #[test]
+    fn replication_capacity_is_sized_and_checked() {
+        assert_eq!((needed_wal_senders(3), needed_slots(3)), (10, 10));
+        assert_eq!((needed_wal_senders(12), needed_slots(12)), (24, 13));
+        let i = issues(&GOOD.replace("    max_connections: 200", "    max_replication_slots: 1"));
+        assert!(
+            i.iter()
+                .any(|x| x.message.contains("cannot serve the 2 other hosts")),
+            "{i:?}"
+        );
     }
 
     #[test]

@@ -8,10 +8,12 @@ pub mod cli;
 pub mod cluster;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod inventory;
 pub mod ops;
 pub mod pg;
 pub mod render;
+pub mod report;
 pub mod transport;
 pub mod ui;
 pub mod wait;
@@ -90,6 +92,9 @@ async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
         },
         ui,
     )?;
+    if ui.format() == ui::Format::Prometheus && !matches!(cli.command, cli::Command::Status(_)) {
+        anyhow::bail!("--format prometheus is for status only");
+    }
     match &cli.command {
         cli::Command::Check => ops::check::run(&ctx).await,
         cli::Command::Init => ops::init::run(&ctx).await,
@@ -100,7 +105,30 @@ async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
                 host: a.host.clone(),
             },
         ),
-        cli::Command::Status => ops::status::run(&ctx).await,
+        cli::Command::Status(a) => {
+            let size = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<u64>> {
+                v.as_deref()
+                    .map(|s| {
+                        pg::parse_size(s).ok_or_else(|| {
+                            anyhow::anyhow!("{flag}: {s:?} is not a size (use bytes or 16MB-style)")
+                        })
+                    })
+                    .transpose()
+            };
+            let opts = ops::status::Options {
+                wait: a.wait.map(std::time::Duration::from_secs),
+                watch: a.watch,
+                interval: std::time::Duration::from_secs_f64(a.interval.clamp(0.2, 3600.0)),
+                host_timeout: a
+                    .host_timeout
+                    .map(|s| std::time::Duration::from_secs_f64(s.clamp(0.1, 3600.0))),
+                lag_warning_bytes: size(&a.lag_warning_bytes, "--lag-warning-bytes")?,
+                lag_critical_bytes: size(&a.lag_critical_bytes, "--lag-critical-bytes")?,
+                lag_warning_seconds: a.lag_warning_seconds,
+                lag_critical_seconds: a.lag_critical_seconds,
+            };
+            ops::status::run(&ctx, opts).await
+        }
     }
 }
 

@@ -65,6 +65,8 @@ struct Ctx<'a> {
     hba: &'a [crate::inventory::HbaRule],
     replication_addresses: Vec<String>,
     ident_users: Vec<String>,
+    wal_senders: usize,
+    replication_slots: usize,
 }
 
 impl Renderer {
@@ -151,6 +153,8 @@ impl Renderer {
             hba: &inv.hba,
             replication_addresses,
             ident_users,
+            wal_senders: crate::inventory::needed_wal_senders(inv.hosts.len()),
+            replication_slots: crate::inventory::needed_slots(inv.hosts.len()),
         };
         let one = |name: &str| -> anyhow::Result<String> {
             let t = self

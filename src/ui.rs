@@ -18,6 +18,8 @@ use crate::error::Error;
 pub enum Format {
     Text,
     Json,
+    /// Prometheus text exposition format (`status` only).
+    Prometheus,
 }
 
 /// Color policy.
@@ -43,7 +45,9 @@ pub struct Ui {
     opts: UiOptions,
     stderr_tty: bool,
     stdin_tty: bool,
+    stdout_tty: bool,
     color: bool,
+    stdout_color: bool,
     bars: MultiProgress,
     plain_lock: Mutex<()>,
 }
@@ -59,7 +63,13 @@ impl Ui {
             ColorChoice::Auto => stderr_tty && !no_color,
         };
         console::set_colors_enabled_stderr(color);
-        console::set_colors_enabled(color && std::io::stdout().is_terminal());
+        let stdout_tty = std::io::stdout().is_terminal();
+        let stdout_color = match opts.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stdout_tty && !no_color,
+        };
+        console::set_colors_enabled(stdout_color);
         let bars =
             MultiProgress::with_draw_target(if stderr_tty && !opts.quiet && opts.verbose == 0 {
                 ProgressDrawTarget::stderr()
@@ -70,7 +80,9 @@ impl Ui {
             opts,
             stderr_tty,
             stdin_tty,
+            stdout_tty,
             color,
+            stdout_color,
             bars,
             plain_lock: Mutex::new(()),
         }
@@ -143,6 +155,32 @@ impl Ui {
         } else {
             print!("{text}");
         }
+    }
+
+    /// Is stdout a terminal (for `status --watch`)?
+    pub fn stdout_is_terminal(&self) -> bool {
+        self.stdout_tty
+    }
+
+    /// Colors a severity word for stdout (only when stdout is a terminal and colors are on).
+    pub fn paint(&self, sev: crate::health::Severity, text: &str) -> String {
+        use crate::health::Severity;
+        if !self.stdout_color {
+            return text.to_string();
+        }
+        let style = match sev {
+            Severity::Ok => Style::new().green(),
+            Severity::Warning => Style::new().yellow().bold(),
+            Severity::Critical => Style::new().red().bold(),
+        };
+        style.apply_to(text).to_string()
+    }
+
+    /// Replaces the screen's content with `text` (`status --watch`, terminal only).
+    pub fn redraw(&self, text: &str) {
+        let term = console::Term::stdout();
+        let _ = term.clear_screen();
+        print!("{text}");
     }
 
     /// One JSON document on stdout.

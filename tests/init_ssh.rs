@@ -141,9 +141,12 @@ fn init_over_ssh_builds_a_streaming_cluster_and_rerun_changes_nothing() {
     assert_eq!(hosts[0]["role"], "primary");
     for h in &hosts[1..] {
         assert_eq!(h["role"], "replica");
-        assert_eq!(h["streaming"], true);
-        assert_eq!(h["upstream"], "pg1");
     }
+    for r in v["replicas"].as_array().unwrap() {
+        assert_eq!(r["streaming"], true);
+        assert_eq!(r["upstream"], "pg1");
+    }
+    assert_eq!(v["replicas"].as_array().unwrap().len(), 2);
     let text = lab.pgrepl(&["-i", inv, "status"]);
     text.expect_code(0);
     assert_eq!(
@@ -207,7 +210,15 @@ fn cascading_replica_streams_from_its_upstream() {
     let st = lab.pgrepl(&["-i", inv.to_str().unwrap(), "status", "--format", "json"]);
     st.expect_code(0);
     let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
-    assert_eq!(v["hosts"][2]["upstream"], "r1");
+    let r2 = v["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["host"] == "r2")
+        .unwrap();
+    assert_eq!(r2["upstream"], "r1");
+    assert_eq!(r2["inventory_upstream"], "r1");
+    assert_eq!(r2["streaming"], true);
 }
 
 #[test]

@@ -5,6 +5,8 @@ mod harness;
 
 mod bad_inventories;
 mod bench_init;
+mod bench_status;
 mod init_local;
 mod init_ssh;
 mod render_cmd;
+mod status;

@@ -123,7 +123,7 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
                 .collect();
             ctx.ui.json(&serde_json::json!({ "cluster": ctx.inv.cluster, "ok": problems.is_empty(), "hosts": hosts, "problems": problems }));
         }
-        Format::Text => {
+        Format::Text | Format::Prometheus => {
             let mut out = format!(
                 "{:<12} {:<9} {:<8} {:<26} {}\n",
                 "HOST", "REACHABLE", "VERSION", "DATA DIRECTORY", "INIT WOULD"

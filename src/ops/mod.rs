@@ -33,6 +33,8 @@ pub struct Context<'a> {
     pub accept_new_host_keys: bool,
     /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
     run_dir: tempfile::TempDir,
+    /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
+    kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
 }
 
 /// Settings of a run that come from the command line (as plain values, not clap types).
@@ -75,6 +77,7 @@ impl<'a> Context<'a> {
             renderer,
             accept_new_host_keys: opts.accept_new_host_keys,
             run_dir,
+            kept: Default::default(),
         })
     }
 }
@@ -117,6 +120,21 @@ impl Context<'_> {
                 Arc::new(t)
             }
         })
+    }
+
+    /// A connection kept for the run: opened on first use, reused after.
+    pub async fn kept(&self, h: &Host) -> anyhow::Result<Arc<dyn Transport>> {
+        if let Some(t) = self.kept.lock().await.get(&h.name) {
+            return Ok(t.clone());
+        }
+        let t = self.connect(h).await?;
+        self.kept.lock().await.insert(h.name.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// Drops a kept connection (after it failed), so the next use reconnects.
+    pub async fn forget(&self, h: &Host) {
+        self.kept.lock().await.remove(&h.name);
     }
 
     /// Connects to every host at once; each result stands alone.

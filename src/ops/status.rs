@@ -1,173 +1,157 @@
-//! `pgrepl status` (minimal): every host at once, each under its own deadline; one line per
-//! host with its live role, reachability, whether it streams and its lag in bytes. The live
-//! state is the truth: roles come from `pg_is_in_recovery()`, streaming from the WAL senders'
-//! `pg_stat_replication`.
+//! `pgrepl status`: every host at once, each under its own deadline (`timeouts.status`), so a
+//! dead or frozen host costs its timeout and delays no other. The live state is assessed by
+//! `health` (pure) and printed as a table, JSON (`schemas/status.schema.json`) or Prometheus
+//! text. `--wait` polls until healthy against a deadline; `--watch` redraws on a terminal.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::db::ReplicationRow;
-use crate::error::exit;
-use crate::inventory::{Host, Role};
-use crate::pg::Lsn;
+use crate::error::{exit, Error};
+use crate::health::{self, ClusterView, NodeState, Probe, Severity, Thresholds};
+use crate::inventory::Host;
+use crate::report;
 use crate::ui::Format;
+use crate::wait::{poll_until, Poll, TimedOut};
 
 use super::Context;
 
-/// Version of the JSON document `status --format json` prints.
-pub const JSON_FORMAT_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Serialize)]
-struct Probe {
-    in_recovery: bool,
-    wal_lsn: Option<String>,
-    senders: Vec<ReplicationRow>,
+/// What the command line asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub wait: Option<Duration>,
+    pub watch: bool,
+    pub interval: Duration,
+    pub host_timeout: Option<Duration>,
+    pub lag_warning_bytes: Option<u64>,
+    pub lag_critical_bytes: Option<u64>,
+    pub lag_warning_seconds: Option<f64>,
+    pub lag_critical_seconds: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
-struct HostStatus {
-    name: String,
-    address: String,
-    port: u16,
-    inventory_role: Role,
-    reachable: bool,
-    error: Option<String>,
-    /// Live role: "primary" or "replica", from pg_is_in_recovery().
-    role: Option<Role>,
-    wal_lsn: Option<String>,
-    /// Replicas: streaming in some host's pg_stat_replication.
-    streaming: Option<bool>,
-    /// Replicas: the host whose WAL sender serves it.
-    upstream: Option<String>,
-    /// Replicas: upstream's WAL position minus this replica's replay position.
-    lag_bytes: Option<u64>,
+/// The exit code of a view: 0 healthy, 10 warning, 11 critical.
+pub fn code(v: &ClusterView) -> u8 {
+    match v.severity {
+        Severity::Ok => exit::OK,
+        Severity::Warning => exit::DEGRADED,
+        Severity::Critical => exit::CRITICAL,
+    }
 }
 
-async fn probe(ctx: &Context<'_>, h: &Host) -> anyhow::Result<Probe> {
-    let t = ctx.connect(h).await?;
-    let db = ctx.db(t.as_ref(), h).await?;
-    Ok(Probe {
-        in_recovery: db.in_recovery().await?,
-        wal_lsn: db.wal_lsn().await?.map(|l| l.to_string()),
-        senders: db.replication().await?,
-    })
+async fn probe(ctx: &Context<'_>, h: &Host) -> anyhow::Result<NodeState> {
+    let t0 = Instant::now();
+    let t = ctx.kept(h).await?;
+    let t1 = t0.elapsed();
+    let result = async {
+        let db = ctx.db(t.as_ref(), h).await?;
+        let t2 = t0.elapsed();
+        let s = db.node_state().await?;
+        ctx.ui.detail(format!(
+            "{}: reached in {:.3}s, server session at {:.3}s, state read at {:.3}s",
+            h.name,
+            t1.as_secs_f64(),
+            t2.as_secs_f64(),
+            t0.elapsed().as_secs_f64()
+        ));
+        Ok(s)
+    }
+    .await;
+    if result.is_err() {
+        ctx.forget(h).await;
+    }
+    result
 }
 
-pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
-    let inv = &ctx.inv;
-    let deadline = inv.timeouts.connect + Duration::from_secs(5);
-    let probes = futures_util::future::join_all(inv.hosts.iter().map(|h| async move {
-        match tokio::time::timeout(deadline, probe(ctx, h)).await {
+/// Probes every host concurrently, each bounded by `host_timeout`, and assesses the result.
+pub async fn collect(ctx: &Context<'_>, host_timeout: Duration, t: &Thresholds) -> ClusterView {
+    let t0 = Instant::now();
+    let probes = futures_util::future::join_all(ctx.inv.hosts.iter().map(|h| async move {
+        let state = match tokio::time::timeout(host_timeout, probe(ctx, h)).await {
             Ok(r) => r.map_err(|e| format!("{e:#}")),
-            Err(_) => Err(format!("no answer within {}s", deadline.as_secs())),
-        }
+            Err(_) => {
+                ctx.forget(h).await;
+                Err(format!(
+                    "no answer within {:.1}s (timeouts.status)",
+                    host_timeout.as_secs_f64()
+                ))
+            }
+        };
+        Probe { state }
     }))
     .await;
+    health::assess(&ctx.inv, &probes, t, t0.elapsed().as_secs_f64())
+}
 
-    let mut rows = Vec::new();
-    for (h, p) in inv.hosts.iter().zip(&probes) {
-        let mut s = HostStatus {
-            name: h.name.clone(),
-            address: h.address.clone(),
-            port: h.port,
-            inventory_role: h.role,
-            reachable: p.is_ok(),
-            error: p.as_ref().err().cloned(),
-            role: None,
-            wal_lsn: None,
-            streaming: None,
-            upstream: None,
-            lag_bytes: None,
-        };
-        if let Ok(p) = p {
-            s.role = Some(if p.in_recovery {
-                Role::Replica
-            } else {
-                Role::Primary
-            });
-            s.wal_lsn = p.wal_lsn.clone();
-            if p.in_recovery {
-                let sender = inv.hosts.iter().zip(&probes).find_map(|(u, up)| {
-                    let up = up.as_ref().ok()?;
-                    up.senders
-                        .iter()
-                        .find(|r| r.application_name == h.name)
-                        .map(|r| (u, up, r))
-                });
-                s.streaming = Some(sender.is_some_and(|(_, _, r)| r.state == "streaming"));
-                if let Some((u, up, r)) = sender {
-                    s.upstream = Some(u.name.clone());
-                    let upstream_pos = up.wal_lsn.as_deref().and_then(Lsn::parse);
-                    let replay = r.replay_lsn.as_deref().and_then(Lsn::parse);
-                    if let (Some(a), Some(b)) = (replay, upstream_pos) {
-                        s.lag_bytes = Some(a.bytes_until(b));
-                    }
-                }
-            }
+fn print(ctx: &Context<'_>, v: &ClusterView) {
+    match ctx.ui.format() {
+        Format::Json => ctx
+            .ui
+            .json(&serde_json::to_value(v).expect("the view serializes")),
+        Format::Prometheus => ctx.ui.data(&report::prometheus(v)),
+        Format::Text => ctx.ui.data(&report::text(v, &|s, t| ctx.ui.paint(s, t))),
+    }
+}
+
+pub async fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
+    let inv = &ctx.inv;
+    let mut t = inv.thresholds;
+    t.lag_warning_bytes = opts.lag_warning_bytes.unwrap_or(t.lag_warning_bytes);
+    t.lag_critical_bytes = opts.lag_critical_bytes.unwrap_or(t.lag_critical_bytes);
+    t.lag_warning_seconds = opts.lag_warning_seconds.unwrap_or(t.lag_warning_seconds);
+    t.lag_critical_seconds = opts.lag_critical_seconds.unwrap_or(t.lag_critical_seconds);
+    let host_timeout = opts.host_timeout.unwrap_or(inv.timeouts.status);
+
+    if opts.watch {
+        if !ctx.ui.stdout_is_terminal() || ctx.ui.format() != Format::Text {
+            return Err(Error::step(&inv.cluster, "status --watch", "--watch redraws a table on a terminal; stdout is not one (or --format is not text)")
+                .with_hint("for scripts, use: pgrepl status --wait <seconds>")
+                .into());
         }
-        rows.push(s);
+        let mut tick = tokio::time::interval(opts.interval);
+        loop {
+            tick.tick().await;
+            let v = collect(ctx, host_timeout, &t).await;
+            ctx.ui.redraw(&report::text(&v, &|s, x| ctx.ui.paint(s, x)));
+        }
     }
 
-    let primaries = rows
-        .iter()
-        .filter(|r| r.role == Some(Role::Primary))
-        .count();
-    let degraded = rows
-        .iter()
-        .any(|r| !r.reachable || r.streaming == Some(false));
-    let code = if primaries == 0 {
-        exit::CRITICAL
-    } else if degraded || primaries > 1 {
-        exit::DEGRADED
-    } else {
-        exit::OK
+    let Some(wait) = opts.wait else {
+        let v = collect(ctx, host_timeout, &t).await;
+        print(ctx, &v);
+        return Ok(code(&v));
     };
 
-    match ctx.ui.format() {
-        Format::Json => ctx.ui.json(&serde_json::json!({
-            "format_version": JSON_FORMAT_VERSION,
-            "cluster": inv.cluster,
-            "healthy": code == exit::OK,
-            "hosts": rows,
-        })),
-        Format::Text => {
-            let mut out = format!(
-                "{:<12} {:<8} {:<9} {:<9} {:<10} {:>10}\n",
-                "HOST", "ROLE", "REACHABLE", "STREAMING", "UPSTREAM", "LAG_BYTES"
-            );
-            for r in &rows {
-                let role = match r.role {
-                    Some(Role::Primary) => "primary",
-                    Some(Role::Replica) => "replica",
-                    None => "-",
-                };
-                let streaming = match r.streaming {
-                    Some(true) => "yes",
-                    Some(false) => "no",
-                    None => "-",
-                };
-                out.push_str(&format!(
-                    "{:<12} {:<8} {:<9} {:<9} {:<10} {:>10}\n",
-                    r.name,
-                    role,
-                    if r.reachable { "yes" } else { "no" },
-                    streaming,
-                    r.upstream.as_deref().unwrap_or("-"),
-                    r.lag_bytes
-                        .map(|l| l.to_string())
-                        .unwrap_or_else(|| "-".into())
-                ));
-            }
-            ctx.ui.data(&out);
-            for r in rows.iter().filter(|r| !r.reachable) {
-                ctx.ui.warn(format!(
-                    "{}: unreachable: {}",
-                    r.name,
-                    r.error.as_deref().unwrap_or("")
-                ));
-            }
+    let last = std::sync::Mutex::new(None::<ClusterView>);
+    let waited = poll_until("status --wait", wait, opts.interval, || async {
+        let v = collect(ctx, host_timeout, &t).await;
+        let seen = v
+            .findings
+            .iter()
+            .map(|f| format!("{} {}", f.code, f.host.as_deref().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let healthy = v.healthy;
+        *last.lock().expect("not poisoned") = Some(v.clone());
+        Ok(if healthy {
+            Poll::Ready(v)
+        } else {
+            Poll::Pending(seen)
+        })
+    })
+    .await;
+    match waited {
+        Ok(v) => {
+            print(ctx, &v);
+            Ok(exit::OK)
+        }
+        Err(e) => {
+            let to = e.downcast::<TimedOut>()?;
+            let v = last
+                .into_inner()
+                .expect("not poisoned")
+                .expect("polled at least once");
+            print(ctx, &v);
+            ctx.ui
+                .error(&format!("cluster {} is not healthy: {to}", inv.cluster));
+            Ok(code(&v))
         }
     }
-    Ok(code)
 }

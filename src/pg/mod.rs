@@ -209,3 +209,34 @@ mod conf_tests {
         assert!(changed_settings(old, old).is_empty());
     }
 }
+
+/// Parses a size the way postgresql.conf writes them: `1048576`, `16MB`, `1GB`, `512kB`, `2TB`
+/// (units are powers of 1024; `B` is accepted too).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("16MB"), Some(16 << 20));
+        assert_eq!(super::parse_size("1GB"), Some(1 << 30));
+        assert_eq!(super::parse_size("4096"), Some(4096));
+        assert_eq!(super::parse_size("12 kB"), Some(12 << 10));
+        assert_eq!(super::parse_size("1 PB"), None);
+        assert_eq!(super::parse_size("MB"), None);
+    }
+}

@@ -139,7 +139,8 @@ fn sweep_stale(n: u32) {
     if !is_root() {
         return;
     }
-    for k in 0..10 {
+    for k in 0..16 {
+        sh_quiet(&["ip", "link", "del", &format!("pgt{n}v{k}")]);
         let ns = format!("pgt{n}h{k}");
         if Path::new("/run/netns").join(&ns).exists() {
             kill_netns_pids(&ns);
@@ -249,6 +250,7 @@ impl Lab {
                 let veth = format!("pgt{}v{k}", self.id);
                 let addr = format!("198.18.{}.{}", self.id, 10 + k);
                 sh_quiet(&["ip", "netns", "del", &ns]);
+                sh_quiet(&["ip", "link", "del", &veth]);
                 sh(&["ip", "netns", "add", &ns]);
                 sh(&[
                     "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns",
@@ -412,6 +414,79 @@ impl Lab {
         p
     }
 
+    /// Runs `argv` on a test host (inside its namespace) as the OS user; returns stdout.
+    pub fn run_on(&self, host: &str, argv: &[&str]) -> String {
+        let h = self.host(host);
+        let mut v: Vec<&str> = Vec::new();
+        if let Some(ns) = &h.netns {
+            v.extend(["ip", "netns", "exec", ns.as_str()]);
+        }
+        v.extend(as_os_user(&self.os_user, argv));
+        sh(&v)
+    }
+
+    /// Starts a host's server again (after a test stopped it).
+    pub fn start_server(&self, host: &str) {
+        let h = self.host(host);
+        let ctl = format!("{PG_BIN}/pg_ctl");
+        let log = format!("{}.log", h.data_dir.display());
+        self.run_on(
+            host,
+            &[
+                &ctl,
+                "start",
+                "-D",
+                h.data_dir.to_str().unwrap(),
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+            ],
+        );
+    }
+
+    /// Stops a host's server (fast mode).
+    pub fn stop_server(&self, host: &str) {
+        let h = self.host(host);
+        let ctl = format!("{PG_BIN}/pg_ctl");
+        self.run_on(
+            host,
+            &[
+                &ctl,
+                "stop",
+                "-D",
+                h.data_dir.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+            ],
+        );
+    }
+
+    /// The postmaster's pid of a host.
+    pub fn postmaster_pid(&self, host: &str) -> i32 {
+        let pidfile = self.host(host).data_dir.join("postmaster.pid");
+        fs::read_to_string(&pidfile)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Writes an SSH inventory for `roles` and runs `pgrepl init` on it; returns the inventory path.
+    pub fn init(&self, roles: &[(&str, &str, Option<&str>)]) -> String {
+        let inv = self.ssh_inventory(roles, "");
+        let inv = inv.to_str().unwrap().to_string();
+        self.pgrepl(&["-i", &inv, "init"]).expect_code(0);
+        inv
+    }
+
     /// Runs pgrepl with `args`, no terminal and no stdin, bounded by a deadline.
     pub fn pgrepl(&self, args: &[&str]) -> Run {
         pgrepl(args, &[])
@@ -457,6 +532,67 @@ pub fn psql_at(os_user: &str, socket_dir: &Path, port: u16, sql: &str) -> String
         ],
     );
     sh(&argv).trim().to_string()
+}
+
+/// A process frozen with SIGSTOP; thawed with SIGCONT when dropped (also when a test fails).
+pub struct Frozen(pub i32);
+
+impl Frozen {
+    pub fn new(pid: i32) -> Frozen {
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGSTOP) },
+            0,
+            "SIGSTOP {pid}"
+        );
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// Validates a JSON document against a schema with a real validator (python3-jsonschema).
+pub fn validate_json(doc: &str, schema: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("doc.json");
+    fs::write(&f, doc).unwrap();
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))", f.to_str().unwrap(), schema.to_str().unwrap()])
+        .output()
+        .expect("python3 with jsonschema (scripts/install-test-deps installs python3-jsonschema)");
+    assert!(
+        out.status.success(),
+        "JSON does not validate against {}:\n{}\n{doc}",
+        schema.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Checks Prometheus text with the real linter (promtool, from the prometheus package).
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/install-test-deps installs prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The result of one pgrepl run.
@@ -559,6 +695,15 @@ pub fn stop_server(os_user: &str, data_dir: &Path) {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // A test may have frozen a postmaster; a stopped process cannot shut down.
+        for h in &self.hosts {
+            if let Some(pid) = fs::read_to_string(h.data_dir.join("postmaster.pid"))
+                .ok()
+                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+            {
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+        }
         for h in &self.hosts {
             stop_server(&self.os_user, &h.data_dir);
         }
@@ -566,9 +711,12 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for h in &self.hosts {
+        for (k, h) in self.hosts.iter().enumerate() {
             if let Some(ns) = &h.netns {
                 kill_netns_pids(ns);
+                // Deleting our end of the veth pair removes both ends at once, even while the
+                // namespace lingers until its killed processes have exited.
+                sh_quiet(&["ip", "link", "del", &format!("pgt{}v{k}", self.id)]);
                 sh_quiet(&["ip", "netns", "del", ns]);
             }
         }
@@ -579,5 +727,95 @@ impl Drop for Lab {
             let _ = fs::remove_dir_all(&self.dir);
         }
         let _ = fs::remove_file(&self.slot_file);
+    }
+}
+
+/// A cluster of `n` servers on this machine through the local transport (127.0.0.1, one port
+/// each), in a private directory; stops every server it started when dropped.
+pub struct LocalLab {
+    pub dir: tempfile::TempDir,
+    pub os_user: String,
+    pub names: Vec<String>,
+    pub ports: Vec<u16>,
+}
+
+impl LocalLab {
+    /// Names are `a`, `b`, `c`… (the first is the primary). Nothing is started yet.
+    pub fn new(n: usize) -> LocalLab {
+        let os_user = if is_root() {
+            "postgres".to_string()
+        } else {
+            current_user()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("pgrepl-local-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(dir.path().join("pw"), "canary-local-pw\n").unwrap();
+        fs::set_permissions(dir.path().join("pw"), fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            sh(&[
+                "chown",
+                &format!("{os_user}:"),
+                dir.path().to_str().unwrap(),
+            ]);
+        }
+        let listeners: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        let names = (0..n)
+            .map(|i| ((b'a' + i as u8) as char).to_string())
+            .collect();
+        LocalLab {
+            dir,
+            os_user,
+            names,
+            ports,
+        }
+    }
+
+    /// Writes the inventory (with `shared_buffers`) and returns its path.
+    pub fn inventory(&self, shared_buffers: &str) -> PathBuf {
+        let d = self.dir.path().display();
+        let mut y = format!(
+            "cluster: lt\npostgres:\n  version: 15\n  os_user: {u}\n  data_dir: {d}/{{host}}\n  socket_dir: {d}/run\n  settings:\n    shared_buffers: {shared_buffers}\n    fsync: 'off'\nreplication:\n  password_file: {d}/pw\naccess:\n  transport: local\nhosts:\n",
+            u = self.os_user
+        );
+        for (i, (n, p)) in self.names.iter().zip(&self.ports).enumerate() {
+            y.push_str(&format!(
+                "  - {{name: {n}, address: 127.0.0.1, port: {p}, role: {}}}\n",
+                if i == 0 { "primary" } else { "replica" }
+            ));
+        }
+        let inv = self.dir.path().join("local.yml");
+        fs::write(&inv, y).unwrap();
+        inv
+    }
+
+    /// SQL on server `i` as the superuser.
+    pub fn psql(&self, i: usize, sql: &str) -> String {
+        psql_at(
+            &self.os_user,
+            &self.dir.path().join("run"),
+            self.ports[i],
+            sql,
+        )
+    }
+
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(&self.names[i])
+    }
+}
+
+impl Drop for LocalLab {
+    fn drop(&mut self) {
+        for i in 0..self.names.len() {
+            stop_server(&self.os_user, &self.data_dir(i));
+        }
     }
 }
