@@ -41,14 +41,22 @@ fn timed(runs: usize, mut f: impl FnMut()) -> (Vec<f64>, f64) {
     (t, (b1 - b0) as f64 / (t1c - t0c).max(1) as f64)
 }
 
-fn time_status(lab: &Lab, inv: &str, runs: usize, extra: &[&str], code: i32) -> Vec<f64> {
+fn time_status(
+    lab: &Lab,
+    inv: &str,
+    runs: usize,
+    extra: &[&str],
+    code: i32,
+    what: &str,
+) -> Vec<f64> {
     let mut args = vec!["-i", inv, "status", "--format", "json"];
     args.extend_from_slice(extra);
     let (t, busy) = timed(runs, || {
         lab.pgrepl(&args).expect_code(code);
     });
     println!(
-        "  (machine CPU busy {:.0}% during these runs)",
+        "{what}: runs {:?} (machine CPU busy {:.0}%)",
+        t.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>(),
         busy * 100.0
     );
     t
@@ -69,18 +77,17 @@ fn bench_status() {
         .map(|(i, n)| (*n, if i == 0 { "primary" } else { "replica" }, None))
         .collect();
     let inv = lab.init(&roles);
-    let t3 = time_status(&lab, &inv, runs, &[], 0);
-    println!(
-        "3 hosts:  runs {:?}",
-        t3.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>()
-    );
+    let t3 = time_status(&lab, &inv, runs, &[], 0, "ssh 3 hosts");
     let frozen = Frozen::new(lab.postmaster_pid("r1"));
-    let tf = time_status(&lab, &inv, runs.min(5), &["--host-timeout", "2"], 10);
-    drop(frozen);
-    println!(
-        "3 hosts, r1's postmaster frozen, --host-timeout 2: runs {:?}",
-        tf.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>()
+    let tf = time_status(
+        &lab,
+        &inv,
+        runs.min(5),
+        &["--host-timeout", "2"],
+        10,
+        "ssh 3 hosts, r1's postmaster frozen, --host-timeout 2",
     );
+    drop(frozen);
     drop(lab);
 
     let names12: Vec<String> = (0..12)
@@ -100,11 +107,7 @@ fn bench_status() {
         .map(|(i, n)| (*n, if i == 0 { "primary" } else { "replica" }, None))
         .collect();
     let inv = lab.init(&roles);
-    let t12 = time_status(&lab, &inv, runs, &[], 0);
-    println!(
-        "12 hosts: runs {:?}",
-        t12.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>()
-    );
+    let t12 = time_status(&lab, &inv, runs, &[], 0, "ssh 12 hosts");
 
     drop(lab);
     let (m3, m12, mf) = (median(t3), median(t12), median(tf));
