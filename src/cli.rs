@@ -82,6 +82,43 @@ pub enum Command {
     /// slots and retained WAL, and findings with the command that fixes each. Exit code 0
     /// healthy, 10 warning, 11 critical.
     Status(StatusArgs),
+    /// Failover: promote a replica to primary, fencing the old primary so there are never two;
+    /// the other replicas follow the new primary. Refuses while the primary runs (use --force).
+    Promote(PromoteArgs),
+    /// Bring a host back as a replica of the live primary: pg_rewind when possible, a fresh
+    /// clone otherwise. Never touches a writable node. Destructive: asks, or needs --yes.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// The replica to promote.
+    pub host: String,
+    /// Stop a running primary (and prove it down) before promoting, instead of refusing.
+    #[arg(long)]
+    pub force: bool,
+    /// Promote even if another reachable replica has more WAL (those transactions are lost).
+    #[arg(long)]
+    pub allow_data_loss: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RebuildArgs {
+    /// The host to rebuild as a replica.
+    pub host: String,
+    /// auto: pg_rewind when its preconditions hold, else (or if it fails) a fresh clone.
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    pub method: MethodArg,
+    /// Keep the replaced data directory (<data_dir>.pgrepl-old) after a clone.
+    #[arg(long)]
+    pub keep_old: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MethodArg {
+    Auto,
+    Rewind,
+    Clone,
 }
 
 #[derive(Debug, clap::Args)]

@@ -156,6 +156,19 @@ impl Db {
         }))
     }
 
+    /// May `role` execute the function `signature` (e.g. `pg_catalog.pg_ls_dir(text, boolean, boolean)`)?
+    pub async fn can_execute(&self, role: &str, signature: &str) -> anyhow::Result<bool> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT pg_catalog.has_function_privilege($1, $2, 'EXECUTE')",
+                &[&role, &signature],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(row.get(0))
+    }
+
     /// Runs a utility statement (no parameters possible; identifiers quoted by the caller).
     pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
         self.client

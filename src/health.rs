@@ -490,6 +490,11 @@ pub fn assess(
     }
 
     // Slots.
+    let replica_streams_elsewhere = |r: &Host, here: &str| {
+        replicas.iter().any(|v: &ReplicaView| {
+            v.host == r.name && v.streaming && v.upstream.as_deref() != Some(here)
+        })
+    };
     let mut slots = Vec::new();
     for (i, h) in inv.hosts.iter().enumerate() {
         let Some(s) = states[i] else { continue };
@@ -527,6 +532,18 @@ pub fn assess(
                         sl.wal_status.as_deref().unwrap_or("?")
                     ),
                     fix: match user {
+                        Some(r) if replica_streams_elsewhere(r, &h.name) => format!(
+                            "{} now streams from another host: drop this stale slot: {}",
+                            r.name,
+                            on(
+                                h,
+                                inv,
+                                &format!(
+                                    "psql -c \"SELECT pg_drop_replication_slot('{}')\"",
+                                    sl.name
+                                )
+                            )
+                        ),
                         Some(r) => format!(
                             "bring {} back ({}), or drop the slot if it is gone for good",
                             r.name,

@@ -90,6 +90,8 @@ struct RawReplication {
     password_env: Option<Spanned<String>>,
     #[serde(default)]
     password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    rewind_user: Option<Spanned<String>>,
     /// Recognised only to refuse it with a useful message.
     #[serde(default)]
     password: Option<Spanned<String>>,
@@ -132,6 +134,8 @@ struct RawTimeouts {
     streaming: Option<u64>,
     #[serde(default)]
     status: Option<u64>,
+    #[serde(default)]
+    promote: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +204,8 @@ pub struct Inventory {
     /// Extra pg_hba.conf rules, in order.
     pub hba: Vec<HbaRule>,
     pub replication_user: String,
+    /// The role pg_rewind logs in as: LOGIN and EXECUTE on four file functions, nothing more.
+    pub rewind_user: String,
     pub password: PasswordSource,
     pub transport: TransportKind,
     pub ssh: SshSettings,
@@ -242,6 +248,8 @@ pub struct Timeouts {
     pub streaming: Duration,
     /// `timeouts.status`: each host's whole probe in `status` (connect and queries).
     pub status: Duration,
+    /// `timeouts.promote`: a promoted server accepting writes.
+    pub promote: Duration,
 }
 
 /// One host, with every default resolved.
@@ -318,6 +326,29 @@ impl Inventory {
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
     }
+    /// The inventory as it stands once `new_primary` is the primary: it has no upstream; the old
+    /// primary, and every replica that followed the old or the new primary, follow it; cascading
+    /// replicas keep their upstream. Every operation renders from this live topology.
+    pub fn with_primary(&self, new_primary: &str) -> Inventory {
+        let old = self.primary().name.clone();
+        let mut inv = self.clone();
+        for h in &mut inv.hosts {
+            if h.name == new_primary {
+                h.role = Role::Primary;
+                h.upstream = None;
+            } else {
+                h.role = Role::Replica;
+                if h.upstream.is_none()
+                    || h.upstream.as_deref() == Some(old.as_str())
+                    || h.upstream.as_deref() == Some(new_primary)
+                {
+                    h.upstream = Some(new_primary.to_string());
+                }
+            }
+        }
+        inv
+    }
+
     pub fn replicas(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.role == Role::Replica)
     }
@@ -676,6 +707,7 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
     }
 
     // Replication user and password.
+    let mut rewind_user = "pgrepl_rewind".to_string();
     let (replication_user, password) = match &raw.replication {
         None => {
             c.at(
@@ -696,6 +728,12 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
                 if !is_sql_role(&u.value) {
                     c.at(u.referenced, format!("replication user {:?} is not allowed", u.value), "use lower-case letters, digits and '_', starting with a letter or '_' (at most 63)");
                 }
+            }
+            if let Some(u) = &r.rewind_user {
+                if !is_sql_role(&u.value) || u.value == user || u.value == os_user {
+                    c.at(u.referenced, format!("rewind user {:?} is not allowed", u.value), "use a dedicated role name (lower-case letters, digits, '_'), not the replication user or the superuser");
+                }
+                rewind_user = u.value.clone();
             }
             if user == os_user {
                 let loc = r
@@ -803,6 +841,7 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
         start: secs(t.and_then(|t| t.start), DEFAULT_TIMEOUT_START),
         streaming: secs(t.and_then(|t| t.streaming), DEFAULT_TIMEOUT_STREAMING),
         status: secs(t.and_then(|t| t.status), DEFAULT_TIMEOUT_STATUS),
+        promote: secs(t.and_then(|t| t.promote), 60),
     };
     let thresholds = check_thresholds(c, raw.status.as_ref());
 
@@ -1061,6 +1100,7 @@ fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
         settings,
         hba,
         replication_user,
+        rewind_user,
         password,
         transport,
         ssh,
@@ -1451,6 +1491,22 @@ hosts:
             .map(|w| w.iter().map(|h| h.name.as_str()).collect())
             .collect();
         assert_eq!(waves, vec![vec!["pg2"], vec!["pg3"]]);
+    }
+
+    #[test]
+    fn with_primary_reroutes_the_topology() {
+        let inv = parse(GOOD, Path::new("inv.yml")).unwrap();
+        let after = inv.with_primary("pg2");
+        assert_eq!(after.primary().name, "pg2");
+        assert_eq!(after.host("pg2").unwrap().upstream, None);
+        assert_eq!(after.host("pg1").unwrap().upstream.as_deref(), Some("pg2"));
+        assert_eq!(after.host("pg1").unwrap().role, Role::Replica);
+        assert_eq!(after.host("pg3").unwrap().upstream.as_deref(), Some("pg2"));
+        let waves: Vec<usize> = after.replica_waves().iter().map(Vec::len).collect();
+        assert_eq!(waves, vec![2]);
+        let after = inv.with_primary("pg3");
+        assert_eq!(after.host("pg2").unwrap().upstream.as_deref(), Some("pg3"));
+        assert_eq!(after.host("pg1").unwrap().upstream.as_deref(), Some("pg3"));
     }
 
     #[test]

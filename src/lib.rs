@@ -129,6 +129,33 @@ async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
             };
             ops::status::run(&ctx, opts).await
         }
+        cli::Command::Promote(a) => {
+            ops::promote::run(
+                &ctx,
+                ops::promote::Options {
+                    host: a.host.clone(),
+                    force: a.force,
+                    allow_data_loss: a.allow_data_loss,
+                },
+            )
+            .await
+        }
+        cli::Command::Rebuild(a) => {
+            let method = match a.method {
+                cli::MethodArg::Auto => ops::rebuild::Method::Auto,
+                cli::MethodArg::Rewind => ops::rebuild::Method::Rewind,
+                cli::MethodArg::Clone => ops::rebuild::Method::Clone,
+            };
+            ops::rebuild::run(
+                &ctx,
+                ops::rebuild::Options {
+                    host: a.host.clone(),
+                    method,
+                    keep_old: a.keep_old,
+                },
+            )
+            .await
+        }
     }
 }
 

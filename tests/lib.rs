@@ -6,6 +6,7 @@ mod harness;
 mod bad_inventories;
 mod bench_init;
 mod bench_status;
+mod failover;
 mod init_local;
 mod init_ssh;
 mod render_cmd;

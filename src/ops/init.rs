@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::HostPlan;
 use crate::db::{quote_ident, quote_literal, Db};
 use crate::error::{exit, Error};
-use crate::inventory::{Host, Secret};
+use crate::inventory::{Host, Inventory, Secret};
 use crate::pg::{self, basebackup, ctl, datadir, scram};
 use crate::render::Rendered;
 use crate::transport::{LineSink, Stream, Transport};
@@ -101,7 +101,8 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
     )
     .await?;
     let pdb = ctx.db(tp.as_ref(), p).await?;
-    ensure_role(ctx, &pdb, &password, &note).await?;
+    ensure_role(ctx, &pdb, &inv.replication_user, true, &password, &note).await?;
+    ensure_role(ctx, &pdb, &inv.rewind_user, false, &password, &note).await?;
 
     // 2. Replicas, wave by wave.
     for wave in inv.replica_waves() {
@@ -163,7 +164,7 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
 
     // 3. Verify against PostgreSQL itself.
     let t0 = Instant::now();
-    verify_streaming(ctx, &|n| tr(n)).await?;
+    verify_streaming(ctx, inv, &[], &|n| tr(n)).await?;
     ctx.ui.done(
         &p.name,
         &format!(
@@ -225,19 +226,37 @@ async fn converge_server(
     Ok(())
 }
 
-/// The replication role: `LOGIN REPLICATION` and nothing more, its password sent only as a
-/// SCRAM verifier. Changes nothing when it already matches.
+/// The functions pg_rewind calls on its source server: all the rewind role may run.
+pub const REWIND_FUNCTIONS: &[&str] = &[
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+];
+
+/// A login role pgrepl manages: `LOGIN REPLICATION` (replication) or `LOGIN` (rewind), and
+/// nothing more; its password sent only as a SCRAM verifier. Changes nothing when it matches.
 async fn ensure_role(
     ctx: &Context<'_>,
     db: &Db,
+    user: &str,
+    replication: bool,
     password: &Secret,
     note: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<()> {
-    let inv = &ctx.inv;
-    let user = &inv.replication_user;
-    let p = &inv.primary().name;
-    let attrs = "LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS";
-    let fail = |e: anyhow::Error| Error::step(p, "replication role", format!("{user}: {e:#}"));
+    let p = &ctx.inv.primary().name;
+    let (attrs, what) = if replication {
+        (
+            "LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+            "LOGIN REPLICATION",
+        )
+    } else {
+        (
+            "LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+            "LOGIN",
+        )
+    };
+    let fail = |e: anyhow::Error| Error::step(p, "roles", format!("{user}: {e:#}"));
     match db.role(user).await.map_err(fail)? {
         None => {
             let v = scram::verifier(password.expose());
@@ -248,17 +267,16 @@ async fn ensure_role(
             ))
             .await
             .map_err(fail)?;
-            ctx.ui
-                .info(format!("{p}: created role {user} (LOGIN REPLICATION)"));
+            ctx.ui.info(format!("{p}: created role {user} ({what})"));
             note(format!("{p}: role {user}"));
         }
         Some(r) => {
-            if !r.login || !r.replication || r.extra_privileges {
+            if !r.login || r.replication != replication || r.extra_privileges {
                 db.execute(&format!("ALTER ROLE {} {attrs}", quote_ident(user)))
                     .await
                     .map_err(fail)?;
                 ctx.ui
-                    .info(format!("{p}: reset role {user} to LOGIN REPLICATION only"));
+                    .info(format!("{p}: reset role {user} to {what} only"));
                 note(format!("{p}: role {user} attributes"));
             }
             if !r
@@ -279,6 +297,19 @@ async fn ensure_role(
             }
         }
     }
+    if !replication {
+        for f in REWIND_FUNCTIONS {
+            if !db.can_execute(user, f).await.map_err(fail)? {
+                db.execute(&format!(
+                    "GRANT EXECUTE ON FUNCTION {f} TO {}",
+                    quote_ident(user)
+                ))
+                .await
+                .map_err(fail)?;
+                note(format!("{p}: grant {f} to {user}"));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -296,7 +327,8 @@ async fn converge_replica(
     note: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<()> {
     let inv = &ctx.inv;
-    let line = pg::passfile_line(&inv.replication_user, password.expose());
+    let line = pg::passfile_line(&inv.replication_user, password.expose())
+        + &pg::passfile_line(&inv.rewind_user, password.expose());
     if install_file(t, &h.passfile, "0600", &line, "install password file")
         .await?
         .is_some()
@@ -308,7 +340,7 @@ async fn converge_replica(
         note(format!("{}: password file", h.name));
     }
     if plan == HostPlan::Clone {
-        clone(ctx, t, h).await?;
+        clone(ctx, inv, t, h, &h.data_dir).await?;
         note(format!("{}: cloned", h.name));
         install_file(
             t,
@@ -332,14 +364,21 @@ async fn converge_replica(
 }
 
 /// `pg_basebackup` on the replica host, from its upstream, on its slot, with progress.
-async fn clone(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> anyhow::Result<()> {
-    let inv = &ctx.inv;
+/// `pg_basebackup` on `h`'s host into `into` (its data directory, or a staging directory), from
+/// its upstream in `inv`, on its slot, with progress.
+pub async fn clone(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+    into: &str,
+) -> anyhow::Result<()> {
     let up = inv
         .host(h.upstream.as_deref().expect("replica"))
         .expect("validated");
     let cmd = basebackup::clone_cmd(&basebackup::CloneSpec {
         bin_dir: &h.bin_dir,
-        data_dir: &h.data_dir,
+        data_dir: into,
         upstream_address: &up.address,
         upstream_port: up.port,
         user: &inv.replication_user,
@@ -393,22 +432,27 @@ async fn clone(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> anyhow::Result
     Ok(())
 }
 
-/// Polls until every replica is `streaming` in its upstream's `pg_stat_replication` and its
-/// slot there is active, or `timeouts.streaming` passes.
+/// Polls until each replica in `only` (all replicas of `inv` when empty) is `streaming` in its
+/// upstream's `pg_stat_replication` and its slot there is active, or `timeouts.streaming` passes.
 pub async fn verify_streaming(
     ctx: &Context<'_>,
+    inv: &Inventory,
+    only: &[&str],
     tr: &(dyn Fn(&str) -> Arc<dyn Transport> + Sync),
 ) -> anyhow::Result<()> {
-    let inv = &ctx.inv;
+    let wanted: Vec<&Host> = inv
+        .replicas()
+        .filter(|h| only.is_empty() || only.contains(&h.name.as_str()))
+        .collect();
     let mut upstreams: BTreeMap<String, Db> = BTreeMap::new();
-    for h in inv.replicas() {
+    for h in &wanted {
         let up = h.upstream.clone().expect("replica");
         if !upstreams.contains_key(&up) {
             let uh = inv.host(&up).expect("validated");
             upstreams.insert(up.clone(), ctx.db(tr(&up).as_ref(), uh).await?);
         }
     }
-    let upstreams = &upstreams;
+    let (upstreams, wanted) = (&upstreams, &wanted);
     let result = poll_until(
         "timeouts.streaming",
         inv.timeouts.streaming,
@@ -418,24 +462,24 @@ pub async fn verify_streaming(
             for (up, db) in upstreams {
                 let rows = db.replication().await?;
                 let slots = db.slots().await?;
-                for h in inv.followers_of(up) {
+                for h in wanted
+                    .iter()
+                    .filter(|h| h.upstream.as_deref() == Some(up.as_str()))
+                {
                     let state = rows
                         .iter()
                         .find(|r| r.application_name == h.name)
                         .map(|r| r.state.as_str());
                     let active = slots.iter().any(|s| s.name == h.slot && s.active);
                     if state != Some("streaming") || !active {
-                        waiting.push((
-                            h.name.clone(),
-                            format!(
-                                "{}: {} in {up}'s pg_stat_replication, slot {} {}",
-                                h.name,
-                                state
-                                    .map(|s| format!("state {s}"))
-                                    .unwrap_or_else(|| "absent".into()),
-                                h.slot,
-                                if active { "active" } else { "inactive" }
-                            ),
+                        waiting.push(format!(
+                            "{}: {} in {up}'s pg_stat_replication, slot {} {}",
+                            h.name,
+                            state
+                                .map(|s| format!("state {s}"))
+                                .unwrap_or_else(|| "absent".into()),
+                            h.slot,
+                            if active { "active" } else { "inactive" }
                         ));
                     }
                 }
@@ -443,13 +487,7 @@ pub async fn verify_streaming(
             Ok(if waiting.is_empty() {
                 Poll::Ready(())
             } else {
-                Poll::Pending(
-                    waiting
-                        .iter()
-                        .map(|(_, s)| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
+                Poll::Pending(waiting.join("; "))
             })
         },
     )

@@ -6,6 +6,8 @@
 
 pub mod check;
 pub mod init;
+pub mod promote;
+pub mod rebuild;
 pub mod render;
 pub mod status;
 
@@ -367,4 +369,127 @@ pub async fn restart_settings(
         return Ok(changed);
     }
     ctx.db(t, h).await?.restart_only(&changed).await
+}
+
+/// Stops a server (fast shutdown; immediate if that fails) and proves it is down: `pg_ctl status`
+/// reports no server. Returns its control data afterwards (the shutdown checkpoint).
+pub async fn stop_and_prove_down(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+) -> anyhow::Result<crate::pg::controldata::ControlData> {
+    let t0 = Instant::now();
+    let secs = ctx.inv.timeouts.start.as_secs();
+    if t.run(&ctl::stop(&server(h), secs), None)
+        .await
+        .map(|o| !o.success())
+        .unwrap_or(true)
+    {
+        let immediate = Cmd::new(format!("{}/pg_ctl", h.bin_dir))
+            .args([
+                "stop",
+                "--pgdata",
+                &h.data_dir,
+                "--mode=immediate",
+                "--wait",
+                "--timeout",
+                &secs.to_string(),
+                "--silent",
+            ])
+            .env("LC_ALL", "C");
+        run_step(t, &immediate, "stop PostgreSQL", None).await?;
+    }
+    if is_running(t, h).await? {
+        return Err(Error::step(
+            &h.name,
+            "stop PostgreSQL",
+            "pg_ctl stop returned, but the server still runs",
+        )
+        .with_hint(format!(
+            "stop it by hand on {}: {}/pg_ctl stop -D {} -m immediate",
+            h.name, h.bin_dir, h.data_dir
+        ))
+        .into());
+    }
+    ctx.ui.done(&h.name, "stopped PostgreSQL", t0.elapsed());
+    controldata(t, h).await
+}
+
+/// `pg_controldata` of a host's data directory.
+pub async fn controldata(
+    t: &dyn Transport,
+    h: &Host,
+) -> anyhow::Result<crate::pg::controldata::ControlData> {
+    let out = run_step(
+        t,
+        &crate::pg::controldata::cmd(&h.bin_dir, &h.data_dir),
+        "pg_controldata",
+        None,
+    )
+    .await?;
+    Ok(crate::pg::controldata::parse(&out.stdout))
+}
+
+/// Writes `standby.signal` into a stopped server's data directory: if it starts again, it starts
+/// read-only, as a standby, never as a second primary.
+pub async fn fence(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> anyhow::Result<()> {
+    install_file(
+        t,
+        &format!("{}/standby.signal", h.data_dir),
+        "0600",
+        "",
+        "fence (write standby.signal)",
+    )
+    .await?;
+    ctx.ui.info(format!(
+        "{}: fenced: standby.signal written, it can only start read-only",
+        h.name
+    ));
+    Ok(())
+}
+
+/// Creates `slot` on a server unless it exists; a slot that lost WAL is dropped and re-created.
+pub async fn ensure_slot(
+    ctx: &Context<'_>,
+    db: &Db,
+    on: &str,
+    slot: &str,
+    for_host: &str,
+) -> anyhow::Result<()> {
+    let state = db.node_state().await?;
+    match state.slots.iter().find(|s| s.name == slot) {
+        Some(s) if s.wal_status.as_deref() != Some("lost") => return Ok(()),
+        Some(_) => {
+            db.execute(&format!(
+                "SELECT pg_catalog.pg_drop_replication_slot({})",
+                db::quote_literal(slot)
+            ))
+            .await?;
+            ctx.ui
+                .info(format!("{on}: dropped slot {slot}, which had lost WAL"));
+        }
+        None => {}
+    }
+    db.create_physical_slot(slot)
+        .await
+        .map_err(|e| Error::step(on, "create replication slot", format!("slot {slot}: {e:#}")))?;
+    ctx.ui.info(format!(
+        "{on}: created physical replication slot {slot} for {for_host}"
+    ));
+    Ok(())
+}
+
+/// Renders `h` from `inv` (the live topology), installs what differs and applies it to the
+/// running server (reload; restart only when a restart-only setting changed).
+pub async fn converge_running(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+) -> anyhow::Result<()> {
+    let r = ctx.renderer.render(inv, h)?;
+    let restart = !restart_settings(ctx, t, h, &r).await?.is_empty();
+    let ch = install_configs(t, h, &r).await?;
+    apply_config(ctx, t, h, &ch, restart).await?;
+    Ok(())
 }

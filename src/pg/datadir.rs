@@ -50,6 +50,50 @@ pub fn ensure_dir(path: &str, mode: &str) -> Cmd {
     Cmd::new("sh").args(["-c", ENSURE_DIR, "pgrepl-mkdir", path, mode])
 }
 
+const REMOVE_OURS: &str = r#"case "$1" in
+  *.pgrepl-new|*.pgrepl-old) exec rm -rf -- "$1" ;;
+  *) echo "pgrepl refuses to remove $1: not a pgrepl staging or old copy" >&2; exit 2 ;;
+esac"#;
+
+const SWAP_IN: &str = r#"set -e
+case "$2:$3" in *.pgrepl-new:*.pgrepl-old) ;; *) echo "pgrepl: unexpected staging paths" >&2; exit 2 ;; esac
+if [ -e "$1" ]; then mv -- "$1" "$3"; fi
+mv -- "$2" "$1""#;
+
+/// The staging directory a clone is copied into, beside the data directory.
+pub fn staging_dir(data_dir: &str) -> String {
+    format!("{data_dir}.pgrepl-new")
+}
+
+/// Where the replaced data directory is kept until the new copy streams.
+pub fn old_dir(data_dir: &str) -> String {
+    format!("{data_dir}.pgrepl-old")
+}
+
+/// Removes a staging or old copy (`*.pgrepl-new`, `*.pgrepl-old`); refuses any other path.
+pub fn remove_ours(path: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", REMOVE_OURS, "pgrepl-remove", path])
+}
+
+/// Moves the data directory aside to its old-copy path and the staging copy into its place.
+pub fn swap_in(data_dir: &str) -> Cmd {
+    Cmd::new("sh").args([
+        "-c",
+        SWAP_IN,
+        "pgrepl-swap",
+        data_dir,
+        &staging_dir(data_dir),
+        &old_dir(data_dir),
+    ])
+}
+
+const REMOVE_FILE: &str = r#"exec rm -f -- "$1""#;
+
+/// Removes one file (not a directory).
+pub fn remove_file(path: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", REMOVE_FILE, "pgrepl-rm", path])
+}
+
 /// What a data directory holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -146,6 +190,28 @@ mod tests {
         let c = write_file(evil, "0600", vec![]);
         assert_eq!(c.argv[2], WRITE, "script text is constant");
         assert_eq!(c.argv[4], evil);
+    }
+
+    /// The removal script refuses anything but pgrepl's own staging and old copies.
+    #[test]
+    fn remove_refuses_other_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join("data");
+        std::fs::create_dir(&keep).unwrap();
+        let run = |p: &std::path::Path| {
+            let c = remove_ours(p.to_str().unwrap());
+            std::process::Command::new(&c.argv[0])
+                .args(&c.argv[1..])
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(!run(&keep));
+        assert!(keep.exists());
+        let old = dir.path().join("data.pgrepl-old");
+        std::fs::create_dir(&old).unwrap();
+        assert!(run(&old));
+        assert!(!old.exists());
     }
 
     /// Runs the real probe script under /bin/sh against real directories.

@@ -479,6 +479,46 @@ impl Lab {
             .unwrap()
     }
 
+    /// The pid of a host's sshd.
+    pub fn sshd_pid(&self, host: &str) -> i32 {
+        let k = self
+            .hosts
+            .iter()
+            .position(|h| h.name == host)
+            .expect("host");
+        self.sshds[k].id() as i32
+    }
+
+    /// Is a host's server running (`pg_ctl status`)?
+    pub fn server_running(&self, host: &str) -> bool {
+        let h = self.host(host);
+        let ctl = format!("{PG_BIN}/pg_ctl");
+        let mut v: Vec<&str> = Vec::new();
+        if let Some(ns) = &h.netns {
+            v.extend(["ip", "netns", "exec", ns.as_str()]);
+        }
+        v.extend(as_os_user(
+            &self.os_user,
+            &[&ctl, "status", "-D", h.data_dir.to_str().unwrap()],
+        ));
+        sh_quiet(&v)
+    }
+
+    /// Polls (bounded) until every host in `replicas` has replayed `from`'s current WAL position.
+    pub fn wait_replayed(&self, from: &str, replicas: &[&str]) {
+        let lsn = self.psql(from, "SELECT pg_current_wal_lsn()");
+        for r in replicas {
+            let start = Instant::now();
+            while self.psql(r, &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'")) != "t" {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "{r} did not replay {lsn} within 60s"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     /// Writes an SSH inventory for `roles` and runs `pgrepl init` on it; returns the inventory path.
     pub fn init(&self, roles: &[(&str, &str, Option<&str>)]) -> String {
         let inv = self.ssh_inventory(roles, "");

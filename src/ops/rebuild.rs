@@ -1,0 +1,445 @@
+//! `pgrepl rebuild <host>`: bring a broken, lagging, diverged or former primary back as a
+//! replica of the live topology — by pg_rewind when its preconditions hold, by a fresh clone
+//! otherwise, with the reason said.
+//!
+//! Never touches a writable node (the live primary, or a zombie primary: stop it first). Every
+//! check runs before the first change; the DBA confirms (or `--yes`). A clone goes into
+//! `<data_dir>.pgrepl-new` and replaces the data directory only when the copy is complete; the
+//! old data stays in `<data_dir>.pgrepl-old` until the new replica streams (then it is removed,
+//! unless `--keep-old`). pg_rewind runs with `--dry-run` first; with `--method auto` a failed
+//! rewind falls back to a clone.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::{exit, Error, Problem};
+use crate::inventory::{Host, Inventory, Role};
+use crate::pg::{self, datadir, rewind};
+use crate::transport::Transport;
+use crate::ui::Format;
+
+use super::{
+    controldata, ensure_slot, init, install_configs, install_file, is_running, run_step, start,
+    status, stop_and_prove_down, Context,
+};
+
+/// How to rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Auto,
+    Rewind,
+    Clone,
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub host: String,
+    pub method: Method,
+    pub keep_old: bool,
+}
+
+fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
+    Problem {
+        host: host.into(),
+        check: check.into(),
+        message,
+        hint: Some(hint),
+    }
+}
+
+pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
+    let inv = &ctx.inv;
+    let inv_path = inv.file.display().to_string();
+    let started = Instant::now();
+    if inv.host(&o.host).is_none() {
+        return Err(Error::Preflight {
+            problems: vec![problem(
+                &o.host,
+                "host",
+                format!("{} is not a host of {inv_path}", o.host),
+                format!(
+                    "use one of: {}",
+                    inv.hosts
+                        .iter()
+                        .map(|h| h.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )],
+        }
+        .into());
+    }
+
+    // 1. Preflight on the live topology.
+    let view = status::collect(ctx, inv.timeouts.status, &inv.thresholds).await;
+    let writable: Vec<&str> = view
+        .hosts
+        .iter()
+        .filter(|h| h.role == Some(Role::Primary))
+        .map(|h| h.name.as_str())
+        .collect();
+    let mut problems = Vec::new();
+    if writable.contains(&o.host.as_str()) {
+        let h = inv.host(&o.host).expect("checked");
+        problems.push(problem(
+            &o.host,
+            "target",
+            format!("{} accepts writes: rebuild never touches a writable node{}", o.host, if writable.len() > 1 { " (and more than one node accepts writes: split-brain)" } else { "" }),
+            format!("if {} is a stale primary, stop it first: {}/pg_ctl stop -m fast -D {} (on {}); then re-run rebuild", o.host, h.bin_dir, h.data_dir, o.host),
+        ));
+    }
+    let primary = match writable
+        .iter()
+        .filter(|p| **p != o.host)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [p] => Some(p.to_string()),
+        [] => {
+            problems.push(problem(
+                &o.host,
+                "primary",
+                "no other node accepts writes: there is nothing to rebuild from".into(),
+                format!("promote a replica first: pgrepl -i {inv_path} promote <replica>"),
+            ));
+            None
+        }
+        many => {
+            problems.push(problem(
+                &o.host,
+                "primary",
+                format!(
+                    "several nodes accept writes ({}): split-brain",
+                    many.iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "stop every writable node but one first (pgrepl status shows how)".into(),
+            ));
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(Error::Preflight { problems }.into());
+    }
+    let eff: Inventory = inv.with_primary(primary.as_deref().expect("one primary"));
+    let h = eff.host(&o.host).expect("checked").clone();
+    let up = eff
+        .host(
+            h.upstream
+                .as_deref()
+                .expect("a replica in the live topology"),
+        )
+        .expect("validated")
+        .clone();
+    let upv = view
+        .hosts
+        .iter()
+        .find(|x| x.name == up.name)
+        .expect("probed");
+    if !upv.reachable {
+        return Err(Error::Preflight {
+            problems: vec![problem(
+                &up.name,
+                "upstream",
+                format!("{}'s upstream {} cannot be queried", h.name, up.name),
+                format!("pgrepl -i {inv_path} status"),
+            )],
+        }
+        .into());
+    }
+    let t = ctx.kept(&h).await.map_err(|e| Error::Preflight {
+        problems: vec![problem(
+            &h.name,
+            "reachable",
+            format!("{e:#}"),
+            "rebuild needs to reach the host itself".into(),
+        )],
+    })?;
+    let password = inv.replication_password()?;
+    let state = t
+        .run(&datadir::probe(&h.data_dir), None)
+        .await
+        .ok()
+        .and_then(|o| datadir::parse(&o.stdout));
+    let running = is_running(t.as_ref(), &h).await?;
+    let rewind_blocker = match &state {
+        Some(datadir::DirState::PgData { .. }) => match controldata(t.as_ref(), &h).await {
+            Ok(cd) => rewind::blocker(&cd),
+            Err(e) => Some(format!("pg_controldata failed: {e:#}")),
+        },
+        other => Some(format!("there is no data directory to rewind ({other:?})")),
+    };
+    let (method, reason) = match (o.method, &rewind_blocker) {
+        (Method::Clone, _) => (Method::Clone, "--method clone".to_string()),
+        (Method::Rewind, Some(b)) => {
+            return Err(Error::Preflight {
+                problems: vec![problem(
+                    &h.name,
+                    "rewind",
+                    format!("pg_rewind is not possible: {b}"),
+                    format!("pgrepl -i {inv_path} rebuild {} --method clone", h.name),
+                )],
+            }
+            .into());
+        }
+        (_, None) => (
+            Method::Rewind,
+            "data checksums or wal_log_hints are on and the data directory is intact".to_string(),
+        ),
+        (Method::Auto, Some(b)) => (Method::Clone, format!("pg_rewind is not possible: {b}")),
+    };
+
+    // 2. Confirm.
+    let what = match method {
+        Method::Rewind => format!("rewind {} on {} to follow {} (falls back to a fresh clone if the rewind fails)", h.data_dir, h.name, up.name),
+        _ => format!("replace {} on {} with a fresh clone of {} (the old data is kept in {} until the new replica streams)", h.data_dir, h.name, up.name, datadir::old_dir(&h.data_dir)),
+    };
+    ctx.ui.confirm(
+        &format!("rebuild {}", h.name),
+        &format!(
+            "{what}; {}",
+            if running {
+                "its server will be stopped"
+            } else {
+                "its server is stopped"
+            }
+        ),
+    )?;
+
+    // 3. Act.
+    if running {
+        stop_and_prove_down(ctx, t.as_ref(), &h).await?;
+    }
+    let line = pg::passfile_line(&inv.replication_user, password.expose())
+        + &pg::passfile_line(&inv.rewind_user, password.expose());
+    install_file(
+        t.as_ref(),
+        &h.passfile,
+        "0600",
+        &line,
+        "install password file",
+    )
+    .await?;
+    let udb = ctx.db(ctx.kept(&up).await?.as_ref(), &up).await?;
+    ensure_slot(ctx, &udb, &up.name, &h.slot, &h.name).await?;
+
+    let mut used = method;
+    let mut why = reason;
+    if method == Method::Rewind {
+        // pg_rewind's source must be a writable server: the live primary.
+        let src = eff.primary().clone();
+        if let Err(e) = rewind_from(ctx, t.as_ref(), &h, &src, &eff).await {
+            if o.method == Method::Rewind {
+                return Err(e);
+            }
+            ctx.ui.warn(format!(
+                "{}: pg_rewind failed, falling back to a fresh clone: {e:#}",
+                h.name
+            ));
+            used = Method::Clone;
+            why = format!(
+                "pg_rewind failed: {}",
+                format!("{e:#}").lines().next().unwrap_or("")
+            );
+        }
+    }
+    if used == Method::Clone {
+        clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
+    }
+    let r = ctx.renderer.render(&eff, &h)?;
+    install_configs(t.as_ref(), &h, &r).await?;
+    install_file(
+        t.as_ref(),
+        &format!("{}/standby.signal", h.data_dir),
+        "0600",
+        "",
+        "write standby.signal",
+    )
+    .await?;
+    start(ctx, t.as_ref(), &h).await?;
+
+    // 4. Verify, then drop the old copy.
+    let t0 = Instant::now();
+    let mut tr: std::collections::BTreeMap<String, Arc<dyn Transport>> =
+        std::collections::BTreeMap::new();
+    for x in [&h, &up] {
+        tr.insert(x.name.clone(), ctx.kept(x).await?);
+    }
+    init::verify_streaming(ctx, &eff, &[h.name.as_str()], &|n| tr[n].clone())
+        .await
+        .map_err(|e| match e.downcast::<Error>() {
+            Ok(err) if used == Method::Clone => err
+                .with_hint(format!(
+                    "the previous data is still in {} on {}",
+                    datadir::old_dir(&h.data_dir),
+                    h.name
+                ))
+                .into(),
+            Ok(err) => err.into(),
+            Err(e) => e,
+        })?;
+    ctx.ui.done(
+        &h.name,
+        &format!("streaming from {}, slot {} active", up.name, h.slot),
+        t0.elapsed(),
+    );
+    drop_stale_slots(ctx, &eff, tr[&h.name].as_ref(), &h).await?;
+    if used == Method::Clone && !o.keep_old {
+        run_step(
+            t.as_ref(),
+            &datadir::remove_ours(&datadir::old_dir(&h.data_dir)),
+            "remove the old copy",
+            None,
+        )
+        .await?;
+    }
+    let m = if used == Method::Rewind {
+        "rewind"
+    } else {
+        "clone"
+    };
+    ctx.ui.info(format!(
+        "rebuild: {} is a replica of {} again, by {m} ({why}), in {:.1}s",
+        h.name,
+        up.name,
+        started.elapsed().as_secs_f64()
+    ));
+    if ctx.ui.format() == Format::Json {
+        ctx.ui.json(&serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && o.keep_old }));
+    }
+    Ok(exit::OK)
+}
+
+/// Drops slots a rewound node kept from its past (a former primary keeps its replicas' slots):
+/// only inactive physical slots named after inventory hosts that do not follow it now.
+async fn drop_stale_slots(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+) -> anyhow::Result<()> {
+    let db = ctx.db(t, h).await?;
+    let followers: Vec<&str> = inv.followers_of(&h.name).map(|f| f.slot.as_str()).collect();
+    for s in db.node_state().await?.slots {
+        let ours = inv.hosts.iter().any(|x| x.slot == s.name);
+        if ours && !s.active && s.slot_type == "physical" && !followers.contains(&s.name.as_str()) {
+            db.execute(&format!(
+                "SELECT pg_catalog.pg_drop_replication_slot({})",
+                crate::db::quote_literal(&s.name)
+            ))
+            .await?;
+            ctx.ui.info(format!(
+                "{}: dropped stale slot {} (no host follows {} on it now)",
+                h.name, s.name, h.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// pg_rewind against the live primary: a dry run first, then the real one. A fenced, crashed
+/// primary carries standby.signal, which pg_rewind's single-user crash recovery refuses: the
+/// fence is lifted for the rewind only (the server is stopped) and always put back.
+async fn rewind_from(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+    src: &Host,
+    inv: &Inventory,
+) -> anyhow::Result<()> {
+    let signal = format!("{}/standby.signal", h.data_dir);
+    let fenced = t
+        .run(&datadir::read_file(&signal), None)
+        .await
+        .map(|o| o.success())
+        .unwrap_or(false);
+    if fenced {
+        run_step(
+            t,
+            &datadir::remove_file(&signal),
+            "lift the fence for pg_rewind",
+            None,
+        )
+        .await?;
+    }
+    let result = rewind_steps(ctx, t, h, src, inv).await;
+    if fenced {
+        install_file(t, &signal, "0600", "", "restore the fence").await?;
+    }
+    result
+}
+
+async fn rewind_steps(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+    src: &Host,
+    inv: &Inventory,
+) -> anyhow::Result<()> {
+    for dry_run in [true, false] {
+        let t0 = Instant::now();
+        let cmd = rewind::cmd(&rewind::RewindSpec {
+            bin_dir: &h.bin_dir,
+            data_dir: &h.data_dir,
+            source_address: &src.address,
+            source_port: src.port,
+            user: &inv.rewind_user,
+            passfile: &h.passfile,
+            dry_run,
+        });
+        ctx.ui
+            .detail(format!("{}: {}", h.name, cmd.full_argv().join(" ")));
+        run_step(
+            t,
+            &cmd,
+            if dry_run {
+                "pg_rewind --dry-run"
+            } else {
+                "pg_rewind"
+            },
+            None,
+        )
+        .await?;
+        ctx.ui.done(
+            &h.name,
+            if dry_run {
+                "pg_rewind --dry-run"
+            } else {
+                "rewound with pg_rewind"
+            },
+            t0.elapsed(),
+        );
+    }
+    Ok(())
+}
+
+/// A fresh clone into `<data_dir>.pgrepl-new`, swapped in only when complete.
+async fn clone_via_staging(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+) -> anyhow::Result<()> {
+    let staging = datadir::staging_dir(&h.data_dir);
+    let old = datadir::old_dir(&h.data_dir);
+    run_step(
+        t,
+        &datadir::remove_ours(&staging),
+        "clear the staging directory",
+        None,
+    )
+    .await?;
+    init::clone(ctx, inv, t, h, &staging).await?;
+    run_step(t, &datadir::remove_ours(&old), "clear the old copy", None).await?;
+    run_step(
+        t,
+        &datadir::swap_in(&h.data_dir),
+        "swap in the new copy",
+        None,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `pg_rewind`: its preconditions (read from pg_controldata) and its argv. It connects to the
+//! source as the least-privilege rewind role; the password comes from the 0600 password file.
+
+use super::controldata::ControlData;
+use crate::transport::Cmd;
+
+/// Why a rewind is impossible, or None when it is possible.
+pub fn blocker(c: &ControlData) -> Option<String> {
+    if c.system_identifier.is_none() {
+        return Some("pg_controldata could not read the data directory".into());
+    }
+    if c.data_checksums != Some(true) && c.wal_log_hints != Some(true) {
+        return Some("the data directory has neither data checksums nor wal_log_hints".into());
+    }
+    None
+}
+
+/// What a rewind needs to know.
+pub struct RewindSpec<'a> {
+    pub bin_dir: &'a str,
+    pub data_dir: &'a str,
+    pub source_address: &'a str,
+    pub source_port: u16,
+    pub user: &'a str,
+    pub passfile: &'a str,
+    pub dry_run: bool,
+}
+
+/// `pg_rewind --target-pgdata … --source-server '…'` (PG13+ completes crash recovery of an
+/// uncleanly stopped target itself). No `--write-recovery-conf`: pgrepl renders the standby
+/// configuration itself, with the replication role, not the rewind role.
+pub fn cmd(s: &RewindSpec<'_>) -> Cmd {
+    let conn = super::conninfo(&[
+        ("host", s.source_address),
+        ("port", &s.source_port.to_string()),
+        ("user", s.user),
+        ("dbname", "postgres"),
+        ("passfile", s.passfile),
+        ("application_name", "pgrepl_rewind"),
+    ]);
+    let mut c = Cmd::new(format!("{}/pg_rewind", s.bin_dir))
+        .args([
+            "--target-pgdata",
+            s.data_dir,
+            "--source-server",
+            &conn,
+            "--progress",
+        ])
+        .env("LC_ALL", "C");
+    if s.dry_run {
+        c = c.arg("--dry-run");
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preconditions() {
+        let mut c = ControlData {
+            system_identifier: Some("1".into()),
+            data_checksums: Some(false),
+            wal_log_hints: Some(false),
+            ..Default::default()
+        };
+        assert!(blocker(&c).unwrap().contains("neither"));
+        c.wal_log_hints = Some(true);
+        assert_eq!(blocker(&c), None);
+    }
+
+    #[test]
+    fn argv_has_no_password() {
+        let c = cmd(&RewindSpec {
+            bin_dir: "/b",
+            data_dir: "/d",
+            source_address: "10.0.0.2",
+            source_port: 5432,
+            user: "pgrepl_rewind",
+            passfile: "/d.pgpass",
+            dry_run: true,
+        });
+        assert!(c.argv.contains(&"--dry-run".to_string()));
+        assert!(c
+            .argv
+            .iter()
+            .any(|a| a.contains("user=pgrepl_rewind") && a.contains("passfile=/d.pgpass")));
+        assert!(!c.argv.iter().any(|a| a.contains("password")));
+    }
+}

@@ -1,0 +1,260 @@
+//! `pgrepl promote` and `pgrepl rebuild` on real clusters over SSH: failover after a crash with
+//! every replicated row kept, fencing, refusals that change nothing, rewind and clone rebuilds.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{Frozen, Lab};
+
+const ROLES: &[(&str, &str, Option<&str>)] = &[
+    ("p", "primary", None),
+    ("r1", "replica", None),
+    ("r2", "replica", None),
+];
+
+fn kill9_postmaster(lab: &Lab, host: &str) {
+    let pid = lab.postmaster_pid(host);
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let start = Instant::now();
+    while lab.server_running(host) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{host} still runs after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(
+        out.lines()
+            .skip_while(|l| !l.starts_with('{'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Scenarios 1 and 6: crash, promote, the old primary restarted by hand stays read-only, rebuild by rewind.
+#[test]
+fn failover_after_crash_then_rebuild_the_old_primary_by_rewind() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    lab.psql(
+        "p",
+        "CREATE TABLE f(id int PRIMARY KEY); INSERT INTO f SELECT generate_series(1, 5000)",
+    );
+    lab.wait_replayed("p", &["r1", "r2"]);
+    kill9_postmaster(&lab, "p");
+
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes", "--format", "json"]);
+    r.expect_code(0);
+    let v = json(&r.stdout);
+    assert_eq!(v["promoted"], "r1");
+    assert_eq!(v["old_timeline"], 1);
+    assert_eq!(v["new_timeline"], 2);
+    assert_eq!(v["siblings_following"], serde_json::json!(["r2"]));
+    assert!(r.stderr.contains("p: fenced"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("set role: primary on r1 and role: replica on p"),
+        "{}",
+        r.stderr
+    );
+
+    // r1 writable on timeline 2 with every replicated row; r2 streams from it on timeline 2.
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(lab.psql("r1", "SELECT count(*) FROM f"), "5000");
+    lab.psql("r1", "INSERT INTO f VALUES (5001)");
+    assert_eq!(
+        lab.psql(
+            "r1",
+            "SELECT application_name || ' ' || state FROM pg_stat_replication"
+        ),
+        "r2 streaming"
+    );
+    assert_eq!(
+        lab.psql("r2", "SELECT received_tli FROM pg_stat_wal_receiver"),
+        "2"
+    );
+    lab.wait_replayed("r1", &["r2"]);
+    assert_eq!(lab.psql("r2", "SELECT count(*) FROM f"), "5001");
+
+    // The old primary, started by hand, comes up read-only (fenced), not as a second primary.
+    assert!(lab.host("p").data_dir.join("standby.signal").exists());
+    lab.start_server("p");
+    assert_eq!(lab.psql("p", "SELECT pg_is_in_recovery()"), "t");
+
+    // Rebuild it: by rewind (checksums are on), streaming from r1 on its slot.
+    let rb = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes", "--format", "json"]);
+    rb.expect_code(0);
+    let v = json(&rb.stdout);
+    assert_eq!(v["method"], "rewind", "{}", rb.stderr);
+    assert_eq!(v["upstream"], "r1");
+    assert!(rb.stderr.contains("pg_rewind --dry-run"), "{}", rb.stderr);
+    assert_eq!(lab.psql("r1", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication"), "p:streaming,r2:streaming");
+    assert_eq!(lab.psql("r1", "SELECT string_agg(slot_name || ':' || active, ',' ORDER BY slot_name) FROM pg_replication_slots"), "p:true,r2:true");
+    lab.wait_replayed("r1", &["p"]);
+    assert_eq!(lab.psql("p", "SELECT count(*) FROM f"), "5001");
+
+    // With the inventory updated as promote said, status is healthy.
+    let inv2 = lab.ssh_inventory(
+        &[
+            ("r1", "primary", None),
+            ("p", "replica", None),
+            ("r2", "replica", None),
+        ],
+        "",
+    );
+    lab.pgrepl(&["-i", inv2.to_str().unwrap(), "status", "--wait", "30"])
+        .expect_code(0);
+}
+
+fn snapshot(lab: &Lab) -> Vec<String> {
+    ["p", "r1", "r2"]
+        .iter()
+        .map(|h| lab.psql(h, "SELECT pg_postmaster_start_time()::text || ' ' || pg_is_in_recovery()::text || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())"))
+        .collect()
+}
+
+/// Scenario 2: the primary is alive → refused without --force; nothing changed.
+#[test]
+fn promote_refuses_while_the_primary_runs() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    let before = snapshot(&lab);
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes"]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains("p [fencing]: p is a running primary"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(snapshot(&lab), before);
+    lab.psql("p", "CREATE TABLE still_writable(x int)");
+    assert!(!lab.host("p").data_dir.join("standby.signal").exists());
+}
+
+/// Scenario 3: the target is behind another replica → refused, the better candidate named.
+#[test]
+fn promote_refuses_a_replica_that_is_behind() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    let wr = lab
+        .psql("r1", "SELECT pid FROM pg_stat_wal_receiver")
+        .parse::<i32>()
+        .unwrap();
+    let frozen = Frozen::new(wr);
+    lab.psql(
+        "p",
+        "CREATE TABLE lag AS SELECT generate_series(1, 10000) AS g",
+    );
+    lab.wait_replayed("p", &["r2"]);
+    kill9_postmaster(&lab, "p");
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes"]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains("r1 [candidate]: r2 has WAL up to"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("promote r2") && r.stderr.contains("--allow-data-loss"),
+        "{}",
+        r.stderr
+    );
+    drop(frozen);
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "t");
+    assert!(
+        !lab.host("p").data_dir.join("standby.signal").exists(),
+        "a refused promote fenced a host"
+    );
+}
+
+/// Scenario 4: rebuild without a terminal and without --yes → refused at once; nothing changed.
+/// Scenario 5: rebuild forced to clone keeps the old data until the new replica streams.
+#[test]
+fn rebuild_needs_confirmation_and_clones_through_a_staging_directory() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    let before = snapshot(&lab);
+    let t0 = Instant::now();
+    let r = lab.pgrepl(&["-i", &inv, "rebuild", "r2"]);
+    r.expect_code(5);
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    assert_eq!(snapshot(&lab), before);
+
+    // Never against the live primary.
+    let r = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes"]);
+    r.expect_code(4);
+    assert!(r.stderr.contains("accepts writes"), "{}", r.stderr);
+
+    lab.psql("r2", "SELECT 1");
+    let marker = lab.host("r2").data_dir.join("pgrepl-test-marker");
+    std::fs::write(&marker, "old copy").unwrap();
+    let r = lab.pgrepl(&[
+        "-i",
+        &inv,
+        "rebuild",
+        "r2",
+        "--method",
+        "clone",
+        "--keep-old",
+        "--yes",
+        "--format",
+        "json",
+    ]);
+    r.expect_code(0);
+    assert_eq!(json(&r.stdout)["method"], "clone");
+    let old = lab.host("r2").data_dir.with_extension("pgrepl-old");
+    assert_eq!(
+        std::fs::read_to_string(old.join("pgrepl-test-marker")).unwrap(),
+        "old copy"
+    );
+    assert!(!marker.exists(), "the new copy came from the primary");
+    assert!(!lab
+        .host("r2")
+        .data_dir
+        .with_extension("pgrepl-new")
+        .exists());
+    assert_eq!(lab.psql("p", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication"), "r1:streaming,r2:streaming");
+    // Without --keep-old the old copy goes once the replica streams.
+    lab.pgrepl(&["-i", &inv, "rebuild", "r2", "--method", "clone", "--yes"])
+        .expect_code(0);
+    assert!(!old.exists());
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+}
+
+/// Scenario 6, second half: the old primary was unreachable during the promote (frozen host),
+/// so it could not be fenced; when it comes back writable, status says split-brain and rebuild
+/// refuses to touch it until the DBA stops it.
+#[test]
+fn an_unfenceable_old_primary_is_split_brain_and_rebuild_refuses_it() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    let pm = Frozen::new(lab.postmaster_pid("p"));
+    let sshd = Frozen::new(lab.sshd_pid("p"));
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes", "--format", "json"]);
+    r.expect_code(0);
+    assert_eq!(json(&r.stdout)["unfenced"], serde_json::json!(["p"]));
+    drop(sshd);
+    drop(pm);
+    let st = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);
+    st.expect_code(11);
+    assert!(st.stdout.contains("split_brain"), "{}", st.stdout);
+    let rb = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes"]);
+    rb.expect_code(4);
+    assert!(
+        rb.stderr.contains("accepts writes") && rb.stderr.contains("stop it first"),
+        "{}",
+        rb.stderr
+    );
+    // Once the DBA stops it, rebuild brings it back.
+    lab.stop_server("p");
+    lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes"])
+        .expect_code(0);
+    assert_eq!(lab.psql("p", "SELECT pg_is_in_recovery()"), "t");
+}
