@@ -174,9 +174,9 @@ pub fn plan_init(
                         "data_dir",
                         format!("{} holds {what}; init never overwrites it", r.data_dir),
                         Some(format!(
-                            "if its data is not needed, stop it and move it aside on {}: pg_ctl stop -D {dir}; mv {dir} {dir}.old; then re-run pgrepl init",
-                            r.name,
-                            dir = r.data_dir
+                            "if its data is not needed, rebuild it as a replica (the old data is kept until the copy streams): pgrepl -i {} rebuild {}",
+                            inv.file.display(),
+                            r.name
                         )),
                     ));
                 }
@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(e.len(), 3, "{e:?}");
         assert!(e.iter().any(|p| p.host == "r1"
             && p.message.contains("another cluster")
-            && p.hint.as_deref().unwrap().contains("mv ")));
+            && p.hint.as_deref().unwrap().contains("rebuild r1")));
         assert!(e.iter().any(|p| p.host == "r2" && p.check == "binaries"));
         assert!(e.iter().any(|p| p.host == "r2" && p.check == "data_dir"));
     }

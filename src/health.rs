@@ -281,10 +281,10 @@ pub fn assess(
                 Some((i, l)) => {
                     let h = &inv.hosts[i];
                     format!(
-                        "start the primary if it can come back; otherwise promote the most advanced replica, {} (WAL up to {}): {}",
+                        "start the primary if it can come back; otherwise promote the most advanced replica, {} (WAL up to {}): pgrepl -i {inv_path} promote {}",
                         h.name,
                         l.map(|l| l.to_string()).unwrap_or_else(|| "unknown".into()),
-                        on(h, inv, &format!("{}/pg_ctl promote -D {}", h.bin_dir, h.data_dir))
+                        h.name
                     )
                 }
                 None => "start the primary's server".into(),
@@ -318,11 +318,27 @@ pub fn assess(
                 severity: Severity::Critical,
                 code: "split_brain",
                 host: None,
-                message: format!("{} nodes accept writes: {} (split-brain)", names.len(), names.join(", ")),
+                message: format!(
+                    "{} nodes accept writes: {} (split-brain)",
+                    names.len(),
+                    names.join(", ")
+                ),
                 fix: format!(
-                    "stop every writable node but one, now: {}; then rebuild them as replicas of {}",
-                    others.iter().map(|h| on(h, inv, &format!("{}/pg_ctl stop -m fast -D {}", h.bin_dir, h.data_dir))).collect::<Vec<_>>().join("; "),
-                    inv.hosts[keep].name
+                    "stop every writable node but one, now: {}; then rebuild each as a replica: {}",
+                    others
+                        .iter()
+                        .map(|h| on(
+                            h,
+                            inv,
+                            &format!("{}/pg_ctl stop -m fast -D {}", h.bin_dir, h.data_dir)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    others
+                        .iter()
+                        .map(|h| format!("pgrepl -i {inv_path} rebuild {}", h.name))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             });
             Some(keep)
@@ -361,7 +377,7 @@ pub fn assess(
                         code: "foreign_system_identifier",
                         host: Some(h.name.clone()),
                         message: format!("{} has system identifier {}, the primary has {}: it is not a copy of this cluster", h.name, s.system_identifier, ps.system_identifier),
-                        fix: format!("re-clone it: stop it, move {} aside on {}, then pgrepl init -i {inv_path}", h.data_dir, h.name),
+                        fix: format!("re-clone it as a copy of this cluster: pgrepl -i {inv_path} rebuild {} --method clone", h.name),
                     });
                 }
             }
@@ -424,7 +440,7 @@ pub fn assess(
                 code: "not_streaming",
                 host: Some(h.name.clone()),
                 message: format!("{} is a standby but not streaming: {why}", h.name),
-                fix: format!("read its server log: {}; then pgrepl init -i {inv_path} to restore its configuration", on(h, inv, &format!("tail -n 50 {}", h.log_file))),
+                fix: format!("read its server log ({}); if it cannot catch up, rebuild it: pgrepl -i {inv_path} rebuild {}", on(h, inv, &format!("tail -n 50 {}", h.log_file)), h.name),
             });
         } else if let (Some(live), Some(want)) = (&view.upstream, &inv_up) {
             if live != want {
@@ -508,10 +524,26 @@ pub fn assess(
                     severity: Severity::Critical,
                     code: "slot_lost",
                     host: Some(h.name.clone()),
-                    message: format!("slot {} on {} has lost WAL its replica needs", sl.name, h.name),
+                    message: format!(
+                        "slot {} on {} has lost WAL its replica needs",
+                        sl.name, h.name
+                    ),
                     fix: match user {
-                        Some(r) => format!("re-clone {}: stop it, move {} aside on {}, then pgrepl init -i {inv_path}", r.name, r.data_dir, r.name),
-                        None => format!("drop it if unused: {}", on(h, inv, &format!("psql -c \"SELECT pg_drop_replication_slot('{}')\"", sl.name))),
+                        Some(r) => format!(
+                            "re-clone {}: pgrepl -i {inv_path} rebuild {} --method clone",
+                            r.name, r.name
+                        ),
+                        None => format!(
+                            "drop it if unused: {}",
+                            on(
+                                h,
+                                inv,
+                                &format!(
+                                    "psql -c \"SELECT pg_drop_replication_slot('{}')\"",
+                                    sl.name
+                                )
+                            )
+                        ),
                     },
                 });
             } else if !sl.active && sl.retained_bytes.unwrap_or(0) > 0 {

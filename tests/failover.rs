@@ -80,18 +80,20 @@ fn failover_after_crash_then_rebuild_the_old_primary_by_rewind() {
     lab.wait_replayed("r1", &["r2"]);
     assert_eq!(lab.psql("r2", "SELECT count(*) FROM f"), "5001");
 
-    // The old primary, started by hand, comes up read-only (fenced), not as a second primary.
+    // The crashed old primary is fenced. Rebuild it: by rewind (checksums are on; pgrepl completes
+    // its crash recovery first), streaming from r1 on its slot.
     assert!(lab.host("p").data_dir.join("standby.signal").exists());
-    lab.start_server("p");
-    assert_eq!(lab.psql("p", "SELECT pg_is_in_recovery()"), "t");
-
-    // Rebuild it: by rewind (checksums are on), streaming from r1 on its slot.
     let rb = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes", "--format", "json"]);
     rb.expect_code(0);
     let v = json(&rb.stdout);
     assert_eq!(v["method"], "rewind", "{}", rb.stderr);
     assert_eq!(v["upstream"], "r1");
     assert!(rb.stderr.contains("pg_rewind --dry-run"), "{}", rb.stderr);
+    assert!(
+        rb.stderr.contains("completed crash recovery"),
+        "{}",
+        rb.stderr
+    );
     assert_eq!(lab.psql("r1", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication"), "p:streaming,r2:streaming");
     assert_eq!(lab.psql("r1", "SELECT string_agg(slot_name || ':' || active, ',' ORDER BY slot_name) FROM pg_replication_slots"), "p:true,r2:true");
     lab.wait_replayed("r1", &["p"]);
@@ -169,6 +171,21 @@ fn promote_refuses_a_replica_that_is_behind() {
     assert!(
         !lab.host("p").data_dir.join("standby.signal").exists(),
         "a refused promote fenced a host"
+    );
+
+    // Scenario 6: promote the better candidate; the old primary, started again by hand, comes up
+    // read-only (fenced), never as a second primary; rebuild then rewinds it from its clean stop.
+    lab.pgrepl(&["-i", &inv, "promote", "r2", "--yes"])
+        .expect_code(0);
+    lab.start_server("p");
+    assert_eq!(lab.psql("p", "SELECT pg_is_in_recovery()"), "t");
+    let rb = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes", "--format", "json"]);
+    rb.expect_code(0);
+    assert_eq!(json(&rb.stdout)["method"], "rewind", "{}", rb.stderr);
+    assert!(
+        !rb.stderr.contains("completed crash recovery"),
+        "p was stopped cleanly: {}",
+        rb.stderr
     );
 }
 

@@ -245,6 +245,27 @@ fn init_refuses_foreign_data_before_any_change() {
         !lab.host("pg1").data_dir.exists(),
         "preflight failed, yet the primary was created"
     );
+
+    // rebuild refuses such a directory too: the files are not its to replace.
+    std::fs::rename(d, lab.dir.join("pg2-precious")).unwrap();
+    lab.pgrepl(&["-i", inv.to_str().unwrap(), "init"])
+        .expect_code(0);
+    lab.stop_server("pg2");
+    std::fs::rename(d, lab.dir.join("pg2-real")).unwrap();
+    std::fs::rename(lab.dir.join("pg2-precious"), d).unwrap();
+    let r = lab.pgrepl(&["-i", inv.to_str().unwrap(), "rebuild", "pg2", "--yes"]);
+    r.expect_code(4);
+    assert!(
+        r.stderr
+            .contains("not a PostgreSQL data directory; rebuild never replaces them"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(!d.with_extension("pgrepl-old").exists());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod harness;
 
 mod bad_inventories;
+mod bench_failover;
 mod bench_init;
 mod bench_status;
 mod failover;

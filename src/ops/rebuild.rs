@@ -164,6 +164,24 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
         .await
         .ok()
         .and_then(|o| datadir::parse(&o.stdout));
+    if matches!(
+        state,
+        Some(
+            datadir::DirState::Other
+                | datadir::DirState::NotADirectory
+                | datadir::DirState::Unreadable
+        )
+    ) {
+        return Err(Error::Preflight {
+            problems: vec![problem(
+                &h.name,
+                "data_dir",
+                format!("{} holds files that are not a PostgreSQL data directory; rebuild never replaces them", h.data_dir),
+                format!("move them aside yourself (mv {dir} {dir}.saved on {}), then re-run rebuild", h.name, dir = h.data_dir),
+            )],
+        }
+        .into());
+    }
     let running = is_running(t.as_ref(), &h).await?;
     let rewind_blocker = match &state {
         Some(datadir::DirState::PgData { .. }) => match controldata(t.as_ref(), &h).await {
@@ -379,6 +397,25 @@ async fn rewind_steps(
     src: &Host,
     inv: &Inventory,
 ) -> anyhow::Result<()> {
+    let cd = controldata(t, h).await?;
+    if !rewind::cleanly_shut_down(&cd) {
+        let t0 = Instant::now();
+        run_step(
+            t,
+            &rewind::complete_crash_recovery(&h.bin_dir, &h.data_dir),
+            "crash recovery (single-user mode)",
+            None,
+        )
+        .await?;
+        ctx.ui.done(
+            &h.name,
+            &format!(
+                "completed crash recovery (the server had stopped {})",
+                cd.cluster_state.as_deref().unwrap_or("uncleanly")
+            ),
+            t0.elapsed(),
+        );
+    }
     for dry_run in [true, false] {
         let t0 = Instant::now();
         let cmd = rewind::cmd(&rewind::RewindSpec {

@@ -15,6 +15,31 @@ pub fn blocker(c: &ControlData) -> Option<String> {
     None
 }
 
+/// Was the server shut down cleanly (as pg_rewind requires of its target)?
+pub fn cleanly_shut_down(c: &ControlData) -> bool {
+    matches!(
+        c.cluster_state.as_deref(),
+        Some("shut down") | Some("shut down in recovery")
+    )
+}
+
+/// Completes crash recovery of an uncleanly stopped data directory in single-user mode, as
+/// pg_rewind itself does before a real run (its `--dry-run` does not, and then refuses the
+/// target). Must run without standby.signal (single-user mode refuses standby mode).
+pub fn complete_crash_recovery(bin_dir: &str, data_dir: &str) -> Cmd {
+    Cmd::new(format!("{bin_dir}/postgres"))
+        .args([
+            "--single",
+            "-F",
+            "-D",
+            data_dir,
+            "-c",
+            "archive_mode=off",
+            "template1",
+        ])
+        .env("LC_ALL", "C")
+}
+
 /// What a rewind needs to know.
 pub struct RewindSpec<'a> {
     pub bin_dir: &'a str,

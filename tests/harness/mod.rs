@@ -521,7 +521,12 @@ impl Lab {
 
     /// Writes an SSH inventory for `roles` and runs `pgrepl init` on it; returns the inventory path.
     pub fn init(&self, roles: &[(&str, &str, Option<&str>)]) -> String {
-        let inv = self.ssh_inventory(roles, "");
+        self.init_with(roles, false)
+    }
+
+    /// Like [`Lab::init`]; `durable` keeps fsync on (benchmarks).
+    pub fn init_with(&self, roles: &[(&str, &str, Option<&str>)], durable: bool) -> String {
+        let inv = self.ssh_inventory_with(roles, "", durable);
         let inv = inv.to_str().unwrap().to_string();
         self.pgrepl(&["-i", &inv, "init"]).expect_code(0);
         inv
