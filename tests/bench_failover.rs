@@ -3,6 +3,7 @@
 //!   writer retries an INSERT every few ms), after a SIGKILL of the primary; median of 3;
 //! - `pgrepl rebuild` of the old primary by rewind and by clone, at pgbench scales (70 ≈ 1 GB,
 //!   350 ≈ 5 GB; PGREPL_BENCH_SCALES="70 350"), 3 runs each.
+//!
 //! fsync stays on. Prints figures; asserts nothing about time.
 
 use std::sync::atomic::{AtomicBool, Ordering};

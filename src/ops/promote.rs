@@ -150,28 +150,45 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
         }
     }
     // Nodes whose server did not answer: fence them through their transport when we can.
-    let mut to_fence: Vec<(&Host, Arc<dyn Transport>)> = Vec::new();
-    let mut unfenced: Vec<&Host> = Vec::new();
-    for h in inv
+    /// What can be done about one host whose server did not answer.
+    enum Fence {
+        /// Down, a primary's data directory: write standby.signal through this connection.
+        Signal(Arc<dyn Transport>),
+        /// Down and already a standby (or no data): nothing to do.
+        Nothing,
+        /// Unreachable, or running but not answering: pgrepl cannot fence it.
+        Cannot,
+    }
+    let down: Vec<&Host> = inv
         .hosts
         .iter()
         .filter(|h| h.name != target.name && !hv(&h.name).reachable)
-    {
-        match ctx.kept(h).await {
-            Ok(t) => {
-                let state = t
-                    .run(&datadir::probe(&h.data_dir), None)
-                    .await
-                    .ok()
-                    .and_then(|o| datadir::parse(&o.stdout));
-                let running = is_running(t.as_ref(), h).await.unwrap_or(true);
-                match state {
-                    _ if running => unfenced.push(h),
-                    Some(datadir::DirState::PgData { standby: false, .. }) => to_fence.push((h, t)),
-                    _ => {}
-                }
-            }
-            Err(_) => unfenced.push(h),
+        .collect();
+    let verdicts = futures_util::future::join_all(down.iter().map(|h| async move {
+        let Ok(t) = ctx.kept(h).await else {
+            return Fence::Cannot;
+        };
+        let state = t
+            .run(&datadir::probe(&h.data_dir), None)
+            .await
+            .ok()
+            .and_then(|o| datadir::parse(&o.stdout));
+        if is_running(t.as_ref(), h).await.unwrap_or(true) {
+            return Fence::Cannot;
+        }
+        match state {
+            Some(datadir::DirState::PgData { standby: false, .. }) => Fence::Signal(t),
+            _ => Fence::Nothing,
+        }
+    }))
+    .await;
+    let mut to_fence: Vec<(&Host, Arc<dyn Transport>)> = Vec::new();
+    let mut unfenced: Vec<&Host> = Vec::new();
+    for (h, v) in down.into_iter().zip(verdicts) {
+        match v {
+            Fence::Signal(t) => to_fence.push((h, t)),
+            Fence::Cannot => unfenced.push(h),
+            Fence::Nothing => {}
         }
     }
     if !problems.is_empty() {

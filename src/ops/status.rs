@@ -54,7 +54,14 @@ async fn probe(ctx: &Context<'_>, h: &Host) -> anyhow::Result<NodeState> {
         Ok(s)
     }
     .await;
-    if result.is_err() {
+    // A server that does not answer through a working connection (it is down) keeps the
+    // connection for the rest of the run (promote fences through it); a broken one is dropped.
+    if result.is_err()
+        && !t
+            .run(&crate::transport::Cmd::new("true"), None)
+            .await
+            .is_ok_and(|o| o.success())
+    {
         ctx.forget(h).await;
     }
     result
