@@ -276,7 +276,14 @@ pub fn assess(
                     s.filter(|s| s.in_recovery)
                         .map(|s| (i, s.receive_lsn.max(s.replay_lsn)))
                 })
-                .max_by_key(|(_, l)| *l);
+                // The first of equally advanced replicas, in inventory order.
+                .fold(
+                    None,
+                    |best: Option<(usize, Option<Lsn>)>, (i, l)| match best {
+                        Some((_, bl)) if bl >= l => best,
+                        _ => Some((i, l)),
+                    },
+                );
             let fix = match best {
                 Some((i, l)) => {
                     let h = &inv.hosts[i];
@@ -424,7 +431,8 @@ pub fn assess(
             replay_lag_seconds: served.and_then(|(_, _, r)| r.replay_lag_s),
             last_replay_age_seconds: s.last_replay_age_s,
         };
-        if !streaming {
+        // Without a primary nothing can stream: the no_primary finding says what to do.
+        if !streaming && primary.is_some() {
             let why = match (&view.state, &s.receiver) {
                 (Some(st), _) => format!(
                     "its WAL sender on {} is in state {st}",
@@ -796,6 +804,29 @@ mod tests {
             "{f:?}"
         );
         assert_eq!(v.primary, None);
+    }
+
+    #[test]
+    fn no_primary_names_the_first_of_the_most_advanced_replicas() {
+        let v = assess(
+            &inv(),
+            &[
+                Probe {
+                    state: Err("down".into()),
+                },
+                ok(replica("0/6000000")),
+                ok(replica("0/6000000")),
+            ],
+            &Thresholds::default(),
+            0.1,
+        );
+        let f = v.findings.iter().find(|f| f.code == "no_primary").unwrap();
+        assert!(f.fix.contains("promote r1"), "{}", f.fix);
+        assert!(
+            !v.findings.iter().any(|f| f.code == "not_streaming"),
+            "{:?}",
+            v.findings
+        );
     }
 
     #[test]

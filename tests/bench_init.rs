@@ -9,6 +9,7 @@ use crate::harness::Lab;
 #[test]
 #[ignore = "benchmark: run with scripts/bench-init"]
 fn bench_init_over_ssh() {
+    println!(); // the test harness leaves its "test … ..." line open
     let runs: usize = std::env::var("PGREPL_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())

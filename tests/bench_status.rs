@@ -65,6 +65,7 @@ fn time_status(
 #[test]
 #[ignore = "benchmark: run with scripts/bench-status"]
 fn bench_status() {
+    println!(); // the test harness leaves its "test … ..." line open
     let runs: usize = std::env::var("PGREPL_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())

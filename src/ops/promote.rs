@@ -214,7 +214,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
             h.name
         )
     }));
-    plan.extend(unfenced.iter().map(|h| format!("{} cannot be reached or stopped: pgrepl cannot fence it; you confirm it is down for good", h.name)));
+    plan.extend(unfenced.iter().map(|h| format!("{} cannot be fenced (its host is unreachable, or its server still runs without answering): you confirm it is down for good", h.name)));
     ctx.ui.confirm("promote", &plan.join("; "))?;
 
     // 3. Fence.
