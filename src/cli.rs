@@ -88,6 +88,23 @@ pub enum Command {
     /// Bring a host back as a replica of the live primary: pg_rewind when possible, a fresh
     /// clone otherwise. Never touches a writable node. Destructive: asks, or needs --yes.
     Rebuild(RebuildArgs),
+    /// Planned change of primary with no lost writes: checks everything first, stops the primary
+    /// cleanly, waits until the replica has its last WAL, promotes it, and makes the old primary
+    /// its standby. Exit 8: failed and rolled back; 7: incomplete (the next command is printed).
+    Switchover(SwitchoverArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SwitchoverArgs {
+    /// The replica to make primary (or use --to auto).
+    #[arg(required_unless_present = "to", conflicts_with = "to")]
+    pub host: Option<String>,
+    /// A replica, or `auto`: the most caught-up replica streaming from the primary.
+    #[arg(long, value_name = "HOST|auto")]
+    pub to: Option<String>,
+    /// Run every check and print the plan (each step and command), changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]

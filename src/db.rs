@@ -303,7 +303,11 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
                         ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn)::pg_catalog.int8 AS retained_bytes
                FROM pg_catalog.pg_replication_slots) s),
   'pending_restart', (SELECT COALESCE(pg_catalog.json_agg(name ORDER BY name), '[]'::pg_catalog.json)
-               FROM pg_catalog.pg_settings WHERE pending_restart)
+               FROM pg_catalog.pg_settings WHERE pending_restart),
+  'data_checksums', pg_catalog.current_setting('data_checksums') = 'on',
+  'wal_log_hints', pg_catalog.current_setting('wal_log_hints') = 'on',
+  'max_wal_senders', pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4,
+  'max_replication_slots', pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4
 )::pg_catalog.text"#;
 
 #[derive(serde::Deserialize)]
@@ -322,6 +326,10 @@ struct RawNode {
     senders: Vec<RawSender>,
     slots: Vec<RawSlot>,
     pending_restart: Vec<String>,
+    data_checksums: bool,
+    wal_log_hints: bool,
+    max_wal_senders: i32,
+    max_replication_slots: i32,
 }
 
 #[derive(serde::Deserialize)]
@@ -430,6 +438,9 @@ impl Db {
                 })
                 .collect(),
             pending_restart: r.pending_restart,
+            rewindable: r.data_checksums || r.wal_log_hints,
+            max_wal_senders: r.max_wal_senders,
+            max_replication_slots: r.max_replication_slots,
         })
     }
 }

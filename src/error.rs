@@ -19,6 +19,12 @@ pub mod exit {
     pub const PREFLIGHT: u8 = 4;
     /// A destructive step needs confirmation, and there is no terminal and no `--yes`.
     pub const CONFIRMATION_REQUIRED: u8 = 5;
+    /// `switchover`: failed after the new primary was promoted; the cluster is half-way
+    /// (the message gives each node's state and the next command).
+    pub const SWITCHOVER_INCOMPLETE: u8 = 7;
+    /// `switchover`: failed before the promotion and rolled back: the old primary runs again as
+    /// primary, verified writable.
+    pub const SWITCHOVER_ROLLED_BACK: u8 = 8;
     /// `status`: the cluster works but something needs attention.
     pub const DEGRADED: u8 = 10;
     /// `status`: no reachable primary.
@@ -70,6 +76,8 @@ pub enum Error {
     ConfirmationRequired { action: String },
     /// A step failed on a host.
     Step(StepFailure),
+    /// A failure with its own exit code (switchover's "incomplete" and "rolled back").
+    Coded(u8, StepFailure),
 }
 
 impl Error {
@@ -79,6 +87,7 @@ impl Error {
             Error::Preflight { .. } => exit::PREFLIGHT,
             Error::ConfirmationRequired { .. } => exit::CONFIRMATION_REQUIRED,
             Error::Step(_) => exit::FAILED,
+            Error::Coded(code, _) => *code,
         }
     }
 
@@ -98,7 +107,7 @@ impl Error {
 
     /// Adds a hint (the next command to run) to a step failure.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        if let Error::Step(s) = &mut self {
+        if let Error::Step(s) | Error::Coded(_, s) = &mut self {
             s.hint = Some(hint.into());
         }
         self
@@ -151,7 +160,7 @@ impl fmt::Display for Error {
                 "{action} needs confirmation, and there is no terminal to ask on; \
                  re-run with --yes to confirm"
             ),
-            Error::Step(s) => {
+            Error::Step(s) | Error::Coded(_, s) => {
                 match &s.host {
                     Some(h) => write!(f, "{h}: {} failed: {}", s.step, s.message)?,
                     None => write!(f, "{} failed: {}", s.step, s.message)?,
@@ -193,6 +202,8 @@ mod tests {
             exit::INVENTORY,
             exit::PREFLIGHT,
             exit::CONFIRMATION_REQUIRED,
+            exit::SWITCHOVER_INCOMPLETE,
+            exit::SWITCHOVER_ROLLED_BACK,
             exit::DEGRADED,
             exit::CRITICAL,
             exit::INTERRUPTED,

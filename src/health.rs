@@ -30,6 +30,10 @@ pub struct NodeState {
     pub senders: Vec<Sender>,
     pub slots: Vec<Slot>,
     pub pending_restart: Vec<String>,
+    /// Data checksums or wal_log_hints: pg_rewind can rewind this node.
+    pub rewindable: bool,
+    pub max_wal_senders: i32,
+    pub max_replication_slots: i32,
 }
 
 impl NodeState {

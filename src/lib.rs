@@ -140,6 +140,21 @@ async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
             )
             .await
         }
+        cli::Command::Switchover(a) => {
+            let to = a
+                .host
+                .clone()
+                .or(a.to.clone())
+                .unwrap_or_else(|| "auto".into());
+            ops::switchover::run(
+                &ctx,
+                ops::switchover::Options {
+                    to,
+                    dry_run: a.dry_run,
+                },
+            )
+            .await
+        }
         cli::Command::Rebuild(a) => {
             let method = match a.method {
                 cli::MethodArg::Auto => ops::rebuild::Method::Auto,

@@ -12,3 +12,4 @@ mod init_local;
 mod init_ssh;
 mod render_cmd;
 mod status;
+mod switchover;

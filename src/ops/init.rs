@@ -100,6 +100,7 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
         &note,
     )
     .await?;
+    install_passfile(ctx, tp.as_ref(), p, &password, &note).await?;
     let pdb = ctx.db(tp.as_ref(), p).await?;
     ensure_role(ctx, &pdb, &inv.replication_user, true, &password, &note).await?;
     ensure_role(ctx, &pdb, &inv.rewind_user, false, &password, &note).await?;
@@ -226,6 +227,31 @@ async fn converge_server(
     Ok(())
 }
 
+/// The 0600 password file (replication and rewind roles) on a host. Every host gets one: any
+/// host may become a replica (after a switchover or failover) and must then find its password.
+pub async fn install_passfile(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+    password: &Secret,
+    note: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<()> {
+    let inv = &ctx.inv;
+    let line = pg::passfile_line(&inv.replication_user, password.expose())
+        + &pg::passfile_line(&inv.rewind_user, password.expose());
+    if install_file(t, &h.passfile, "0600", &line, "install password file")
+        .await?
+        .is_some()
+    {
+        ctx.ui.detail(format!(
+            "{}: installed password file {}",
+            h.name, h.passfile
+        ));
+        note(format!("{}: password file", h.name));
+    }
+    Ok(())
+}
+
 /// The functions pg_rewind calls on its source server: all the rewind role may run.
 pub const REWIND_FUNCTIONS: &[&str] = &[
     "pg_catalog.pg_ls_dir(text, boolean, boolean)",
@@ -327,18 +353,7 @@ async fn converge_replica(
     note: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<()> {
     let inv = &ctx.inv;
-    let line = pg::passfile_line(&inv.replication_user, password.expose())
-        + &pg::passfile_line(&inv.rewind_user, password.expose());
-    if install_file(t, &h.passfile, "0600", &line, "install password file")
-        .await?
-        .is_some()
-    {
-        ctx.ui.detail(format!(
-            "{}: installed password file {}",
-            h.name, h.passfile
-        ));
-        note(format!("{}: password file", h.name));
-    }
+    install_passfile(ctx, t, h, password, note).await?;
     if plan == HostPlan::Clone {
         clone(ctx, inv, t, h, &h.data_dir).await?;
         note(format!("{}: cloned", h.name));

@@ -10,6 +10,7 @@ pub mod promote;
 pub mod rebuild;
 pub mod render;
 pub mod status;
+pub mod switchover;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -126,8 +127,12 @@ impl Context<'_> {
 
     /// A connection kept for the run: opened on first use, reused after.
     pub async fn kept(&self, h: &Host) -> anyhow::Result<Arc<dyn Transport>> {
-        if let Some(t) = self.kept.lock().await.get(&h.name) {
-            return Ok(t.clone());
+        let cached = self.kept.lock().await.get(&h.name).cloned();
+        if let Some(t) = cached {
+            if t.alive().await {
+                return Ok(t);
+            }
+            self.kept.lock().await.remove(&h.name);
         }
         let t = self.connect(h).await?;
         self.kept.lock().await.insert(h.name.clone(), t.clone());

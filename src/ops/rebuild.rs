@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::error::{exit, Error, Problem};
 use crate::inventory::{Host, Inventory, Role};
-use crate::pg::{self, datadir, rewind};
+use crate::pg::{datadir, rewind};
 use crate::transport::Transport;
 use crate::ui::Format;
 
@@ -231,16 +231,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     if running {
         stop_and_prove_down(ctx, t.as_ref(), &h).await?;
     }
-    let line = pg::passfile_line(&inv.replication_user, password.expose())
-        + &pg::passfile_line(&inv.rewind_user, password.expose());
-    install_file(
-        t.as_ref(),
-        &h.passfile,
-        "0600",
-        &line,
-        "install password file",
-    )
-    .await?;
+    init::install_passfile(ctx, t.as_ref(), &h, &password, &|_| {}).await?;
     let udb = ctx.db(ctx.kept(&up).await?.as_ref(), &up).await?;
     ensure_slot(ctx, &udb, &up.name, &h.slot, &h.name).await?;
 
@@ -267,38 +258,43 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     if used == Method::Clone {
         clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
     }
-    let r = ctx.renderer.render(&eff, &h)?;
-    install_configs(t.as_ref(), &h, &r).await?;
-    install_file(
-        t.as_ref(),
-        &format!("{}/standby.signal", h.data_dir),
-        "0600",
-        "",
-        "write standby.signal",
-    )
-    .await?;
-    start(ctx, t.as_ref(), &h).await?;
-
-    // 4. Verify, then drop the old copy.
-    let t0 = Instant::now();
     let mut tr: std::collections::BTreeMap<String, Arc<dyn Transport>> =
         std::collections::BTreeMap::new();
     for x in [&h, &up] {
         tr.insert(x.name.clone(), ctx.kept(x).await?);
     }
-    init::verify_streaming(ctx, &eff, &[h.name.as_str()], &|n| tr[n].clone())
-        .await
-        .map_err(|e| match e.downcast::<Error>() {
-            Ok(err) if used == Method::Clone => err
-                .with_hint(format!(
-                    "the previous data is still in {} on {}",
-                    datadir::old_dir(&h.data_dir),
-                    h.name
-                ))
-                .into(),
-            Ok(err) => err.into(),
-            Err(e) => e,
-        })?;
+    let t0 = Instant::now();
+    let mut joined = join_as_standby(ctx, &eff, t.as_ref(), &h, &tr).await;
+    if let (Err(e), Method::Rewind, Method::Auto) = (&joined, used, o.method) {
+        // A rewound node that does not start or stream (a broken file pg_rewind left alone):
+        // in auto mode, a fresh clone replaces it, the old data kept until the clone streams.
+        ctx.ui.warn(format!(
+            "{}: after the rewind it does not start or stream ({}); falling back to a fresh clone",
+            h.name,
+            format!("{e:#}").lines().next().unwrap_or("")
+        ));
+        if is_running(t.as_ref(), &h).await? {
+            stop_and_prove_down(ctx, t.as_ref(), &h).await?;
+        }
+        used = Method::Clone;
+        why = format!(
+            "the rewound data directory did not start or stream: {}",
+            format!("{e:#}").lines().next().unwrap_or("")
+        );
+        clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
+        joined = join_as_standby(ctx, &eff, t.as_ref(), &h, &tr).await;
+    }
+    joined.map_err(|e| match e.downcast::<Error>() {
+        Ok(err) if used == Method::Clone => err
+            .with_hint(format!(
+                "the previous data is still in {} on {}",
+                datadir::old_dir(&h.data_dir),
+                h.name
+            ))
+            .into(),
+        Ok(err) => err.into(),
+        Err(e) => e,
+    })?;
     ctx.ui.done(
         &h.name,
         &format!("streaming from {}, slot {} active", up.name, h.slot),
@@ -331,6 +327,29 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// Renders and installs the standby configuration, writes standby.signal, starts the server and
+/// verifies it streams from its upstream with its slot active.
+async fn join_as_standby(
+    ctx: &Context<'_>,
+    eff: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+    tr: &std::collections::BTreeMap<String, Arc<dyn Transport>>,
+) -> anyhow::Result<()> {
+    let r = ctx.renderer.render(eff, h)?;
+    install_configs(t, h, &r).await?;
+    install_file(
+        t,
+        &format!("{}/standby.signal", h.data_dir),
+        "0600",
+        "",
+        "write standby.signal",
+    )
+    .await?;
+    start(ctx, t, h).await?;
+    init::verify_streaming(ctx, eff, &[h.name.as_str()], &|n| tr[n].clone()).await
+}
+
 /// Drops slots a rewound node kept from its past (a former primary keeps its replicas' slots):
 /// only inactive physical slots named after inventory hosts that do not follow it now.
 async fn drop_stale_slots(
@@ -361,7 +380,7 @@ async fn drop_stale_slots(
 /// pg_rewind against the live primary: a dry run first, then the real one. A fenced, crashed
 /// primary carries standby.signal, which pg_rewind's single-user crash recovery refuses: the
 /// fence is lifted for the rewind only (the server is stopped) and always put back.
-async fn rewind_from(
+pub(crate) async fn rewind_from(
     ctx: &Context<'_>,
     t: &dyn Transport,
     h: &Host,

@@ -70,7 +70,13 @@ async fn probe(ctx: &Context<'_>, h: &Host) -> anyhow::Result<NodeState> {
 /// Probes every host concurrently, each bounded by `host_timeout`, and assesses the result.
 pub async fn collect(ctx: &Context<'_>, host_timeout: Duration, t: &Thresholds) -> ClusterView {
     let t0 = Instant::now();
-    let probes = futures_util::future::join_all(ctx.inv.hosts.iter().map(|h| async move {
+    let probes = probe_all(ctx, host_timeout).await;
+    health::assess(&ctx.inv, &probes, t, t0.elapsed().as_secs_f64())
+}
+
+/// Every host's state (in inventory order), each probe bounded by `host_timeout`.
+pub async fn probe_all(ctx: &Context<'_>, host_timeout: Duration) -> Vec<Probe> {
+    futures_util::future::join_all(ctx.inv.hosts.iter().map(|h| async move {
         let state = match tokio::time::timeout(host_timeout, probe(ctx, h)).await {
             Ok(r) => r.map_err(|e| format!("{e:#}")),
             Err(_) => {
@@ -83,8 +89,7 @@ pub async fn collect(ctx: &Context<'_>, host_timeout: Duration, t: &Thresholds) 
         };
         Probe { state }
     }))
-    .await;
-    health::assess(&ctx.inv, &probes, t, t0.elapsed().as_secs_f64())
+    .await
 }
 
 fn print(ctx: &Context<'_>, v: &ClusterView) {

@@ -136,6 +136,10 @@ pub trait Transport: Send + Sync {
     /// A local directory holding `.s.PGSQL.<port>` that reaches the host's server socket
     /// (`socket_dir`): the socket itself locally, an SSH-forwarded socket remotely.
     async fn pg_socket_dir(&self, socket_dir: &str, port: u16) -> anyhow::Result<PathBuf>;
+    /// Is the connection still usable (an ssh master can exit when idle or cut)?
+    async fn alive(&self) -> bool {
+        true
+    }
     /// Releases the connection.
     async fn close(&self);
 }

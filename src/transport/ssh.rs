@@ -60,7 +60,7 @@ impl SshTransport {
             .control_directory(control_dir)
             // A SIGKILLed pgrepl must not leave masters behind forever.
             .control_persist(ControlPersist::IdleFor(
-                NonZeroUsize::new(60).expect("non-zero"),
+                NonZeroUsize::new(300).expect("non-zero"),
             ));
         if let Some(k) = &target.identity_file {
             b.keyfile(k);
@@ -183,6 +183,10 @@ impl Transport for SshTransport {
             .with_context(|| format!("could not forward {} over ssh", remote.display()))?;
         fw.push((socket_dir.to_string(), port));
         Ok(dir)
+    }
+
+    async fn alive(&self) -> bool {
+        self.session.check().await.is_ok()
     }
 
     async fn close(&self) {

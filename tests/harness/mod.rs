@@ -119,7 +119,18 @@ fn claim_slot() -> (u32, PathBuf) {
                 let pid: Option<i32> = fs::read_to_string(&p)
                     .ok()
                     .and_then(|s| s.trim().parse().ok());
-                let alive = pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH));
+                // A file without a pid yet is being claimed right now (unless it is old).
+                let young = fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .map(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(10))
+                    .unwrap_or(true);
+                let alive = match pid {
+                    Some(pid) => {
+                        (unsafe { libc::kill(pid, 0) }) == 0
+                            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+                    }
+                    None => young,
+                };
                 if !alive && fs::remove_file(&p).is_ok() {
                     sweep_stale(n);
                     if let Ok(mut f) = fs::OpenOptions::new().write(true).create_new(true).open(&p)
@@ -381,6 +392,25 @@ impl Lab {
         extra_postgres: &str,
         durable: bool,
     ) -> PathBuf {
+        self.ssh_inventory_full(roles, extra_postgres, durable, &[])
+    }
+
+    /// The address connections from the test runner arrive from (for pg_hba rules).
+    pub fn runner_address(&self) -> String {
+        match self.mode {
+            Mode::Netns => format!("198.18.{}.1", self.id),
+            Mode::Loopback => "127.0.0.1".into(),
+        }
+    }
+
+    /// Like [`Lab::ssh_inventory_with`], with extra pg_hba rules (YAML flow mappings).
+    pub fn ssh_inventory_full(
+        &self,
+        roles: &[(&str, &str, Option<&str>)],
+        extra_postgres: &str,
+        durable: bool,
+        extra_hba: &[String],
+    ) -> PathBuf {
         let fsync = if durable { "" } else { "    fsync: 'off'\n" };
         let mut y = format!(
             "cluster: it{id}\npostgres:\n  version: 15\n  os_user: {u}\n  data_dir: {d}/{{host}}/data\n  socket_dir: {d}/{{host}}/run\n  settings:\n    shared_buffers: 16MB\n    max_wal_size: 128MB\n{fsync}{extra_postgres}",
@@ -388,8 +418,15 @@ impl Lab {
             u = self.os_user,
             d = self.dir.display()
         );
+        let mut hba: Vec<String> = extra_hba.to_vec();
         if self.mode == Mode::Loopback {
-            y.push_str("  hba:\n    - {type: host, database: replication, user: replicator, address: 127.0.0.1/32, method: scram-sha-256}\n");
+            hba.push("{type: host, database: replication, user: replicator, address: 127.0.0.1/32, method: scram-sha-256}".into());
+        }
+        if !hba.is_empty() {
+            y.push_str("  hba:\n");
+            for r in &hba {
+                y.push_str(&format!("    - {r}\n"));
+            }
         }
         y.push_str(&format!(
             "replication:\n  user: replicator\n  password_file: {}\naccess:\n  transport: ssh\n  ssh:\n    user: {}\n    port: {}\n    identity_file: {}\n    known_hosts_file: {}\n    host_keys: strict\ntimeouts:\n  connect: 10\n  streaming: 60\nhosts:\n",
