@@ -16,12 +16,17 @@ const ROLES: &[(&str, &str, Option<&str>)] = &[
 
 /// A lab whose pg_hba admits the write probe from the test runner, with the probe's role and table.
 fn lab_with_probe_access() -> (Lab, String) {
+    lab_with_probe(false)
+}
+
+/// Like [`lab_with_probe_access`]; `durable` keeps fsync on (benchmarks).
+pub fn lab_with_probe(durable: bool) -> (Lab, String) {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let rule = format!(
         "{{type: host, database: postgres, user: probe, address: {}/32, method: scram-sha-256}}",
         lab.runner_address()
     );
-    let inv = lab.ssh_inventory_full(ROLES, "", false, &[rule]);
+    let inv = lab.ssh_inventory_full(ROLES, "", durable, &[rule]);
     let inv = inv.to_str().unwrap().to_string();
     lab.pgrepl(&["-i", &inv, "init"]).expect_code(0);
     lab.psql("p", "CREATE ROLE probe LOGIN PASSWORD 'probe-pw'; CREATE TABLE probe_ids(id bigint PRIMARY KEY, at timestamptz DEFAULT clock_timestamp()); GRANT SELECT, INSERT ON probe_ids TO probe");
@@ -85,8 +90,14 @@ impl ProbeRun {
 
     /// The longest gap between two acknowledged writes, in seconds.
     pub fn longest_gap(&self) -> f64 {
+        self.longest_gap_since(0)
+    }
+
+    /// The longest gap between two acknowledged writes from the `from`-th on, in seconds.
+    pub fn longest_gap_since(&self, from: usize) -> f64 {
         let a = self.acked.lock().unwrap();
-        a.windows(2)
+        a[from.min(a.len())..]
+            .windows(2)
             .map(|w| w[1].1.saturating_sub(w[0].1))
             .max()
             .unwrap_or(0) as f64
@@ -205,6 +216,17 @@ fn switchover_refusals_change_nothing() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(ROLES);
     let before = snapshot(&lab);
+
+    // --to auto picks the most caught-up replica streaming from the primary (a dry run).
+    let auto = lab.pgrepl(&["-i", &inv, "switchover", "--to", "auto", "--dry-run"]);
+    auto.expect_code(0);
+    assert!(
+        auto.stderr.contains("switchover --to auto: r")
+            && auto.stdout.contains("switchover p -> r"),
+        "{}{}",
+        auto.stdout,
+        auto.stderr
+    );
 
     // Replay paused on the candidate.
     lab.psql("r1", "SELECT pg_wal_replay_pause()");
