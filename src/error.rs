@@ -51,6 +51,18 @@ pub struct Problem {
     pub hint: Option<String>,
 }
 
+impl Problem {
+    /// A problem with a hint (the next command).
+    pub fn new(host: &str, check: &str, message: String, hint: String) -> Problem {
+        Problem {
+            host: host.into(),
+            check: check.into(),
+            message,
+            hint: Some(hint),
+        }
+    }
+}
+
 /// A step that failed on a host: which host, which step, what the command said, what to do next.
 #[derive(Debug, Clone, Default)]
 pub struct StepFailure {

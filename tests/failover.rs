@@ -113,10 +113,7 @@ fn failover_after_crash_then_rebuild_the_old_primary_by_rewind() {
 }
 
 fn snapshot(lab: &Lab) -> Vec<String> {
-    ["p", "r1", "r2"]
-        .iter()
-        .map(|h| lab.psql(h, "SELECT pg_postmaster_start_time()::text || ' ' || pg_is_in_recovery()::text || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())"))
-        .collect()
+    lab.snapshot(&["p", "r1", "r2"])
 }
 
 /// Scenario 2: the primary is alive → refused without --force; nothing changed.

@@ -205,10 +205,7 @@ fn switchover_there_and_back_under_writes_loses_nothing() {
 }
 
 fn snapshot(lab: &Lab) -> Vec<String> {
-    ["p", "r1", "r2"]
-        .iter()
-        .map(|h| lab.psql(h, "SELECT pg_postmaster_start_time()::text || ' ' || pg_is_in_recovery()::text || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())"))
-        .collect()
+    lab.snapshot(&["p", "r1", "r2"])
 }
 
 #[test]

@@ -498,3 +498,24 @@ pub async fn converge_running(
     apply_config(ctx, t, h, &ch, restart).await?;
     Ok(())
 }
+
+/// Installs a standby's rendered configuration (from `inv`, the live topology) and
+/// `standby.signal`, then starts it.
+pub async fn start_as_standby(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+) -> anyhow::Result<()> {
+    let r = ctx.renderer.render(inv, h)?;
+    install_configs(t, h, &r).await?;
+    install_file(
+        t,
+        &format!("{}/standby.signal", h.data_dir),
+        "0600",
+        "",
+        "write standby.signal",
+    )
+    .await?;
+    start(ctx, t, h).await
+}

@@ -41,12 +41,7 @@ fn wal_pos(h: &HostView) -> Option<Lsn> {
 }
 
 fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
-    Problem {
-        host: host.into(),
-        check: check.into(),
-        message,
-        hint: Some(hint),
-    }
+    Problem::new(host, check, message, hint)
 }
 
 pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {

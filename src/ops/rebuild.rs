@@ -19,8 +19,8 @@ use crate::transport::Transport;
 use crate::ui::Format;
 
 use super::{
-    controldata, ensure_slot, init, install_configs, install_file, is_running, run_step, start,
-    status, stop_and_prove_down, Context,
+    controldata, ensure_slot, init, install_file, is_running, run_step, status,
+    stop_and_prove_down, Context,
 };
 
 /// How to rebuild.
@@ -40,12 +40,7 @@ pub struct Options {
 }
 
 fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
-    Problem {
-        host: host.into(),
-        check: check.into(),
-        message,
-        hint: Some(hint),
-    }
+    Problem::new(host, check, message, hint)
 }
 
 pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
@@ -336,17 +331,7 @@ async fn join_as_standby(
     h: &Host,
     tr: &std::collections::BTreeMap<String, Arc<dyn Transport>>,
 ) -> anyhow::Result<()> {
-    let r = ctx.renderer.render(eff, h)?;
-    install_configs(t, h, &r).await?;
-    install_file(
-        t,
-        &format!("{}/standby.signal", h.data_dir),
-        "0600",
-        "",
-        "write standby.signal",
-    )
-    .await?;
-    start(ctx, t, h).await?;
+    super::start_as_standby(ctx, eff, t, h).await?;
     init::verify_streaming(ctx, eff, &[h.name.as_str()], &|n| tr[n].clone()).await
 }
 

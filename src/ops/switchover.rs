@@ -26,8 +26,8 @@ use crate::ui::Format;
 use crate::wait::{poll_until, Poll};
 
 use super::{
-    controldata, converge_running, ensure_slot, init, install_configs, install_file, rebuild,
-    run_step, server, start, status, Context,
+    controldata, converge_running, ensure_slot, init, rebuild, run_step, server, start,
+    start_as_standby, status, Context,
 };
 
 /// What the command line asked for.
@@ -39,12 +39,7 @@ pub struct Options {
 }
 
 fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
-    Problem {
-        host: host.into(),
-        check: check.into(),
-        message,
-        hint: Some(hint),
-    }
+    Problem::new(host, check, message, hint)
 }
 
 fn coded(code: u8, host: &str, step: &str, message: String, hint: String) -> anyhow::Error {
@@ -441,17 +436,7 @@ async fn finish(
     let oh = eff.host(&old.name).expect("host");
     init::install_passfile(ctx, to.as_ref(), oh, password, &|_| {}).await?;
     ensure_slot(ctx, cdb, &cand.name, &oh.slot, &oh.name).await?;
-    let r = ctx.renderer.render(eff, oh)?;
-    install_configs(to.as_ref(), oh, &r).await?;
-    install_file(
-        to.as_ref(),
-        &format!("{}/standby.signal", oh.data_dir),
-        "0600",
-        "",
-        "write standby.signal",
-    )
-    .await?;
-    start(ctx, to.as_ref(), oh).await?;
+    start_as_standby(ctx, eff, to.as_ref(), oh).await?;
     ctx.ui.done(
         &old.name,
         &format!("7. started as a standby of {}", cand.name),
@@ -471,16 +456,7 @@ async fn finish(
         ));
         super::stop_and_prove_down(ctx, to.as_ref(), oh).await?;
         rebuild::rewind_from(ctx, to.as_ref(), oh, eff.primary(), eff).await?;
-        install_configs(to.as_ref(), oh, &r).await?;
-        install_file(
-            to.as_ref(),
-            &format!("{}/standby.signal", oh.data_dir),
-            "0600",
-            "",
-            "write standby.signal",
-        )
-        .await?;
-        start(ctx, to.as_ref(), oh).await?;
+        start_as_standby(ctx, eff, to.as_ref(), oh).await?;
     }
     init::verify_streaming(ctx, eff, &[], &|n| tr[n].clone()).await?;
     ctx.ui.done(

@@ -516,6 +516,15 @@ impl Lab {
             .unwrap()
     }
 
+    /// Each host's postmaster start time, recovery state and checkpoint timeline: equal before
+    /// and after means nothing was restarted, promoted or switched.
+    pub fn snapshot(&self, hosts: &[&str]) -> Vec<String> {
+        hosts
+            .iter()
+            .map(|h| self.psql(h, "SELECT pg_postmaster_start_time()::text || ' ' || pg_is_in_recovery()::text || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())"))
+            .collect()
+    }
+
     /// The pid of a host's sshd.
     pub fn sshd_pid(&self, host: &str) -> i32 {
         let k = self
