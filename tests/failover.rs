@@ -133,6 +133,38 @@ fn promote_refuses_while_the_primary_runs() {
     assert_eq!(snapshot(&lab), before);
     lab.psql("p", "CREATE TABLE still_writable(x int)");
     assert!(!lab.host("p").data_dir.join("standby.signal").exists());
+
+    // With --force: the primary is stopped and proven down, fenced, then r1 is promoted; its
+    // clean shutdown let r1 receive everything, so no bytes are lost.
+    lab.psql(
+        "p",
+        "INSERT INTO still_writable SELECT generate_series(1, 1000)",
+    );
+    let r = lab.pgrepl(&[
+        "-i", &inv, "promote", "r1", "--force", "--yes", "--format", "json",
+    ]);
+    r.expect_code(0);
+    let v = json(&r.stdout);
+    assert_eq!(v["bytes_maybe_lost"], 0, "{v}");
+    assert!(v["old_primary_last_lsn"].is_string(), "{v}");
+    assert!(
+        r.stderr.contains("p: stopped PostgreSQL") && r.stderr.contains("p: fenced"),
+        "{}",
+        r.stderr
+    );
+    assert!(!lab.server_running("p"));
+    assert!(lab.host("p").data_dir.join("standby.signal").exists());
+    assert_eq!(
+        lab.psql("r1", "SELECT count(*) FROM still_writable"),
+        "1000"
+    );
+    assert_eq!(
+        lab.psql(
+            "r1",
+            "SELECT application_name || ' ' || state FROM pg_stat_replication"
+        ),
+        "r2 streaming"
+    );
 }
 
 /// Scenario 3: the target is behind another replica → refused, the better candidate named.
