@@ -156,17 +156,22 @@ impl Db {
         }))
     }
 
-    /// May `role` execute the function `signature` (e.g. `pg_catalog.pg_ls_dir(text, boolean, boolean)`)?
-    pub async fn can_execute(&self, role: &str, signature: &str) -> anyhow::Result<bool> {
-        let row = self
+    /// Which of the function `signatures` may `role` not execute yet? (One round trip.)
+    pub async fn missing_execute(
+        &self,
+        role: &str,
+        signatures: &[&str],
+    ) -> anyhow::Result<Vec<String>> {
+        let sigs: Vec<String> = signatures.iter().map(|s| s.to_string()).collect();
+        let rows = self
             .client
-            .query_one(
-                "SELECT pg_catalog.has_function_privilege($1, $2, 'EXECUTE')",
-                &[&role, &signature],
+            .query(
+                "SELECT f FROM pg_catalog.unnest($2::pg_catalog.text[]) AS f WHERE NOT pg_catalog.has_function_privilege($1, f, 'EXECUTE')",
+                &[&role, &sigs],
             )
             .await
             .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
-        Ok(row.get(0))
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Runs a utility statement (no parameters possible; identifiers quoted by the caller).

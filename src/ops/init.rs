@@ -324,16 +324,22 @@ async fn ensure_role(
         }
     }
     if !replication {
-        for f in REWIND_FUNCTIONS {
-            if !db.can_execute(user, f).await.map_err(fail)? {
-                db.execute(&format!(
-                    "GRANT EXECUTE ON FUNCTION {f} TO {}",
-                    quote_ident(user)
-                ))
-                .await
-                .map_err(fail)?;
-                note(format!("{p}: grant {f} to {user}"));
-            }
+        let missing = db
+            .missing_execute(user, REWIND_FUNCTIONS)
+            .await
+            .map_err(fail)?;
+        if !missing.is_empty() {
+            db.execute(&format!(
+                "GRANT EXECUTE ON FUNCTION {} TO {}",
+                missing.join(", "),
+                quote_ident(user)
+            ))
+            .await
+            .map_err(fail)?;
+            note(format!(
+                "{p}: grant EXECUTE on {} to {user}",
+                missing.join(", ")
+            ));
         }
     }
     Ok(())
