@@ -519,3 +519,42 @@ pub async fn start_as_standby(
     .await?;
     start(ctx, t, h).await
 }
+
+/// Polls `pg_is_in_recovery()` until the promoted server accepts writes (`timeouts.promote`).
+pub async fn wait_writable(inv: &Inventory, db: &Db) -> anyhow::Result<()> {
+    crate::wait::poll_until(
+        "timeouts.promote",
+        inv.timeouts.promote,
+        std::time::Duration::from_millis(10),
+        || async {
+            Ok(if db.in_recovery().await? {
+                crate::wait::Poll::Pending("still in recovery".into())
+            } else {
+                crate::wait::Poll::Ready(())
+            })
+        },
+    )
+    .await
+}
+
+impl Context<'_> {
+    /// The inventory host `name`, or a preflight refusal listing the hosts there are.
+    pub fn host_named(&self, name: &str) -> Result<&Host, Error> {
+        self.inv.host(name).ok_or_else(|| Error::Preflight {
+            problems: vec![crate::error::Problem::new(
+                name,
+                "host",
+                format!("{name} is not a host of {}", self.inv.file.display()),
+                format!(
+                    "use one of: {}",
+                    self.inv
+                        .hosts
+                        .iter()
+                        .map(|h| h.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )],
+        })
+    }
+}

@@ -12,7 +12,7 @@
 //! is refused, so the next step is `pgrepl rebuild <sibling>`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::{exit, Error, Problem};
 use crate::health::HostView;
@@ -20,10 +20,10 @@ use crate::inventory::{Host, Role};
 use crate::pg::{datadir, Lsn};
 use crate::transport::Transport;
 use crate::ui::Format;
-use crate::wait::{poll_until, Poll};
 
 use super::{
-    converge_running, ensure_slot, fence, init, is_running, status, stop_and_prove_down, Context,
+    converge_running, ensure_slot, fence, init, is_running, status, stop_and_prove_down,
+    wait_writable, Context,
 };
 
 /// What the command line asked for.
@@ -47,24 +47,7 @@ fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
 pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let inv = &ctx.inv;
     let started = Instant::now();
-    let Some(target) = inv.host(&o.host) else {
-        return Err(Error::Preflight {
-            problems: vec![problem(
-                &o.host,
-                "host",
-                format!("{} is not a host of {}", o.host, inv.file.display()),
-                format!(
-                    "use one of: {}",
-                    inv.hosts
-                        .iter()
-                        .map(|h| h.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )],
-        }
-        .into());
-    };
+    let target = ctx.host_named(&o.host)?;
     let inv_path = inv.file.display().to_string();
 
     // 1. Preflight: the live state of every host.
@@ -239,20 +222,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     ))
     .await
     .map_err(|e| Error::step(&target.name, "promote", format!("{e:#}")))?;
-    poll_until(
-        "timeouts.promote",
-        inv.timeouts.promote,
-        Duration::from_millis(20),
-        || async {
-            Ok(if tdb.in_recovery().await? {
-                Poll::Pending("still in recovery".into())
-            } else {
-                Poll::Ready(())
-            })
-        },
-    )
-    .await
-    .map_err(|e| {
+    wait_writable(inv, &tdb).await.map_err(|e| {
         Error::step(&target.name, "promote", format!("{e:#}")).with_hint(format!(
             "read its server log: tail -n 50 {}",
             target.log_file

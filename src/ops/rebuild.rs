@@ -47,24 +47,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let inv = &ctx.inv;
     let inv_path = inv.file.display().to_string();
     let started = Instant::now();
-    if inv.host(&o.host).is_none() {
-        return Err(Error::Preflight {
-            problems: vec![problem(
-                &o.host,
-                "host",
-                format!("{} is not a host of {inv_path}", o.host),
-                format!(
-                    "use one of: {}",
-                    inv.hosts
-                        .iter()
-                        .map(|h| h.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )],
-        }
-        .into());
-    }
+    ctx.host_named(&o.host)?;
 
     // 1. Preflight on the live topology.
     let view = status::collect(ctx, inv.timeouts.status, &inv.thresholds).await;

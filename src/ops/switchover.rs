@@ -27,7 +27,7 @@ use crate::wait::{poll_until, Poll};
 
 use super::{
     controldata, converge_running, ensure_slot, init, rebuild, run_step, server, start,
-    start_as_standby, status, Context,
+    start_as_standby, status, wait_writable, Context,
 };
 
 /// What the command line asked for.
@@ -335,19 +335,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
             .await);
         }
     }
-    let writable = poll_until(
-        "timeouts.promote",
-        inv.timeouts.promote,
-        Duration::from_millis(10),
-        || async {
-            Ok(if cdb.in_recovery().await? {
-                Poll::Pending("still in recovery".into())
-            } else {
-                Poll::Ready(())
-            })
-        },
-    )
-    .await;
+    let writable = wait_writable(inv, &cdb).await;
     // — point of no return: the candidate may be writable from here on —
     if let Err(e) = writable {
         return Err(incomplete(
