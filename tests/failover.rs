@@ -112,16 +112,12 @@ fn failover_after_crash_then_rebuild_the_old_primary_by_rewind() {
         .expect_code(0);
 }
 
-fn snapshot(lab: &Lab) -> Vec<String> {
-    lab.snapshot(&["p", "r1", "r2"])
-}
-
 /// Scenario 2: the primary is alive → refused without --force; nothing changed.
 #[test]
 fn promote_refuses_while_the_primary_runs() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(ROLES);
-    let before = snapshot(&lab);
+    let before = lab.snapshot_all();
     let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes"]);
     r.expect_code(4);
     assert!(
@@ -130,7 +126,7 @@ fn promote_refuses_while_the_primary_runs() {
         r.stderr
     );
     assert!(r.stderr.contains("--force"), "{}", r.stderr);
-    assert_eq!(snapshot(&lab), before);
+    assert_eq!(lab.snapshot_all(), before);
     lab.psql("p", "CREATE TABLE still_writable(x int)");
     assert!(!lab.host("p").data_dir.join("standby.signal").exists());
 
@@ -172,11 +168,7 @@ fn promote_refuses_while_the_primary_runs() {
 fn promote_refuses_a_replica_that_is_behind() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(ROLES);
-    let wr = lab
-        .psql("r1", "SELECT pid FROM pg_stat_wal_receiver")
-        .parse::<i32>()
-        .unwrap();
-    let frozen = Frozen::new(wr);
+    let frozen = lab.freeze_walreceiver("r1");
     lab.psql(
         "p",
         "CREATE TABLE lag AS SELECT generate_series(1, 10000) AS g",
@@ -224,13 +216,13 @@ fn promote_refuses_a_replica_that_is_behind() {
 fn rebuild_needs_confirmation_and_clones_through_a_staging_directory() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(ROLES);
-    let before = snapshot(&lab);
+    let before = lab.snapshot_all();
     let t0 = Instant::now();
     let r = lab.pgrepl(&["-i", &inv, "rebuild", "r2"]);
     r.expect_code(5);
     assert!(t0.elapsed() < Duration::from_secs(15));
     assert!(r.stderr.contains("--yes"), "{}", r.stderr);
-    assert_eq!(snapshot(&lab), before);
+    assert_eq!(lab.snapshot_all(), before);
 
     // Never against the live primary.
     let r = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes"]);

@@ -129,11 +129,7 @@ fn stopped_replica_frozen_walreceiver_and_frozen_postmaster() {
     let inv = lab.init(ROLES);
 
     // A frozen walreceiver: the replica falls further behind while the primary writes.
-    let wr = lab
-        .psql("r1", "SELECT pid FROM pg_stat_wal_receiver")
-        .parse::<i32>()
-        .unwrap();
-    let frozen = Frozen::new(wr);
+    let frozen = lab.freeze_walreceiver("r1");
     lab.psql(
         "p",
         "CREATE TABLE big AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 20000) g",

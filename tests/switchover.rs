@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Frozen, Lab};
+use crate::harness::Lab;
 
 const ROLES: &[(&str, &str, Option<&str>)] = &[
     ("p", "primary", None),
@@ -204,15 +204,11 @@ fn switchover_there_and_back_under_writes_loses_nothing() {
     );
 }
 
-fn snapshot(lab: &Lab) -> Vec<String> {
-    lab.snapshot(&["p", "r1", "r2"])
-}
-
 #[test]
 fn switchover_refusals_change_nothing() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(ROLES);
-    let before = snapshot(&lab);
+    let before = lab.snapshot_all();
 
     // --to auto picks the most caught-up replica streaming from the primary (a dry run).
     let auto = lab.pgrepl(&["-i", &inv, "switchover", "--to", "auto", "--dry-run"]);
@@ -235,14 +231,10 @@ fn switchover_refusals_change_nothing() {
         r.stderr
     );
     lab.psql("r1", "SELECT pg_wal_replay_resume()");
-    assert_eq!(snapshot(&lab), before);
+    assert_eq!(lab.snapshot_all(), before);
 
     // The candidate lags (its walreceiver frozen while the primary writes).
-    let wr = lab
-        .psql("r1", "SELECT pid FROM pg_stat_wal_receiver")
-        .parse::<i32>()
-        .unwrap();
-    let frozen = Frozen::new(wr);
+    let frozen = lab.freeze_walreceiver("r1");
     lab.psql(
         "p",
         "CREATE TABLE lag AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 200000) g",
@@ -252,7 +244,7 @@ fn switchover_refusals_change_nothing() {
     assert!(r.stderr.contains("r1 [lag]"), "{}", r.stderr);
     drop(frozen);
     lab.wait_replayed("p", &["r1"]);
-    assert_eq!(snapshot(&lab), before);
+    assert_eq!(lab.snapshot_all(), before);
 
     // A sibling unreachable.
     lab.stop_server("r2");
@@ -261,7 +253,7 @@ fn switchover_refusals_change_nothing() {
     assert!(r.stderr.contains("r2 [reachable]"), "{}", r.stderr);
     lab.start_server("r2");
     // Still the same primary, still writable, nothing restarted (r2 was restarted by the test).
-    let after = snapshot(&lab);
+    let after = lab.snapshot_all();
     assert_eq!(after[0], before[0]);
     assert_eq!(after[1], before[1]);
     lab.psql("p", "CREATE TABLE still_writable(x int)");

@@ -65,6 +65,11 @@ fn sh_quiet(argv: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
+/// A passphrase-less ed25519 key pair at `path` (and `path`.pub).
+fn keygen(path: &str) {
+    sh(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path]);
+}
+
 /// How hosts are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -207,16 +212,7 @@ impl Lab {
             bridge: None,
             slot_file,
         };
-        sh(&[
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            lab.client_key.to_str().unwrap(),
-        ]);
+        keygen(lab.client_key.to_str().unwrap());
         let authorized = dir.join("authorized_keys");
         fs::copy(dir.join("client_key.pub"), &authorized).unwrap();
         fs::set_permissions(&authorized, fs::Permissions::from_mode(0o644)).unwrap();
@@ -314,16 +310,7 @@ impl Lab {
         let sdir = self.dir.join(format!("ssh-{name}"));
         fs::create_dir_all(&sdir).unwrap();
         let host_key = sdir.join("host_key");
-        sh(&[
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            host_key.to_str().unwrap(),
-        ]);
+        keygen(host_key.to_str().unwrap());
         let cfg = sdir.join("sshd_config");
         fs::write(
             &cfg,
@@ -523,6 +510,21 @@ impl Lab {
             .iter()
             .map(|h| self.psql(h, "SELECT pg_postmaster_start_time()::text || ' ' || pg_is_in_recovery()::text || ' ' || (SELECT timeline_id FROM pg_control_checkpoint())"))
             .collect()
+    }
+
+    /// Every host's [`Lab::snapshot`].
+    pub fn snapshot_all(&self) -> Vec<String> {
+        let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+        self.snapshot(&names)
+    }
+
+    /// Freezes a standby's walreceiver (SIGSTOP) so it falls behind; thawed when dropped.
+    pub fn freeze_walreceiver(&self, host: &str) -> Frozen {
+        let pid = self
+            .psql(host, "SELECT pid FROM pg_stat_wal_receiver")
+            .parse::<i32>()
+            .expect("a running walreceiver");
+        Frozen::new(pid)
     }
 
     /// The pid of a host's sshd.
