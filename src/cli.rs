@@ -92,6 +92,9 @@ pub enum Command {
     /// cleanly, waits until the replica has its last WAL, promotes it, and makes the old primary
     /// its standby. Exit 8: failed and rolled back; 7: incomplete (the next command is printed).
     Switchover(SwitchoverArgs),
+    /// Clear a cluster lock left by a pgrepl run that no longer runs (init, promote, rebuild and
+    /// switchover take the lock; exit 6 names its holder). Asks, or needs --yes.
+    Unlock,
 }
 
 #[derive(Debug, clap::Args)]

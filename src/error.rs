@@ -19,6 +19,8 @@ pub mod exit {
     pub const PREFLIGHT: u8 = 4;
     /// A destructive step needs confirmation, and there is no terminal and no `--yes`.
     pub const CONFIRMATION_REQUIRED: u8 = 5;
+    /// Another pgrepl command holds the cluster lock (the message names it); nothing was changed.
+    pub const LOCKED: u8 = 6;
     /// `switchover`: failed after the new primary was promoted; the cluster is half-way
     /// (the message gives each node's state and the next command).
     pub const SWITCHOVER_INCOMPLETE: u8 = 7;
@@ -86,8 +88,17 @@ pub enum Error {
     Preflight { problems: Vec<Problem> },
     /// A destructive action needs `--yes` (or a terminal to confirm on).
     ConfirmationRequired { action: String },
+    /// Another pgrepl command holds the cluster lock on `host`.
+    Locked {
+        host: String,
+        file: String,
+        holder: String,
+        hint: String,
+    },
     /// A step failed on a host.
     Step(StepFailure),
+    /// SIGINT or SIGTERM arrived; the run stopped (and cleaned up what it could).
+    Interrupted,
     /// A failure with its own exit code (switchover's "incomplete" and "rolled back").
     Coded(u8, StepFailure),
 }
@@ -98,6 +109,8 @@ impl Error {
             Error::Inventory { .. } => exit::INVENTORY,
             Error::Preflight { .. } => exit::PREFLIGHT,
             Error::ConfirmationRequired { .. } => exit::CONFIRMATION_REQUIRED,
+            Error::Locked { .. } => exit::LOCKED,
+            Error::Interrupted => exit::INTERRUPTED,
             Error::Step(_) => exit::FAILED,
             Error::Coded(code, _) => *code,
         }
@@ -172,6 +185,20 @@ impl fmt::Display for Error {
                 "{action} needs confirmation, and there is no terminal to ask on; \
                  re-run with --yes to confirm"
             ),
+            Error::Locked {
+                host,
+                file,
+                holder,
+                hint,
+            } => write!(
+                f,
+                "the cluster is locked: {host}: {file} is held by {holder}; nothing was changed\n  next: {hint}"
+            ),
+            Error::Interrupted => write!(
+                f,
+                "interrupted; commands started on the hosts were stopped, and slots made for \
+                 unfinished clones dropped; re-run the same command to finish the job"
+            ),
             Error::Step(s) | Error::Coded(_, s) => {
                 match &s.host {
                     Some(h) => write!(f, "{h}: {} failed: {}", s.step, s.message)?,
@@ -214,6 +241,7 @@ mod tests {
             exit::INVENTORY,
             exit::PREFLIGHT,
             exit::CONFIRMATION_REQUIRED,
+            exit::LOCKED,
             exit::SWITCHOVER_INCOMPLETE,
             exit::SWITCHOVER_ROLLED_BACK,
             exit::DEGRADED,

@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod inventory;
+pub mod lock;
 pub mod ops;
 pub mod pg;
 pub mod render;
@@ -54,15 +55,39 @@ pub fn run() -> u8 {
         }
     };
     let result = rt.block_on(async {
-        tokio::select! {
-            r = dispatch(&cli, &ui) => r,
-            _ = interrupted() => {
-                let _ = console::Term::stderr().show_cursor();
-                ui.error("interrupted");
-                Ok(exit::INTERRUPTED)
+        let ctx = ops::Context::new(
+            ops::RunOptions {
+                inventory: cli.inventory.as_deref(),
+                templates: cli.templates.as_deref(),
+                accept_new_host_keys: cli.accept_new_host_keys,
+            },
+            &ui,
+        )?;
+        let r = tokio::select! {
+            r = dispatch(&cli, &ctx) => r,
+            _ = interrupted() => Err(error::Error::Interrupted.into()),
+        };
+        if r.is_err() {
+            // A cut-short clone leaves no slot behind; its pg_basebackup was stopped when its
+            // connection closed. A second Ctrl-C abandons the cleanup.
+            ui.finish_progress();
+            tokio::select! {
+                _ = ctx.undo() => {},
+                _ = interrupted() => {},
             }
         }
+        ctx.release_locks().await;
+        r
     });
+    if matches!(
+        result
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<error::Error>()),
+        Some(error::Error::Interrupted)
+    ) {
+        let _ = console::Term::stderr().show_cursor();
+    }
     // Close ssh masters and finish child processes promptly.
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
@@ -83,21 +108,16 @@ pub fn run() -> u8 {
 }
 
 /// Builds the run's context and hands the subcommand's options to its operation.
-async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
-    let ctx = ops::Context::new(
-        ops::RunOptions {
-            inventory: cli.inventory.as_deref(),
-            templates: cli.templates.as_deref(),
-            accept_new_host_keys: cli.accept_new_host_keys,
-        },
-        ui,
-    )?;
+async fn dispatch(cli: &cli::Cli, ctx: &ops::Context<'_>) -> anyhow::Result<u8> {
+    let ctx = ctx;
+    let ui = ctx.ui;
     if ui.format() == ui::Format::Prometheus && !matches!(cli.command, cli::Command::Status(_)) {
         anyhow::bail!("--format prometheus is for status only");
     }
     match &cli.command {
-        cli::Command::Check => ops::check::run(&ctx).await,
-        cli::Command::Init => ops::init::run(&ctx).await,
+        cli::Command::Check => ops::check::run(ctx).await,
+        cli::Command::Unlock => ops::unlock::run(ctx).await,
+        cli::Command::Init => ops::init::run(ctx).await,
         cli::Command::Render(a) => ops::render::run(
             &ctx,
             ops::render::Options {
@@ -127,11 +147,11 @@ async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
                 lag_warning_seconds: a.lag_warning_seconds,
                 lag_critical_seconds: a.lag_critical_seconds,
             };
-            ops::status::run(&ctx, opts).await
+            ops::status::run(ctx, opts).await
         }
         cli::Command::Promote(a) => {
             ops::promote::run(
-                &ctx,
+                ctx,
                 ops::promote::Options {
                     host: a.host.clone(),
                     force: a.force,
@@ -147,7 +167,7 @@ async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
                 .or(a.to.clone())
                 .unwrap_or_else(|| "auto".into());
             ops::switchover::run(
-                &ctx,
+                ctx,
                 ops::switchover::Options {
                     to,
                     dry_run: a.dry_run,
@@ -162,7 +182,7 @@ async fn dispatch(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
                 cli::MethodArg::Clone => ops::rebuild::Method::Clone,
             };
             ops::rebuild::run(
-                &ctx,
+                ctx,
                 ops::rebuild::Options {
                     host: a.host.clone(),
                     method,

@@ -219,6 +219,11 @@ impl Ui {
         }
     }
 
+    /// Clears any progress bar still drawn (a step cut short by an interruption).
+    pub fn finish_progress(&self) {
+        let _ = self.bars.clear();
+    }
+
     /// A progress indicator for one host's long step: a bar on a terminal, a line every 25%
     /// otherwise (so CI logs show progress without control characters).
     pub fn progress(&self, host: &str, what: &str) -> Progress {

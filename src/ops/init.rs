@@ -33,6 +33,7 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
     // The password is read (and its file's mode checked) before anything is contacted.
     let password = inv.replication_password()?;
     let t_all = Instant::now();
+    ctx.lock("init").await?;
 
     let transports = ctx.connect_all().await;
     let (facts, plan) = check::preflight(ctx, &transports).await?;
@@ -132,6 +133,10 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
                         h.slot, h.name
                     ));
                     note(format!("{up_name}: slot {}", h.slot));
+                }
+                if plan[&h.name] == HostPlan::Clone {
+                    // Dropped again if this run fails or is interrupted before the clone is done.
+                    ctx.slot_pending(up_name, &h.slot);
                 }
             }
         }
@@ -361,16 +366,17 @@ async fn converge_replica(
     let inv = &ctx.inv;
     install_passfile(ctx, t, h, password, note).await?;
     if plan == HostPlan::Clone {
-        clone(ctx, inv, t, h, &h.data_dir).await?;
-        note(format!("{}: cloned", h.name));
-        install_file(
+        clone_via_staging(ctx, inv, t, h).await?;
+        // The data directory was blank: the moved-aside copy is an empty directory.
+        run_step(
             t,
-            &format!("{}/standby.signal", h.data_dir),
-            "0600",
-            "",
-            "write standby.signal",
+            &datadir::remove_ours(&datadir::old_dir(&h.data_dir)),
+            "remove the empty directory",
+            None,
         )
         .await?;
+        ctx.slot_kept(&h.slot);
+        note(format!("{}: cloned", h.name));
     }
     converge_server(
         ctx,
@@ -384,7 +390,45 @@ async fn converge_replica(
     .await
 }
 
-/// `pg_basebackup` on the replica host, from its upstream, on its slot, with progress.
+/// A fresh clone into `<data_dir>.pgrepl-new`, moved into place only when complete: a copy cut
+/// short (connection lost, pgrepl interrupted) is never where PostgreSQL would start it, and
+/// the next run clears it. The replaced directory is left at `<data_dir>.pgrepl-old`.
+pub async fn clone_via_staging(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+) -> anyhow::Result<()> {
+    let staging = datadir::staging_dir(&h.data_dir);
+    let old = datadir::old_dir(&h.data_dir);
+    run_step(
+        t,
+        &datadir::remove_ours(&staging),
+        "clear the staging directory",
+        None,
+    )
+    .await?;
+    clone(ctx, inv, t, h, &staging).await?;
+    // The copy goes into place already marked as a standby.
+    install_file(
+        t,
+        &format!("{staging}/standby.signal"),
+        "0600",
+        "",
+        "write standby.signal",
+    )
+    .await?;
+    run_step(t, &datadir::remove_ours(&old), "clear the old copy", None).await?;
+    run_step(
+        t,
+        &datadir::swap_in(&h.data_dir),
+        "swap in the new copy",
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
 /// `pg_basebackup` on `h`'s host into `into` (its data directory, or a staging directory), from
 /// its upstream in `inv`, on its slot, with progress.
 pub async fn clone(
@@ -422,7 +466,8 @@ pub async fn clone(
         }
     });
     let t0 = Instant::now();
-    let out = t.run(&cmd, Some(sink)).await;
+    // Killed with its process group if pgrepl exits or the connection drops mid-copy.
+    let out = t.run(&cmd.until_disconnect(), Some(sink)).await;
     progress.finish();
     let out = out.map_err(|e| Error::step(&h.name, "pg_basebackup", format!("{e:#}")))?;
     if !out.success() {

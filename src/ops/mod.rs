@@ -6,11 +6,13 @@
 
 pub mod check;
 pub mod init;
+pub mod locking;
 pub mod promote;
 pub mod rebuild;
 pub mod render;
 pub mod status;
 pub mod switchover;
+pub mod unlock;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -38,6 +40,11 @@ pub struct Context<'a> {
     run_dir: tempfile::TempDir,
     /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
     kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
+    /// The cluster lock, while this run holds it.
+    locks: tokio::sync::Mutex<Vec<locking::HeldLock>>,
+    /// Slots this run created for replicas that are not cloned yet: dropped if the run fails
+    /// or is interrupted, so the upstream keeps no stray slot (host, slot).
+    pending_slots: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// Settings of a run that come from the command line (as plain values, not clap types).
@@ -81,6 +88,8 @@ impl<'a> Context<'a> {
             accept_new_host_keys: opts.accept_new_host_keys,
             run_dir,
             kept: Default::default(),
+            locks: Default::default(),
+            pending_slots: Default::default(),
         })
     }
 }
@@ -147,7 +156,7 @@ impl Context<'_> {
     /// Connects to every host at once; each result stands alone.
     pub async fn connect_all(&self) -> Transports {
         let futs = self.inv.hosts.iter().map(|h| async move {
-            let r = self.connect(h).await.map_err(|e| format!("{e:#}"));
+            let r = self.kept(h).await.map_err(|e| format!("{e:#}"));
             (h.name.clone(), r)
         });
         futures_util::future::join_all(futs)
@@ -173,6 +182,71 @@ impl Context<'_> {
     /// Renders one host's files.
     pub fn rendered(&self, h: &Host) -> anyhow::Result<Rendered> {
         self.renderer.render(&self.inv, h)
+    }
+}
+
+impl Context<'_> {
+    /// Records a slot this run created on `host` for a replica that is not cloned yet.
+    pub fn slot_pending(&self, host: &str, slot: &str) {
+        self.pending_slots
+            .lock()
+            .expect("not poisoned")
+            .push((host.to_string(), slot.to_string()));
+    }
+
+    /// The replica that uses `slot` is cloned: the slot stays.
+    pub fn slot_kept(&self, slot: &str) {
+        self.pending_slots
+            .lock()
+            .expect("not poisoned")
+            .retain(|(_, s)| s != slot);
+    }
+
+    /// After a failure or an interruption: drops the slots of clones that did not finish, once
+    /// no WAL sender uses them (the base backup was stopped when its connection ended).
+    pub async fn undo(&self) {
+        let pending = std::mem::take(&mut *self.pending_slots.lock().expect("not poisoned"));
+        for (host, slot) in pending {
+            let Some(h) = self.inv.host(&host) else {
+                continue;
+            };
+            let r = async {
+                let t = self.kept(h).await?;
+                let db = self.db(t.as_ref(), h).await?;
+                let exists = crate::wait::poll_until(
+                    "base backup's WAL sender gone (10s)",
+                    std::time::Duration::from_secs(10),
+                    std::time::Duration::from_millis(100),
+                    || async {
+                        let slots = db.slots().await?;
+                        Ok(match slots.iter().find(|s| s.name == slot) {
+                            None => crate::wait::Poll::Ready(false),
+                            Some(s) if !s.active => crate::wait::Poll::Ready(true),
+                            Some(_) => crate::wait::Poll::Pending(format!("slot {slot} active")),
+                        })
+                    },
+                )
+                .await?;
+                if exists {
+                    db.execute(&format!(
+                        "SELECT pg_catalog.pg_drop_replication_slot({})",
+                        db::quote_literal(&slot)
+                    ))
+                    .await?;
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            match r {
+                Ok(()) => self.ui.info(format!(
+                    "{host}: dropped slot {slot}, created by this run for a clone that did not finish"
+                )),
+                Err(e) => self.ui.warn(format!(
+                    "{host}: could not drop slot {slot} of an unfinished clone: {e:#}; \
+                     re-run the command, or drop it: SELECT pg_drop_replication_slot('{slot}')"
+                )),
+            }
+        }
     }
 }
 

@@ -49,6 +49,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let started = Instant::now();
     let target = ctx.host_named(&o.host)?;
     let inv_path = inv.file.display().to_string();
+    ctx.lock("promote").await?;
 
     // 1. Preflight: the live state of every host.
     let view = status::collect(ctx, inv.timeouts.status, &inv.thresholds).await;

@@ -48,6 +48,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let inv_path = inv.file.display().to_string();
     let started = Instant::now();
     ctx.host_named(&o.host)?;
+    ctx.lock("rebuild").await?;
 
     // 1. Preflight on the live topology.
     let view = status::collect(ctx, inv.timeouts.status, &inv.thresholds).await;
@@ -234,7 +235,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
         }
     }
     if used == Method::Clone {
-        clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
+        init::clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
     }
     let mut tr: std::collections::BTreeMap<String, Arc<dyn Transport>> =
         std::collections::BTreeMap::new();
@@ -259,7 +260,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
             "the rewound data directory did not start or stream: {}",
             format!("{e:#}").lines().next().unwrap_or("")
         );
-        clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
+        init::clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
         joined = join_as_standby(ctx, &eff, t.as_ref(), &h, &tr).await;
     }
     joined.map_err(|e| match e.downcast::<Error>() {
@@ -437,33 +438,5 @@ async fn rewind_steps(
             t0.elapsed(),
         );
     }
-    Ok(())
-}
-
-/// A fresh clone into `<data_dir>.pgrepl-new`, swapped in only when complete.
-async fn clone_via_staging(
-    ctx: &Context<'_>,
-    inv: &Inventory,
-    t: &dyn Transport,
-    h: &Host,
-) -> anyhow::Result<()> {
-    let staging = datadir::staging_dir(&h.data_dir);
-    let old = datadir::old_dir(&h.data_dir);
-    run_step(
-        t,
-        &datadir::remove_ours(&staging),
-        "clear the staging directory",
-        None,
-    )
-    .await?;
-    init::clone(ctx, inv, t, h, &staging).await?;
-    run_step(t, &datadir::remove_ours(&old), "clear the old copy", None).await?;
-    run_step(
-        t,
-        &datadir::swap_in(&h.data_dir),
-        "swap in the new copy",
-        None,
-    )
-    .await?;
     Ok(())
 }

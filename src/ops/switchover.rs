@@ -63,6 +63,8 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
 
     // The password is read (its file's mode checked) before anything is contacted.
     let password = inv.replication_password()?;
+    // "No other pgrepl operation runs on this cluster" (a dry run holds it while it checks).
+    ctx.lock("switchover").await?;
 
     // 1. Preflight.
     let probes = status::probe_all(ctx, inv.timeouts.status).await;

@@ -57,6 +57,12 @@ esac"#;
 
 const SWAP_IN: &str = r#"set -e
 case "$2:$3" in *.pgrepl-new:*.pgrepl-old) ;; *) echo "pgrepl: unexpected staging paths" >&2; exit 2 ;; esac
+if [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ] && ! mv -- "$1" "$3" 2>/dev/null; then
+  # An empty mount point cannot be moved aside: move the copy's contents into it instead.
+  find "$2" -mindepth 1 -maxdepth 1 -exec mv -t "$1" -- {} +
+  rmdir -- "$2"
+  exit 0
+fi
 if [ -e "$1" ]; then mv -- "$1" "$3"; fi
 mv -- "$2" "$1""#;
 

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use anyhow::Context as _;
 use tokio::io::AsyncWriteExt;
 
-use super::{collect, Cmd, LineSink, Output, Transport};
+use super::{collect, Cmd, LineSink, Output, Spawned, Transport};
 
 /// Runs commands on this machine.
 pub struct LocalTransport {
@@ -75,7 +75,7 @@ impl Transport for LocalTransport {
         };
         let mut c = tokio::process::Command::new(&argv[0]);
         c.args(&argv[1..])
-            .stdin(if cmd.stdin.is_some() {
+            .stdin(if cmd.stdin.is_some() || cmd.hold_stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -92,12 +92,45 @@ impl Transport for LocalTransport {
                 .await
                 .with_context(|| format!("could not write to {}", cmd.program()))?;
         }
+        // Held open until the command ends; closing it (pgrepl exiting) stops it.
+        let held = if cmd.hold_stdin {
+            child.stdin.take()
+        } else {
+            None
+        };
         let (stdout, stderr_tail) = collect(child.stdout.take(), child.stderr.take(), sink).await;
         let status = child.wait().await?;
+        drop(held);
         Ok(Output {
             code: status.code(),
             stdout,
             stderr_tail,
+        })
+    }
+
+    async fn spawn(&self, cmd: &Cmd) -> anyhow::Result<Spawned> {
+        let argv = match &self.switch_to {
+            Some(u) => cmd.argv_as(&["runuser", "-u", u, "--"]),
+            None => cmd.full_argv(),
+        };
+        let mut child = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("could not start {}", cmd.program()))?;
+        let stdin = child
+            .stdin
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>);
+        let stdout = child.stdout.take().context("no stdout")?;
+        let stdout: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(stdout);
+        Ok(Spawned {
+            stdin,
+            stdout: tokio::io::BufReader::new(stdout),
+            exit: Box::pin(async move { child.wait().await.ok().and_then(|s| s.code()) }),
+            _guard: None,
         })
     }
 

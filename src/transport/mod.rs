@@ -18,7 +18,24 @@ pub struct Cmd {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub stdin: Option<Vec<u8>>,
+    /// Keep stdin open (and empty) until the command ends: see [`Cmd::until_disconnect`].
+    pub hold_stdin: bool,
 }
+
+/// Runs `"$@"` in its own process group and kills that group when stdin reaches EOF, which is
+/// what happens when pgrepl exits, is killed, or loses the SSH connection: a long command (a
+/// base backup) never outlives the pgrepl run that started it. Background jobs of a
+/// non-interactive shell read /dev/null, so stdin is passed to the watcher as fd 3.
+const WATCH: &str = r#"exec 3<&0 </dev/null
+setsid "$@" 3<&- &
+child=$!
+( while read -r _; do :; done <&3; kill -TERM -- "-$child" "$child" 2>/dev/null ) 2>/dev/null &
+watcher=$!
+exec 3<&-
+wait "$child"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status""#;
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
@@ -44,6 +61,25 @@ impl Cmd {
         self
     }
 
+    /// Wraps the command so that it is killed (with its process group) when pgrepl goes away.
+    pub fn until_disconnect(self) -> Cmd {
+        assert!(
+            self.stdin.is_none(),
+            "until_disconnect commands read no stdin"
+        );
+        let mut argv: Vec<String> = ["sh", "-c", WATCH, "pgrepl-watch"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(self.full_argv());
+        Cmd {
+            argv,
+            env: Vec::new(),
+            stdin: None,
+            hold_stdin: true,
+        }
+    }
+
     /// The argv with the environment as an `env K=V ...` prefix: how both transports run it,
     /// so that the environment survives `sudo`, `runuser` and ssh (which forwards no env).
     pub fn full_argv(&self) -> Vec<String> {
@@ -67,7 +103,15 @@ impl Cmd {
 
     /// The program's base name, for messages (`pg_basebackup`, `initdb`).
     pub fn program(&self) -> &str {
-        let p = self.argv.first().map(String::as_str).unwrap_or("");
+        let first = if self.hold_stdin { 4 } else { 0 };
+        let mut it = self.argv.iter().skip(first);
+        let mut p = it.next().map(String::as_str).unwrap_or("");
+        if p == "env" {
+            p = it
+                .find(|a| !a.contains('='))
+                .map(String::as_str)
+                .unwrap_or(p);
+        }
         p.rsplit('/').next().unwrap_or(p)
     }
 }
@@ -82,6 +126,7 @@ impl fmt::Debug for Cmd {
                 "stdin",
                 &self.stdin.as_ref().map(|s| format!("<{} bytes>", s.len())),
             )
+            .field("hold_stdin", &self.hold_stdin)
             .finish()
     }
 }
@@ -136,12 +181,25 @@ pub trait Transport: Send + Sync {
     /// A local directory holding `.s.PGSQL.<port>` that reaches the host's server socket
     /// (`socket_dir`): the socket itself locally, an SSH-forwarded socket remotely.
     async fn pg_socket_dir(&self, socket_dir: &str, port: u16) -> anyhow::Result<PathBuf>;
+    /// Starts a command that keeps running after this returns (a lock holder): its stdin stays
+    /// open until the returned [`Spawned`] is dropped, and its stdout is readable line by line.
+    async fn spawn(&self, cmd: &Cmd) -> anyhow::Result<Spawned>;
     /// Is the connection still usable (an ssh master can exit when idle or cut)?
     async fn alive(&self) -> bool {
         true
     }
     /// Releases the connection.
     async fn close(&self);
+}
+
+/// A running command started by [`Transport::spawn`].
+pub struct Spawned {
+    pub stdin: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    pub stdout: tokio::io::BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    /// Resolves to the exit code when the command ends (`None`: killed or connection lost).
+    pub exit: std::pin::Pin<Box<dyn std::future::Future<Output = Option<i32>> + Send>>,
+    /// Keeps a transport resource (an SSH channel permit) for as long as the command runs.
+    pub _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Reads stdout and stderr concurrently (a child blocks on a full pipe otherwise), splitting
@@ -246,6 +304,14 @@ mod tests {
             vec!["env", "PGPASSFILE=/p", "/usr/bin/pg_basebackup", "-D", "/d"]
         );
         assert_eq!(c.program(), "pg_basebackup");
+        let w = c.until_disconnect();
+        assert_eq!(&w.argv[..4], &["sh", "-c", WATCH, "pgrepl-watch"]);
+        assert_eq!(
+            w.argv[4..],
+            ["env", "PGPASSFILE=/p", "/usr/bin/pg_basebackup", "-D", "/d"]
+        );
+        assert!(w.hold_stdin && w.env.is_empty());
+        assert_eq!(w.program(), "pg_basebackup");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, Semaphore};
 
-use super::{collect, Cmd, LineSink, Output, Transport};
+use super::{collect, Cmd, LineSink, Output, Spawned, Transport};
 
 /// How to reach one host over SSH.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub struct SshTransport {
     target: SshTarget,
     session: Arc<Session>,
     /// Caps concurrent channels below sshd's MaxSessions (10 by default).
-    channels: Semaphore,
+    channels: Arc<Semaphore>,
     forward_dir: PathBuf,
     forwards: Mutex<Vec<(String, u16)>>,
 }
@@ -87,7 +87,7 @@ impl SshTransport {
         Ok(SshTransport {
             target,
             session: Arc::new(session),
-            channels: Semaphore::new(8),
+            channels: Arc::new(Semaphore::new(8)),
             forward_dir,
             forwards: Mutex::new(Vec::new()),
         })
@@ -129,7 +129,7 @@ impl Transport for SshTransport {
         };
         let mut c = self.session.command(argv[0].clone());
         c.args(&argv[1..])
-            .stdin(if cmd.stdin.is_some() {
+            .stdin(if cmd.stdin.is_some() || cmd.hold_stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -147,13 +147,50 @@ impl Transport for SshTransport {
                 .with_context(|| format!("could not write to {}", cmd.program()))?;
             stdin.shutdown().await.ok();
         }
+        // Held open until the command ends; closing it (or losing the channel) stops it.
+        let held = if cmd.hold_stdin {
+            child.stdin().take()
+        } else {
+            None
+        };
         let (stdout, stderr_tail) =
             collect(child.stdout().take(), child.stderr().take(), sink).await;
         let status = child.wait().await.context("lost the ssh channel")?;
+        drop(held);
         Ok(Output {
             code: status.code(),
             stdout,
             stderr_tail,
+        })
+    }
+
+    async fn spawn(&self, cmd: &Cmd) -> anyhow::Result<Spawned> {
+        let permit = self.channels.clone().acquire_owned().await?;
+        let argv = if self.target.user != self.target.os_user {
+            cmd.argv_as(&["sudo", "-n", "-u", &self.target.os_user, "--"])
+        } else {
+            cmd.full_argv()
+        };
+        let mut c = self.session.clone().arc_command(argv[0].clone());
+        c.args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c
+            .spawn()
+            .await
+            .with_context(|| format!("could not start {} over ssh", cmd.program()))?;
+        let stdin = child
+            .stdin()
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncWrite + Send + Unpin>);
+        let stdout = child.stdout().take().context("no stdout")?;
+        let stdout: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(stdout);
+        Ok(Spawned {
+            stdin,
+            stdout: tokio::io::BufReader::new(stdout),
+            exit: Box::pin(async move { child.wait().await.ok().and_then(|s| s.code()) }),
+            _guard: Some(Box::new(permit)),
         })
     }
 

@@ -1,0 +1,108 @@
+//! `pgrepl unlock`: clear a cluster lock whose holder is gone.
+//!
+//! A lock normally needs no clearing: the kernel drops it when its pgrepl exits or is killed.
+//! One can stay behind when a host still believes a dead client's connection is open. unlock
+//! names each holder; one that runs on this machine and is alive is refused outright; the rest
+//! are stopped after confirmation (`--yes`), and the lock is verified free afterwards.
+
+use std::time::Duration;
+
+use crate::error::{exit, Error};
+use crate::lock::{self, Holder, Liveness};
+use crate::wait::{poll_until, Poll};
+
+use super::locking::{attempt, me, now, start_of, Attempt};
+use super::{run_step, Context};
+
+/// `pgrepl unlock`.
+pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
+    let me = me("unlock");
+    let mut held: Vec<(&crate::inventory::Host, Holder)> = Vec::new();
+    for h in &ctx.inv.hosts {
+        let t = match ctx.kept(h).await {
+            Ok(t) => t,
+            Err(e) => {
+                ctx.ui
+                    .warn(format!("{}: unreachable, lock not checked: {e:#}", h.name));
+                continue;
+            }
+        };
+        match attempt(ctx, t.as_ref(), h, &me).await? {
+            Attempt::Taken(l, _) => {
+                l.release().await;
+                ctx.ui.detail(format!("{}: not locked", h.name));
+            }
+            Attempt::Busy(None) => {
+                return Err(Error::step(
+                    &h.name,
+                    "unlock",
+                    format!(
+                        "{} is held by a process that left no record",
+                        lock::lock_file(&h.data_dir)
+                    ),
+                )
+                .with_hint(format!(
+                    "find it on {}: fuser -v {}",
+                    h.name,
+                    lock::lock_file(&h.data_dir)
+                ))
+                .into())
+            }
+            Attempt::Busy(Some(holder)) => {
+                if lock::liveness(&holder, &me, start_of) == Liveness::Alive {
+                    return Err(ctx.locked_error(h, Some(&holder)));
+                }
+                held.push((h, holder));
+            }
+        }
+    }
+    if held.is_empty() {
+        ctx.ui.info("the cluster is not locked");
+        return Ok(exit::OK);
+    }
+    let what = held
+        .iter()
+        .map(|(h, x)| format!("{} (held by {})", h.name, x.describe(now())))
+        .collect::<Vec<_>>()
+        .join("; ");
+    ctx.ui.confirm(
+        "unlock",
+        &format!("clear the cluster lock on {what}; do this only if that pgrepl no longer runs"),
+    )?;
+    for (h, holder) in held {
+        let t = ctx.kept(h).await?;
+        if let Some(rp) = holder.remote_pid {
+            run_step(
+                t.as_ref(),
+                &lock::clear(&h.data_dir, rp),
+                "clear the lock",
+                None,
+            )
+            .await?;
+        }
+        let l = poll_until(
+            "lock released (5s)",
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            || {
+                let t = t.clone();
+                let me = &me;
+                async move {
+                    Ok(match attempt(ctx, t.as_ref(), h, me).await? {
+                        Attempt::Taken(l, _) => Poll::Ready(l),
+                        Attempt::Busy(_) => Poll::Pending("still held".into()),
+                    })
+                }
+            },
+        )
+        .await
+        .map_err(|e| Error::step(&h.name, "clear the lock", format!("{e:#}")))?;
+        l.release().await;
+        ctx.ui.info(format!(
+            "{}: cleared the lock held by {}",
+            h.name,
+            holder.describe(now())
+        ));
+    }
+    Ok(exit::OK)
+}
