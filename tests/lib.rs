@@ -12,5 +12,6 @@ mod failover;
 mod init_local;
 mod init_ssh;
 mod render_cmd;
+mod safety;
 mod status;
 pub mod switchover;

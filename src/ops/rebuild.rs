@@ -321,7 +321,7 @@ async fn join_as_standby(
 
 /// Drops slots a rewound node kept from its past (a former primary keeps its replicas' slots):
 /// only inactive physical slots named after inventory hosts that do not follow it now.
-async fn drop_stale_slots(
+pub async fn drop_stale_slots(
     ctx: &Context<'_>,
     inv: &Inventory,
     t: &dyn Transport,

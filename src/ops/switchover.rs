@@ -449,6 +449,8 @@ async fn finish(
         start_as_standby(ctx, eff, to.as_ref(), oh).await?;
     }
     init::verify_streaming(ctx, eff, &[], &|n| tr[n].clone()).await?;
+    // As a primary it kept its replicas' slots; they would retain WAL there for nobody.
+    rebuild::drop_stale_slots(ctx, eff, to.as_ref(), oh).await?;
     ctx.ui.done(
         &cand.name,
         "every replica streams from the new primary",

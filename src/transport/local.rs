@@ -86,7 +86,10 @@ impl Transport for LocalTransport {
         let mut child = c
             .spawn()
             .with_context(|| format!("could not start {}", cmd.program()))?;
-        if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
+        if let Some(data) = &cmd.stdin {
+            let Some(mut stdin) = child.stdin.take() else {
+                anyhow::bail!("no stdin")
+            };
             stdin
                 .write_all(data)
                 .await

@@ -29,7 +29,8 @@ pub struct Cmd {
 const WATCH: &str = r#"exec 3<&0 </dev/null
 setsid "$@" 3<&- &
 child=$!
-( while read -r _; do :; done <&3; kill -TERM -- "-$child" "$child" 2>/dev/null ) 2>/dev/null &
+( while read -r _; do :; done <&3
+  for sig in TERM CONT; do kill -s "$sig" "-$child" || kill -s "$sig" "$child"; done ) 2>/dev/null &
 watcher=$!
 exec 3<&-
 wait "$child"

@@ -140,7 +140,10 @@ impl Transport for SshTransport {
             .spawn()
             .await
             .with_context(|| format!("could not start {} over ssh", cmd.program()))?;
-        if let (Some(data), Some(mut stdin)) = (&cmd.stdin, child.stdin().take()) {
+        if let Some(data) = &cmd.stdin {
+            let Some(mut stdin) = child.stdin().take() else {
+                anyhow::bail!("no stdin")
+            };
             stdin
                 .write_all(data)
                 .await

@@ -912,3 +912,137 @@ impl Drop for LocalLab {
         }
     }
 }
+
+/// A pgrepl run in the background (no terminal, no stdin); killed when dropped.
+pub struct Bg {
+    pub child: Child,
+    pub started: Instant,
+    out: tempfile::NamedTempFile,
+    err: tempfile::NamedTempFile,
+}
+
+impl Bg {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+    /// Waits (bounded: 300 s) and returns what it printed.
+    pub fn wait(mut self) -> Run {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "pgrepl did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        Run {
+            code: status.code().unwrap_or(128 + status.signal().unwrap_or(0)),
+            stdout: fs::read_to_string(self.out.path()).unwrap_or_default(),
+            stderr: fs::read_to_string(self.err.path()).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts pgrepl in the background.
+pub fn spawn_pgrepl(args: &[&str]) -> Bg {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pgrepl"))
+        .args(args)
+        .env_remove("PGREPL_YES")
+        .env_remove("PGREPL_INVENTORY")
+        .stdin(Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .expect("run pgrepl");
+    Bg {
+        child,
+        started: Instant::now(),
+        out,
+        err,
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; panics naming `what` after `within`.
+#[track_caller]
+pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < within,
+            "gave up waiting for {what} after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every process's (pid, argv) on this machine (all test hosts share its process table).
+pub fn processes() -> Vec<(i32, Vec<String>)> {
+    let mut v = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(raw) = fs::read(e.path().join("cmdline")) {
+            let argv = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            v.push((pid, argv));
+        }
+    }
+    v
+}
+
+/// The descendants of `pid` (children, grandchildren, ...).
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent = std::collections::BTreeMap::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(stat) = fs::read_to_string(e.path().join("stat")) {
+            if let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) {
+                if let Some(pp) = rest
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|x| x.parse::<i32>().ok())
+                {
+                    parent.insert(p, pp);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(x) = frontier.pop() {
+        for (c, pp) in &parent {
+            if *pp == x {
+                out.push(*c);
+                frontier.push(*c);
+            }
+        }
+    }
+    out
+}
