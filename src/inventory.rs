@@ -541,6 +541,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, Error> {
     }
     let mut options = serde_saphyr::options::Options::default();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // What you read is what pgrepl runs: no anchors, aliases or merge keys (and so no alias
+    // bombs); shallow nesting.
+    options.merge_keys = serde_saphyr::options::MergeKeyPolicy::Error;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_aliases = 0;
+    budget.max_anchors = 0;
+    budget.max_depth = 16;
+    options.budget = Some(budget);
     let raw: RawInventory = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let (line, column) = e
             .location()
@@ -561,6 +569,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, Error> {
         Ok(inv.expect("built when there are no issues"))
     } else {
         c.issues.sort_by_key(|i| (i.line, i.column));
+        // A path shared by every host (data_dir) is checked once per host: report it once.
+        c.issues.dedup();
         Err(inv_err(c.issues))
     }
 }
@@ -574,6 +584,16 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         .find(" at line ")
         .map(|i| &first[..i])
         .unwrap_or(first);
+    if cut.contains("budget breached: Anchors") || cut.contains("budget breached: Aliases") {
+        return "YAML anchors (&), aliases (*) and merge keys (<<) are not allowed in an inventory"
+            .into();
+    }
+    if cut.contains("merge key") {
+        return "YAML merge keys (<<) are not allowed in an inventory".into();
+    }
+    if cut.contains("budget breached: Depth") {
+        return "the YAML is nested too deeply for an inventory".into();
+    }
     // The parser suggests a library option; the user's fix is in the file.
     cut.split(", set DuplicateKeyPolicy")
         .next()
@@ -589,6 +609,8 @@ fn yaml_hint(message: &str) -> String {
         "keep one of the two entries".into()
     } else if message.contains("missing field") {
         "add the key; see inventories/example.yml".into()
+    } else if message.contains("not allowed in an inventory") {
+        "write each value out where it is used".into()
     } else if message.contains("unknown variant") {
         "use one of the values the message lists".into()
     } else {

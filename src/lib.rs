@@ -109,7 +109,6 @@ pub fn run() -> u8 {
 
 /// Builds the run's context and hands the subcommand's options to its operation.
 async fn dispatch(cli: &cli::Cli, ctx: &ops::Context<'_>) -> anyhow::Result<u8> {
-    let ctx = ctx;
     let ui = ctx.ui;
     if ui.format() == ui::Format::Prometheus && !matches!(cli.command, cli::Command::Status(_)) {
         anyhow::bail!("--format prometheus is for status only");
@@ -119,7 +118,7 @@ async fn dispatch(cli: &cli::Cli, ctx: &ops::Context<'_>) -> anyhow::Result<u8> 
         cli::Command::Unlock => ops::unlock::run(ctx).await,
         cli::Command::Init => ops::init::run(ctx).await,
         cli::Command::Render(a) => ops::render::run(
-            &ctx,
+            ctx,
             ops::render::Options {
                 out: a.out.clone(),
                 host: a.host.clone(),

@@ -70,6 +70,68 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "never written in the inventory",
         "password_env",
     ),
+    (
+        "injection_backquote.yml",
+        "4:12",
+        "not allowed",
+        "absolute path",
+    ),
+    (
+        "injection_slot_quote.yml",
+        "18:11",
+        "cannot be a replication slot name",
+        "slot names allow",
+    ),
+    (
+        "injection_ssh_user.yml",
+        "10:11",
+        "is not allowed",
+        "lower-case letters",
+    ),
+    (
+        "injection_address_space.yml",
+        "16:14",
+        "is not an IP address or host name",
+        "not starting with '-'",
+    ),
+    (
+        "newline_in_path.yml",
+        "4:13",
+        "not allowed",
+        "absolute path",
+    ),
+    ("nul_in_path.yml", "4:13", "not allowed", "absolute path"),
+    ("long_value.yml", "12:11", "host name", "at most 63"),
+    (
+        "anchor_bomb.yml",
+        "6:11",
+        "anchors (&), aliases (*) and merge keys (<<) are not allowed",
+        "write each value out",
+    ),
+    (
+        "merge_key.yml",
+        "13:5",
+        "anchors (&), aliases (*) and merge keys (<<) are not allowed",
+        "write each value out",
+    ),
+    (
+        "deep_nesting.yml",
+        "2:11",
+        "expected mapping",
+        "YAML syntax",
+    ),
+    (
+        "wrong_type_version.yml",
+        "3:12",
+        "invalid u32",
+        "value's type",
+    ),
+    (
+        "wrong_type_hosts.yml",
+        "11:8",
+        "expected sequence",
+        "value's type",
+    ),
 ];
 
 #[test]
@@ -119,6 +181,13 @@ fn bad_inventories_are_rejected_before_any_connection() {
                 fix_line.trim_start().starts_with("fix: ") && fix_line.contains(fix),
                 "{file}: fix {fix_line:?} lacks {fix:?}"
             );
+            assert!(!r.stderr.contains("panicked"), "{file}: {}", r.stderr);
+            assert_eq!(
+                r.stderr.lines().filter(|l| l.contains(&want)).count(),
+                1,
+                "{file}: a problem is reported once: {}",
+                r.stderr
+            );
             assert!(
                 r.stdout.is_empty(),
                 "{file}: stdout must be empty: {}",
@@ -131,6 +200,16 @@ fn bad_inventories_are_rejected_before_any_connection() {
             n += 1;
         }
     }
+    // A huge file is refused by its size, before it is parsed.
+    let huge = fake.path().join("huge.yml");
+    let valid = std::fs::read_to_string(fixtures.join("injection_path.yml"))
+        .unwrap()
+        .replace("$(touch /tmp/pwned)", "data");
+    std::fs::write(&huge, valid + &"# padding\n".repeat(300_000)).unwrap();
+    let r = pgrepl(&["-i", huge.to_str().unwrap(), "init"], &[("PATH", &path)]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("at most 1 MiB"), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     assert_eq!(n, CASES.len() * 2);
     assert!(
         !marker.exists(),
@@ -172,4 +251,167 @@ fn missing_inventory_and_loose_password_file_are_refused() {
         !dir.path().join("p").exists(),
         "nothing may be created before the password is validated"
     );
+}
+
+/// A valid inventory; `{F}` marks where a property test puts a field under attack.
+const TEMPLATE: &str = "cluster: main
+postgres:
+  version: 15
+  data_dir: {data_dir}
+  bin_dir: {bin_dir}
+  socket_dir: {socket_dir}
+replication:
+  user: {replication_user}
+  password_env: PGREPL_TEST_UNUSED
+access:
+  transport: ssh
+  ssh:
+    user: {ssh_user}
+hosts:
+  - name: {name}
+    address: {address}
+    role: primary
+  - name: pg2
+    address: 127.0.0.12
+    role: replica
+    slot: {slot}
+";
+
+const FIELDS: &[(&str, &str)] = &[
+    ("data_dir", "/srv/pg/data"),
+    ("bin_dir", "/usr/lib/postgresql/15/bin"),
+    ("socket_dir", "/var/run/postgresql"),
+    ("replication_user", "replicator"),
+    ("ssh_user", "postgres"),
+    ("name", "pg1"),
+    ("address", "127.0.0.11"),
+    ("slot", "pg2"),
+];
+
+fn fill(attacked: &str, value: &str) -> (String, u64) {
+    let mut text = TEMPLATE.to_string();
+    let mut line = 0;
+    for (f, good) in FIELDS {
+        let marker = format!("{{{f}}}");
+        if *f == attacked {
+            line = text[..text.find(&marker).unwrap()].matches('\n').count() as u64 + 1;
+            text = text.replace(&marker, &yaml_quoted(value));
+        } else {
+            text = text.replace(&marker, good);
+        }
+    }
+    (text, line)
+}
+
+/// A YAML double-quoted scalar that carries any string (newlines, NUL, quotes) exactly.
+fn yaml_quoted(v: &str) -> String {
+    let mut s = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn load_text(text: &str) -> Result<pgrepl::inventory::Inventory, pgrepl::error::Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("inv.yml");
+    std::fs::write(&f, text).unwrap();
+    pgrepl::inventory::load(&f)
+}
+
+#[test]
+fn the_property_template_is_valid() {
+    for (f, good) in FIELDS {
+        let (text, _) = fill(f, good);
+        assert!(
+            load_text(&text).is_ok(),
+            "{f}: {:?}",
+            load_text(&text).err()
+        );
+    }
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text that would do something if it reached a shell, ssh, or SQL unquoted.
+    fn hostile() -> impl Strategy<Value = String> {
+        let core = prop_oneof![
+            Just("$(touch /tmp/pwned)".to_string()),
+            Just("`touch /tmp/pwned`".to_string()),
+            Just("x'; DROP ROLE postgres; --".to_string()),
+            Just("x\"; DROP ROLE postgres; --".to_string()),
+            Just("-oProxyCommand=touch /tmp/pwned".to_string()),
+            Just("a\nb".to_string()),
+            Just("a\0b".to_string()),
+            Just("a b".to_string()),
+            Just("a;b".to_string()),
+            Just("a|b".to_string()),
+            Just("a&b".to_string()),
+            Just("a>b".to_string()),
+            Just("a\\b".to_string()),
+            "[a-z]{1,8}[\"'`$;|&<>()\\\\ \\n\\t\\x00*?!#~=\\[\\]{}][ -~]{0,20}",
+            "[a-z]{4000,4100}",
+        ];
+        (prop_oneof![Just(""), Just("-"), Just("/"), Just("x")], core)
+            .prop_map(|(p, c)| format!("{p}{c}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Every hostile value in every field that reaches a shell, ssh or SQL is refused, at
+        /// the field's own line.
+        #[test]
+        fn hostile_values_are_refused_at_their_line(field in 0..FIELDS.len(), v in hostile()) {
+            let (name, _) = FIELDS[field];
+            let (text, line) = fill(name, &v);
+            match load_text(&text) {
+                Ok(_) => prop_assert!(false, "{name} = {v:?} was accepted"),
+                Err(pgrepl::error::Error::Inventory { issues, .. }) => {
+                    prop_assert!(issues.iter().any(|i| i.line == line && i.column > 0),
+                        "{name} = {v:?}: no problem at line {line}: {issues:?}");
+                }
+                Err(e) => prop_assert!(false, "{name} = {v:?}: {e}"),
+            }
+        }
+
+        /// Arbitrary bytes never make the loader panic; whatever fails is an inventory error.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("inv.yml");
+            std::fs::write(&f, &bytes).unwrap();
+            if let Err(e) = pgrepl::inventory::load(&f) {
+                prop_assert!(matches!(e, pgrepl::error::Error::Inventory { .. }), "{e}");
+            }
+        }
+
+        /// A valid inventory with random text spliced in anywhere: no panic, and any rejection
+        /// names a position inside the file.
+        #[test]
+        fn spliced_text_never_panics(pos in 0usize..600, junk in "[ -~\\n\\t]{0,40}") {
+            let (text, _) = fill("slot", "pg2");
+            let mut cut = pos.min(text.len());
+            while !text.is_char_boundary(cut) { cut -= 1; }
+            let spliced = format!("{}{junk}{}", &text[..cut], &text[cut..]);
+            if let Err(e) = load_text(&spliced) {
+                match e {
+                    pgrepl::error::Error::Inventory { issues, .. } => {
+                        let lines = spliced.lines().count() as u64 + 1;
+                        prop_assert!(issues.iter().all(|i| i.line >= 1 && i.line <= lines),
+                            "position outside the file: {issues:?}\n{spliced}");
+                    }
+                    other => prop_assert!(false, "{other}"),
+                }
+            }
+        }
+    }
 }

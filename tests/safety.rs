@@ -646,3 +646,105 @@ fn a_changed_host_key_is_refused_even_in_accept_new_mode() {
         "known_hosts was changed"
     );
 }
+
+mod round_trips {
+    use super::*;
+    use pgrepl::transport::{ssh, Cmd, Transport};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// Prints each argument as hex on its own line: what arrived, byte for byte.
+    const ECHO: &str =
+        r#"for a in "$@"; do printf '%s' "$a" | od -An -v -tx1 | tr -d ' \n'; echo; done"#;
+
+    fn hex(s: &str) -> String {
+        s.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn tricky() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,40}",
+            "[-'\"`$;|&<>(){}\\[\\]\\\\ \\n\\t*?!#~=%^a-z]{0,60}",
+            Just("-oProxyCommand=touch /tmp/pwned".to_string()),
+            Just("$(touch /tmp/pwned)".to_string()),
+            Just(String::new()),
+        ]
+        .prop_filter("argv cannot hold NUL", |s| !s.contains('\0'))
+    }
+
+    #[test]
+    fn arguments_reach_a_real_sshd_byte_for_byte() {
+        let lab = Lab::new(&["p"]);
+        let h = lab.host("p");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let control = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap();
+        let t = rt
+            .block_on(ssh::SshTransport::connect(
+                ssh::SshTarget {
+                    host: "p".into(),
+                    destination: h.address.clone(),
+                    user: lab.os_user.clone(),
+                    port: h.ssh_port,
+                    identity_file: Some(lab.client_key.clone()),
+                    known_hosts_file: Some(lab.known_hosts.clone()),
+                    config_file: None,
+                    accept_new_host_keys: false,
+                    connect_timeout: Duration::from_secs(10),
+                    os_user: lab.os_user.clone(),
+                },
+                control.path(),
+            ))
+            .unwrap();
+        let mut runner = TestRunner::new(Config {
+            cases: 64,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&proptest::collection::vec(tricky(), 1..6), |args| {
+                let cmd = Cmd::new("sh")
+                    .args(["-c", ECHO, "pgrepl-echo"])
+                    .args(args.iter().cloned());
+                let out = rt.block_on(t.run(&cmd, None)).unwrap();
+                prop_assert!(out.success(), "{:?}", out.stderr_tail);
+                let got: Vec<&str> = out.stdout.lines().collect();
+                let want: Vec<String> = args.iter().map(|a| hex(a)).collect();
+                prop_assert_eq!(got, want);
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            !Path::new("/tmp/pwned").exists(),
+            "an argument ran as a command"
+        );
+    }
+
+    #[test]
+    fn identifiers_survive_a_real_servers_parser() {
+        let lab = Lab::new(&["p"]);
+        lab.init(&THREE[..1]);
+        let mut runner = TestRunner::new(Config {
+            cases: 48,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&"[^\\x00]{1,20}".prop_filter("63 bytes at most", |s| s.len() <= 63), |id| {
+                let sql = format!(
+                    "CREATE TEMP TABLE t ({} int); SELECT encode(convert_to(attname::text, 'UTF8'), 'hex') FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum = 1; SELECT {} = {}::text",
+                    pgrepl::db::quote_ident(&id),
+                    pgrepl::db::quote_literal(&id),
+                    pgrepl::db::quote_literal(&id),
+                );
+                let out = lab.psql("p", &sql);
+                let mut lines = out.lines().filter(|l| *l != "CREATE TABLE");
+                prop_assert_eq!(lines.next().unwrap_or(""), hex(&id));
+                prop_assert_eq!(lines.next().unwrap_or(""), "t");
+                Ok(())
+            })
+            .unwrap();
+    }
+}
