@@ -211,6 +211,15 @@ impl Db {
         Ok(())
     }
 
+    /// Drops a replication slot.
+    pub async fn drop_slot(&self, name: &str) -> anyhow::Result<()> {
+        self.client
+            .execute("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(())
+    }
+
     /// The rows of `pg_stat_replication` (the WAL senders of this server).
     pub async fn replication(&self) -> anyhow::Result<Vec<ReplicationRow>> {
         let rows = self

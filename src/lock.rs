@@ -28,7 +28,11 @@ pub const BUSY: i32 = 75;
 /// then holds the lock until stdin ends; `release` on stdin empties the record first.
 const HOLD: &str = r#"exec 9<>"$1" || exit 3
 if ! flock -n 9; then
-  printf 'busy %s\n' "$(head -n 1 -- "$1")"
+  # The holder writes its record just after taking the lock: poll for it (at most 1 s).
+  n=0
+  rec=$(head -n 1 -- "$1")
+  while [ -z "$rec" ] && [ "$n" -lt 20 ]; do sleep 0.05; n=$((n + 1)); rec=$(head -n 1 -- "$1"); done
+  printf 'busy %s\n' "$rec"
   exit 75
 fi
 prev=$(head -n 1 -- "$1")

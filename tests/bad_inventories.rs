@@ -318,6 +318,7 @@ fn yaml_quoted(v: &str) -> String {
     s
 }
 
+#[allow(clippy::result_large_err)]
 fn load_text(text: &str) -> Result<pgrepl::inventory::Inventory, pgrepl::error::Error> {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("inv.yml");

@@ -71,11 +71,23 @@ fn healthy_cluster_in_every_format() {
         assert_eq!(rv["upstream"], "p");
         assert_eq!(rv["state"], "streaming");
         assert_eq!(rv["sync_state"], "async");
-        assert_eq!(
-            rv["behind_bytes"], 0,
-            "after --wait, {r} has replayed everything: {rv}"
+        assert!(
+            rv["behind_bytes"].as_u64().unwrap() < 16 << 20,
+            "after --wait, {r} is within the lag threshold: {rv}"
         );
     }
+    // The primary writes WAL of its own now and then (running-xacts records), so "caught up" is
+    // polled, not assumed: pgrepl must report 0 bytes behind once the replicas have replayed all.
+    crate::harness::wait_for(
+        "both replicas 0 bytes behind",
+        std::time::Duration::from_secs(20),
+        || {
+            let w = json(&lab, &inv, &[], 0);
+            ["r1", "r2"]
+                .iter()
+                .all(|r| replica(&w, r)["behind_bytes"] == 0)
+        },
+    );
     let slots = v["slots"].as_array().unwrap();
     assert_eq!(slots.len(), 2);
     assert!(slots

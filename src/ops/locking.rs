@@ -110,6 +110,33 @@ pub async fn attempt(
     .into())
 }
 
+/// Stops the process holding the lock of `h` for `holder` (the clear script checks that it
+/// is a lock holder for that file), then takes the lock, polling until it is free (5 s).
+pub async fn clear_and_take(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+    holder: &Holder,
+    me: &Holder,
+) -> anyhow::Result<HeldLock> {
+    if let Some(rp) = holder.remote_pid {
+        run_step(t, &lock::clear(&h.data_dir, rp), "clear the lock", None).await?;
+    }
+    poll_until(
+        "lock released (5s)",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || async move {
+            Ok(match attempt(ctx, t, h, me).await? {
+                Attempt::Taken(held, _) => Poll::Ready(held),
+                Attempt::Busy(_) => Poll::Pending("still held".into()),
+            })
+        },
+    )
+    .await
+    .map_err(|e| Error::step(&h.name, "clear the lock", format!("{e:#}")).into())
+}
+
 impl HeldLock {
     /// Empties the holder record and lets the holding process end.
     pub async fn release(mut self) {
@@ -173,22 +200,7 @@ impl Context<'_> {
                     h.name,
                     holder.describe(now())
                 ));
-                if let Some(rp) = holder.remote_pid {
-                    run_step(t, &lock::clear(&h.data_dir, rp), "clear a stale lock", None).await?;
-                }
-                poll_until(
-                    "stale lock cleared",
-                    Duration::from_secs(5),
-                    Duration::from_millis(50),
-                    || async move {
-                        Ok(match attempt(self, t, h, me).await? {
-                            Attempt::Taken(held, _) => Poll::Ready(held),
-                            Attempt::Busy(_) => Poll::Pending("still held".into()),
-                        })
-                    },
-                )
-                .await
-                .map_err(|e| Error::step(&h.name, "clear a stale lock", format!("{e:#}")).into())
+                clear_and_take(self, t, h, &holder, me).await
             }
             Attempt::Busy(holder) => Err(self.locked_error(h, holder.as_ref())),
         }

@@ -228,11 +228,7 @@ impl Context<'_> {
                 )
                 .await?;
                 if exists {
-                    db.execute(&format!(
-                        "SELECT pg_catalog.pg_drop_replication_slot({})",
-                        db::quote_literal(&slot)
-                    ))
-                    .await?;
+                    db.drop_slot(&slot).await?;
                 }
                 anyhow::Ok(())
             }
@@ -539,11 +535,7 @@ pub async fn ensure_slot(
     match state.slots.iter().find(|s| s.name == slot) {
         Some(s) if s.wal_status.as_deref() != Some("lost") => return Ok(()),
         Some(_) => {
-            db.execute(&format!(
-                "SELECT pg_catalog.pg_drop_replication_slot({})",
-                db::quote_literal(slot)
-            ))
-            .await?;
+            db.drop_slot(slot).await?;
             ctx.ui
                 .info(format!("{on}: dropped slot {slot}, which had lost WAL"));
         }

@@ -332,11 +332,7 @@ pub async fn drop_stale_slots(
     for s in db.node_state().await?.slots {
         let ours = inv.hosts.iter().any(|x| x.slot == s.name);
         if ours && !s.active && s.slot_type == "physical" && !followers.contains(&s.name.as_str()) {
-            db.execute(&format!(
-                "SELECT pg_catalog.pg_drop_replication_slot({})",
-                crate::db::quote_literal(&s.name)
-            ))
-            .await?;
+            db.drop_slot(&s.name).await?;
             ctx.ui.info(format!(
                 "{}: dropped stale slot {} (no host follows {} on it now)",
                 h.name, s.name, h.name

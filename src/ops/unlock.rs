@@ -5,14 +5,11 @@
 //! names each holder; one that runs on this machine and is alive is refused outright; the rest
 //! are stopped after confirmation (`--yes`), and the lock is verified free afterwards.
 
-use std::time::Duration;
-
 use crate::error::{exit, Error};
 use crate::lock::{self, Holder, Liveness};
-use crate::wait::{poll_until, Poll};
 
-use super::locking::{attempt, me, now, start_of, Attempt};
-use super::{run_step, Context};
+use super::locking::{attempt, clear_and_take, me, now, start_of, Attempt};
+use super::Context;
 
 /// `pgrepl unlock`.
 pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
@@ -71,32 +68,7 @@ pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
     )?;
     for (h, holder) in held {
         let t = ctx.kept(h).await?;
-        if let Some(rp) = holder.remote_pid {
-            run_step(
-                t.as_ref(),
-                &lock::clear(&h.data_dir, rp),
-                "clear the lock",
-                None,
-            )
-            .await?;
-        }
-        let l = poll_until(
-            "lock released (5s)",
-            Duration::from_secs(5),
-            Duration::from_millis(50),
-            || {
-                let t = t.clone();
-                let me = &me;
-                async move {
-                    Ok(match attempt(ctx, t.as_ref(), h, me).await? {
-                        Attempt::Taken(l, _) => Poll::Ready(l),
-                        Attempt::Busy(_) => Poll::Pending("still held".into()),
-                    })
-                }
-            },
-        )
-        .await
-        .map_err(|e| Error::step(&h.name, "clear the lock", format!("{e:#}")))?;
+        let l = clear_and_take(ctx, t.as_ref(), h, &holder, &me).await?;
         l.release().await;
         ctx.ui.info(format!(
             "{}: cleared the lock held by {}",
