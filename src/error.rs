@@ -76,34 +76,56 @@ pub struct StepFailure {
     pub hint: Option<String>,
 }
 
-/// The failure classes the user sees.
-#[derive(Debug)]
+/// The failure classes the user sees. Each variant has its exit code ([`Error::code`]) and is
+/// rendered once, by `lib::run`, with its hint (the next command to run).
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The inventory could not be read or is invalid.
+    /// The inventory could not be read or is invalid (exit 3).
+    #[error("{}", render_inventory(.file, .issues))]
     Inventory {
         file: String,
         issues: Vec<InventoryIssue>,
     },
-    /// Preflight found problems; nothing was changed.
+    /// Preflight found problems; nothing was changed (exit 4).
+    #[error("{}", render_preflight(.problems))]
     Preflight { problems: Vec<Problem> },
-    /// A destructive action needs `--yes` (or a terminal to confirm on).
+    /// A destructive action needs `--yes` (or a terminal to confirm on) (exit 5).
+    #[error(
+        "{action} needs confirmation, and there is no terminal to ask on; re-run with --yes to confirm"
+    )]
     ConfirmationRequired { action: String },
-    /// Another pgrepl command holds the cluster lock on `host`.
+    /// Another pgrepl command holds the cluster lock on `host` (exit 6).
+    #[error("the cluster is locked: {host}: {file} is held by {holder}; nothing was changed\n  next: {hint}")]
     Locked {
         host: String,
         file: String,
         holder: String,
         hint: String,
     },
-    /// A step failed on a host.
+    /// A step failed on a host (exit 1).
+    #[error("{0}")]
     Step(StepFailure),
-    /// SIGINT or SIGTERM arrived; the run stopped (and cleaned up what it could).
+    /// `switchover` failed after the new primary was promoted: the cluster is half-way; the
+    /// message gives each node's state and the hint the next command (exit 7).
+    #[error("{0}")]
+    SwitchoverIncomplete(StepFailure),
+    /// `switchover` failed before the promotion and rolled back: the old primary runs again as
+    /// primary, verified writable (exit 8).
+    #[error("{0}")]
+    SwitchoverRolledBack(StepFailure),
+    /// A failure that belongs to no host and no step (the runtime, a local file) (exit 1).
+    #[error("{0}")]
+    Other(String),
+    /// SIGINT or SIGTERM arrived; the run stopped (and cleaned up what it could) (exit 130).
+    #[error(
+        "interrupted; commands started on the hosts were stopped, and slots made for \
+         unfinished clones dropped; re-run the same command to finish the job"
+    )]
     Interrupted,
-    /// A failure with its own exit code (switchover's "incomplete" and "rolled back").
-    Coded(u8, StepFailure),
 }
 
 impl Error {
+    /// The process exit code of this failure class (README, "Exit codes").
     pub fn code(&self) -> u8 {
         match self {
             Error::Inventory { .. } => exit::INVENTORY,
@@ -111,8 +133,9 @@ impl Error {
             Error::ConfirmationRequired { .. } => exit::CONFIRMATION_REQUIRED,
             Error::Locked { .. } => exit::LOCKED,
             Error::Interrupted => exit::INTERRUPTED,
-            Error::Step(_) => exit::FAILED,
-            Error::Coded(code, _) => *code,
+            Error::Step(_) | Error::Other(_) => exit::FAILED,
+            Error::SwitchoverIncomplete(_) => exit::SWITCHOVER_INCOMPLETE,
+            Error::SwitchoverRolledBack(_) => exit::SWITCHOVER_ROLLED_BACK,
         }
     }
 
@@ -130,9 +153,26 @@ impl Error {
         })
     }
 
-    /// Adds a hint (the next command to run) to a step failure.
+    /// One preflight refusal (exit 4).
+    pub fn refused(host: &str, check: &str, message: String, hint: String) -> Self {
+        Error::Preflight {
+            problems: vec![Problem::new(host, check, message, hint)],
+        }
+    }
+
+    /// The step failure inside, for the variants that carry one.
+    fn failure_mut(&mut self) -> Option<&mut StepFailure> {
+        match self {
+            Error::Step(s) | Error::SwitchoverIncomplete(s) | Error::SwitchoverRolledBack(s) => {
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// Sets the hint (the next command to run) of a step failure; other variants keep theirs.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        if let Error::Step(s) | Error::Coded(_, s) = &mut self {
+        if let Some(s) = self.failure_mut() {
             s.hint = Some(hint.into());
         }
         self
@@ -140,90 +180,99 @@ impl Error {
 
     /// Adds the tail of a command's stderr to a step failure.
     pub fn with_stderr(mut self, tail: Vec<String>) -> Self {
-        if let Error::Step(s) = &mut self {
+        if let Some(s) = self.failure_mut() {
             s.stderr_tail = tail;
         }
         self
     }
+
+    /// Is this the failure of a step (exit 1), which a caller may put in context?
+    pub fn is_step(&self) -> bool {
+        matches!(self, Error::Step(_))
+    }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Inventory { file, issues } => {
-                let n = issues.len();
-                write!(
-                    f,
-                    "inventory {file} is invalid ({n} problem{})",
-                    if n == 1 { "" } else { "s" }
-                )?;
-                for i in issues {
-                    write!(f, "\n  {file}:{}:{}: {}", i.line, i.column, i.message)?;
-                    if !i.hint.is_empty() {
-                        write!(f, "\n    fix: {}", i.hint)?;
-                    }
-                }
-                Ok(())
-            }
-            Error::Preflight { problems } => {
-                let n = problems.len();
-                write!(
-                    f,
-                    "preflight found {n} problem{}; nothing was changed",
-                    if n == 1 { "" } else { "s" }
-                )?;
-                for p in problems {
-                    write!(f, "\n  {} [{}]: {}", p.host, p.check, p.message)?;
-                    if let Some(h) = &p.hint {
-                        write!(f, "\n    next: {h}")?;
-                    }
-                }
-                Ok(())
-            }
-            Error::ConfirmationRequired { action } => write!(
-                f,
-                "{action} needs confirmation, and there is no terminal to ask on; \
-                 re-run with --yes to confirm"
-            ),
-            Error::Locked {
-                host,
-                file,
-                holder,
-                hint,
-            } => write!(
-                f,
-                "the cluster is locked: {host}: {file} is held by {holder}; nothing was changed\n  next: {hint}"
-            ),
-            Error::Interrupted => write!(
-                f,
-                "interrupted; commands started on the hosts were stopped, and slots made for \
-                 unfinished clones dropped; re-run the same command to finish the job"
-            ),
-            Error::Step(s) | Error::Coded(_, s) => {
-                match &s.host {
-                    Some(h) => write!(f, "{h}: {} failed: {}", s.step, s.message)?,
-                    None => write!(f, "{} failed: {}", s.step, s.message)?,
-                }
-                if !s.stderr_tail.is_empty() {
-                    write!(
-                        f,
-                        "\n  command output (last {} lines):",
-                        s.stderr_tail.len()
-                    )?;
-                    for l in &s.stderr_tail {
-                        write!(f, "\n  | {l}")?;
-                    }
-                }
-                if let Some(h) = &s.hint {
-                    write!(f, "\n  next: {h}")?;
-                }
-                Ok(())
-            }
+/// Failures of the layers below (SQL sessions, transports) that reach an operation without a
+/// step name keep their full cause chain; an `Error` passed through `anyhow` comes back as itself.
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<Error>() {
+            Ok(err) => err,
+            Err(e) => Error::Other(format!("{e:#}")),
         }
     }
 }
 
-impl std::error::Error for Error {}
+/// Puts a lower layer's failure in the context of a host and a step.
+pub trait OnStep<T> {
+    /// `Err(e)` becomes `Error::Step` naming `host` and `step`, with `e`'s causes as the message.
+    fn on_step(self, host: &str, step: &str) -> Result<T, Error>;
+}
+
+impl<T> OnStep<T> for anyhow::Result<T> {
+    fn on_step(self, host: &str, step: &str) -> Result<T, Error> {
+        self.map_err(|e| match e.downcast::<Error>() {
+            Ok(err) => err,
+            Err(e) => Error::step(host, step, format!("{e:#}")),
+        })
+    }
+}
+
+impl fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Some(h) => write!(f, "{h}: {} failed: {}", self.step, self.message)?,
+            None => write!(f, "{} failed: {}", self.step, self.message)?,
+        }
+        if !self.stderr_tail.is_empty() {
+            write!(
+                f,
+                "\n  command output (last {} lines):",
+                self.stderr_tail.len()
+            )?;
+            for l in &self.stderr_tail {
+                write!(f, "\n  | {l}")?;
+            }
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  next: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+fn render_inventory(file: &str, issues: &[InventoryIssue]) -> String {
+    let n = issues.len();
+    let mut f = format!(
+        "inventory {file} is invalid ({n} problem{})",
+        if n == 1 { "" } else { "s" }
+    );
+    for i in issues {
+        f.push_str(&format!(
+            "\n  {file}:{}:{}: {}",
+            i.line, i.column, i.message
+        ));
+        if !i.hint.is_empty() {
+            f.push_str(&format!("\n    fix: {}", i.hint));
+        }
+    }
+    f
+}
+
+fn render_preflight(problems: &[Problem]) -> String {
+    let n = problems.len();
+    let mut f = format!(
+        "preflight found {n} problem{}; nothing was changed",
+        if n == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        f.push_str(&format!("\n  {} [{}]: {}", p.host, p.check, p.message));
+        if let Some(h) = &p.hint {
+            f.push_str(&format!("\n    next: {h}"));
+        }
+    }
+    f
+}
 
 /// Result alias used across the crate.
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;

@@ -8,81 +8,12 @@
 use serde::Serialize;
 
 use crate::inventory::{Host, Inventory, Role};
+use crate::pg::state::NodeState;
 use crate::pg::Lsn;
+use crate::topology::Topology;
 
 /// Version of the JSON document (`schemas/status.schema.json`).
 pub const FORMAT_VERSION: u32 = 1;
-
-/// What one server reported.
-#[derive(Debug, Clone, Default)]
-pub struct NodeState {
-    pub in_recovery: bool,
-    pub server_version: String,
-    pub system_identifier: String,
-    pub timeline: Option<u32>,
-    pub current_lsn: Option<Lsn>,
-    pub receive_lsn: Option<Lsn>,
-    pub replay_lsn: Option<Lsn>,
-    pub replay_paused: bool,
-    /// Seconds since the last replayed transaction committed on the primary.
-    pub last_replay_age_s: Option<f64>,
-    pub receiver: Option<Receiver>,
-    pub senders: Vec<Sender>,
-    pub slots: Vec<Slot>,
-    pub pending_restart: Vec<String>,
-    /// Data checksums or wal_log_hints: pg_rewind can rewind this node.
-    pub rewindable: bool,
-    pub max_wal_senders: i32,
-    pub max_replication_slots: i32,
-}
-
-impl NodeState {
-    /// How far this node's WAL goes: written (primary) or replayed (standby).
-    pub fn position(&self) -> Option<Lsn> {
-        if self.in_recovery {
-            self.replay_lsn
-        } else {
-            self.current_lsn
-        }
-    }
-}
-
-/// `pg_stat_wal_receiver` of a standby.
-#[derive(Debug, Clone, Default)]
-pub struct Receiver {
-    pub status: String,
-    pub sender_host: Option<String>,
-    pub sender_port: Option<i32>,
-}
-
-/// One row of `pg_stat_replication`.
-#[derive(Debug, Clone, Default)]
-pub struct Sender {
-    pub application_name: String,
-    pub client_addr: Option<String>,
-    pub state: String,
-    pub sync_state: String,
-    pub sent_lsn: Option<Lsn>,
-    pub replay_lsn: Option<Lsn>,
-    pub replay_lag_s: Option<f64>,
-}
-
-/// One row of `pg_replication_slots`.
-#[derive(Debug, Clone, Default)]
-pub struct Slot {
-    pub name: String,
-    pub slot_type: String,
-    pub active: bool,
-    pub wal_status: Option<String>,
-    pub safe_wal_size: Option<i64>,
-    pub retained_bytes: Option<i64>,
-}
-
-/// One host's probe: its state, or why there is none.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    pub state: Result<NodeState, String>,
-}
 
 /// Lag thresholds (defaults in README, "status").
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -202,22 +133,18 @@ fn on(h: &Host, inv: &Inventory, what: &str) -> String {
 }
 
 /// Assesses the probes (in inventory host order) against the inventory and thresholds.
-pub fn assess(
-    inv: &Inventory,
-    probes: &[Probe],
-    t: &Thresholds,
-    duration_seconds: f64,
-) -> ClusterView {
+pub fn assess(topo: &Topology, t: &Thresholds, duration_seconds: f64) -> ClusterView {
     let mut findings = Vec::new();
-    let states: Vec<Option<&NodeState>> = probes.iter().map(|p| p.state.as_ref().ok()).collect();
+    let inv = topo.inv;
+    let states: Vec<Option<&NodeState>> = topo.nodes.iter().map(|n| n.live()).collect();
     let inv_path = inv.file.display().to_string();
 
     let hosts: Vec<HostView> = inv
         .hosts
         .iter()
-        .zip(probes)
+        .zip(&topo.nodes)
         .map(|(h, p)| {
-            let s = p.state.as_ref().ok();
+            let s = p.live();
             HostView {
                 name: h.name.clone(),
                 address: h.address.clone(),
@@ -245,7 +172,7 @@ pub fn assess(
         .collect();
 
     // Unreachable hosts.
-    for (h, p) in inv.hosts.iter().zip(probes) {
+    for (h, p) in inv.hosts.iter().zip(&topo.nodes) {
         if let Err(e) = &p.state {
             findings.push(Finding {
                 severity: Severity::Warning,
@@ -672,6 +599,8 @@ pub fn assess(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::state::{Sender, Slot};
+    use crate::topology::Probe;
 
     fn inv() -> Inventory {
         crate::inventory::parse(
@@ -728,6 +657,11 @@ mod tests {
         }
     }
 
+    fn assess_probes(probes: Vec<Probe>, t: &Thresholds, d: f64) -> ClusterView {
+        let inv = inv();
+        assess(&Topology::discover(&inv, probes), t, d)
+    }
+
     fn ok(s: NodeState) -> Probe {
         Probe { state: Ok(s) }
     }
@@ -741,9 +675,8 @@ mod tests {
             ],
             vec![slot("r1", true, 0), slot("r2", true, 256)],
         );
-        let v = assess(
-            &inv(),
-            &[ok(p), ok(replica("0/5000000")), ok(replica("0/4FFFF00"))],
+        let v = assess_probes(
+            vec![ok(p), ok(replica("0/5000000")), ok(replica("0/4FFFF00"))],
             &Thresholds::default(),
             0.1,
         );
@@ -760,9 +693,8 @@ mod tests {
             vec![sender("r1", "streaming", "0/5000000")],
             vec![slot("r1", true, 0), slot("r2", false, 1 << 20)],
         );
-        let v = assess(
-            &inv(),
-            &[
+        let v = assess_probes(
+            vec![
                 ok(p),
                 ok(replica("0/5000000")),
                 Probe {
@@ -791,9 +723,8 @@ mod tests {
         let p = primary(vec![sender("r1", "streaming", "0/5000000")], vec![]);
         let mut r2 = primary(vec![], vec![]);
         r2.current_lsn = lsn("0/5000100");
-        let v = assess(
-            &inv(),
-            &[ok(p), ok(replica("0/5000000")), ok(r2)],
+        let v = assess_probes(
+            vec![ok(p), ok(replica("0/5000000")), ok(r2)],
             &Thresholds::default(),
             0.1,
         );
@@ -812,9 +743,8 @@ mod tests {
 
     #[test]
     fn no_primary_names_the_first_of_the_most_advanced_replicas() {
-        let v = assess(
-            &inv(),
-            &[
+        let v = assess_probes(
+            vec![
                 Probe {
                     state: Err("down".into()),
                 },
@@ -835,9 +765,8 @@ mod tests {
 
     #[test]
     fn no_primary_names_the_most_advanced_replica() {
-        let v = assess(
-            &inv(),
-            &[
+        let v = assess_probes(
+            vec![
                 Probe {
                     state: Err("down".into()),
                 },
@@ -872,7 +801,7 @@ mod tests {
             vec![],
         );
         let p = replica("0/4FFF830");
-        let v = assess(&inv(), &[ok(p), ok(r1), ok(replica("0/4FFF830"))], &t, 0.1);
+        let v = assess_probes(vec![ok(p), ok(r1), ok(replica("0/4FFF830"))], &t, 0.1);
         let codes: Vec<_> = v.findings.iter().map(|f| (f.code, f.severity)).collect();
         assert!(
             codes.contains(&("inventory_primary_stale", Severity::Warning)),
@@ -892,9 +821,8 @@ mod tests {
         let p = primary(vec![], vec![s]);
         let mut r2 = replica("0/1");
         r2.system_identifier = "8".into();
-        let v = assess(
-            &inv(),
-            &[ok(p), ok(replica("0/1")), ok(r2)],
+        let v = assess_probes(
+            vec![ok(p), ok(replica("0/1")), ok(r2)],
             &Thresholds::default(),
             0.1,
         );

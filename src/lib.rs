@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod context;
 pub mod db;
 pub mod error;
 pub mod health;
@@ -15,6 +16,8 @@ pub mod ops;
 pub mod pg;
 pub mod render;
 pub mod report;
+pub mod steps;
+pub mod topology;
 pub mod transport;
 pub mod ui;
 pub mod wait;
@@ -65,7 +68,7 @@ pub fn run() -> u8 {
         )?;
         let r = tokio::select! {
             r = dispatch(&cli, &ctx) => r,
-            _ = interrupted() => Err(error::Error::Interrupted.into()),
+            _ = interrupted() => Err(error::Error::Interrupted),
         };
         if r.is_err() {
             // A cut-short clone leaves no slot behind; its pg_basebackup was stopped when its
@@ -79,13 +82,7 @@ pub fn run() -> u8 {
         ctx.release_locks().await;
         r
     });
-    if matches!(
-        result
-            .as_ref()
-            .err()
-            .and_then(|e| e.downcast_ref::<error::Error>()),
-        Some(error::Error::Interrupted)
-    ) {
+    if matches!(result, Err(error::Error::Interrupted)) {
         let _ = console::Term::stderr().show_cursor();
     }
     // Close ssh masters and finish child processes promptly.
@@ -93,25 +90,19 @@ pub fn run() -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let code = match e.downcast_ref::<error::Error>() {
-                Some(err) => err.code(),
-                None => exit::FAILED,
-            };
-            let text = match e.downcast_ref::<error::Error>() {
-                Some(err) => err.to_string(),
-                None => format!("{e:#}"),
-            };
-            ui.error(&text);
-            code
+            ui.error(&e.to_string());
+            e.code()
         }
     }
 }
 
 /// Builds the run's context and hands the subcommand's options to its operation.
-async fn dispatch(cli: &cli::Cli, ctx: &ops::Context<'_>) -> anyhow::Result<u8> {
+async fn dispatch(cli: &cli::Cli, ctx: &ops::Context<'_>) -> Result<u8, error::Error> {
     let ui = ctx.ui;
     if ui.format() == ui::Format::Prometheus && !matches!(cli.command, cli::Command::Status(_)) {
-        anyhow::bail!("--format prometheus is for status only");
+        return Err(error::Error::Other(
+            "--format prometheus is for status only".into(),
+        ));
     }
     match &cli.command {
         cli::Command::Check => ops::check::run(ctx).await,
@@ -123,13 +114,16 @@ async fn dispatch(cli: &cli::Cli, ctx: &ops::Context<'_>) -> anyhow::Result<u8> 
                 out: a.out.clone(),
                 host: a.host.clone(),
             },
-        ),
+        )
+        .map_err(error::Error::from),
         cli::Command::Status(a) => {
-            let size = |v: &Option<String>, flag: &str| -> anyhow::Result<Option<u64>> {
+            let size = |v: &Option<String>, flag: &str| -> Result<Option<u64>, error::Error> {
                 v.as_deref()
                     .map(|s| {
                         pg::parse_size(s).ok_or_else(|| {
-                            anyhow::anyhow!("{flag}: {s:?} is not a size (use bytes or 16MB-style)")
+                            error::Error::Other(format!(
+                                "{flag}: {s:?} is not a size (use bytes or 16MB-style)"
+                            ))
                         })
                     })
                     .transpose()

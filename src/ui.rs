@@ -30,6 +30,14 @@ pub enum ColorChoice {
     Never,
 }
 
+/// How a word on stdout should stand out (green, yellow, red on a color terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Good,
+    Warning,
+    Bad,
+}
+
 /// Settings the CLI decides.
 #[derive(Debug, Clone)]
 pub struct UiOptions {
@@ -162,16 +170,15 @@ impl Ui {
         self.stdout_tty
     }
 
-    /// Colors a severity word for stdout (only when stdout is a terminal and colors are on).
-    pub fn paint(&self, sev: crate::health::Severity, text: &str) -> String {
-        use crate::health::Severity;
+    /// Colors a word for stdout by its tone (only when stdout is a terminal and colors are on).
+    pub fn paint(&self, tone: Tone, text: &str) -> String {
         if !self.stdout_color {
             return text.to_string();
         }
-        let style = match sev {
-            Severity::Ok => Style::new().green(),
-            Severity::Warning => Style::new().yellow().bold(),
-            Severity::Critical => Style::new().red().bold(),
+        let style = match tone {
+            Tone::Good => Style::new().green(),
+            Tone::Warning => Style::new().yellow().bold(),
+            Tone::Bad => Style::new().red().bold(),
         };
         style.apply_to(text).to_string()
     }

@@ -10,7 +10,9 @@ use crate::pg::{self, controldata, ctl, datadir};
 use crate::transport::Transport;
 use crate::ui::Format;
 
-use super::{is_running, Context, Transports};
+use crate::steps::server::is_running;
+
+use super::{Context, Transports};
 
 /// Gathers the facts of every host, all hosts at once.
 pub async fn gather(ctx: &Context<'_>, transports: &Transports) -> Vec<HostFacts> {
@@ -97,7 +99,7 @@ pub async fn preflight(
 }
 
 /// `pgrepl check`.
-pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
+pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
     let outcome = cluster::plan_init(&ctx.inv, &facts);

@@ -21,10 +21,13 @@ use crate::pg::{datadir, Lsn};
 use crate::transport::Transport;
 use crate::ui::Format;
 
-use super::{
-    converge_running, ensure_slot, fence, init, is_running, status, stop_and_prove_down,
-    wait_writable, Context,
-};
+use crate::steps::config::converge_running;
+use crate::steps::probe::collect;
+use crate::steps::server::{fence, is_running, stop_and_prove_down, wait_writable};
+use crate::steps::slots::ensure_slot;
+use crate::steps::streaming::verify_streaming;
+
+use super::Context;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -44,7 +47,7 @@ fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
     Problem::new(host, check, message, hint)
 }
 
-pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
+pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let inv = &ctx.inv;
     let started = Instant::now();
     let target = ctx.host_named(&o.host)?;
@@ -52,7 +55,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     ctx.lock("promote").await?;
 
     // 1. Preflight: the live state of every host.
-    let view = status::collect(ctx, inv.timeouts.status, &inv.thresholds).await;
+    let view = collect(ctx, inv.timeouts.status, &inv.thresholds).await;
     let hv = |n: &str| {
         view.hosts
             .iter()
@@ -217,12 +220,9 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let before = tdb.node_state().await?;
     let at_promotion = before.receive_lsn.max(before.replay_lsn).or(mine);
     let t_promote = Instant::now();
-    tdb.execute(&format!(
-        "SELECT pg_catalog.pg_promote(false, {})",
-        inv.timeouts.promote.as_secs()
-    ))
-    .await
-    .map_err(|e| Error::step(&target.name, "promote", format!("{e:#}")))?;
+    tdb.promote(inv.timeouts.promote)
+        .await
+        .map_err(|e| Error::step(&target.name, "promote", format!("{e:#}")))?;
     wait_writable(inv, &tdb).await.map_err(|e| {
         Error::step(&target.name, "promote", format!("{e:#}")).with_hint(format!(
             "read its server log: tail -n 50 {}",
@@ -232,7 +232,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let to_writable = t_promote.elapsed();
     ctx.ui
         .done(&target.name, "promoted: accepts writes", to_writable);
-    tdb.execute("CHECKPOINT").await?;
+    tdb.checkpoint().await?;
     let st = tdb.node_state().await?;
     let new_tli = st.timeline;
 
@@ -263,21 +263,12 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     }
     let names: Vec<&str> = siblings.iter().map(|h| h.name.as_str()).collect();
     if !names.is_empty() {
-        let mut tr = std::collections::BTreeMap::new();
-        for h in &eff.hosts {
-            if let Ok(t) = ctx.kept(h).await {
-                tr.insert(h.name.clone(), t);
-            }
-        }
         let t0 = Instant::now();
-        init::verify_streaming(ctx, &eff, &names, &|n| tr[n].clone()).await.map_err(|e| {
-            match e.downcast::<Error>() {
-                Ok(err) => err.with_hint(format!("{} is the new primary and accepts writes; re-clone a sibling that does not follow with: pgrepl -i {inv_path} rebuild <sibling>", target.name)).into(),
-                Err(e) => e,
-            }
+        verify_streaming(ctx, &eff, &names).await.map_err(|e| {
+            e.with_hint(format!("{} is the new primary and accepts writes; re-clone a sibling that does not follow with: pgrepl -i {inv_path} rebuild <sibling>", target.name))
         })?;
         for s in &siblings {
-            let sdb = ctx.db(tr[&s.name].as_ref(), s).await?;
+            let sdb = ctx.db(ctx.kept(s).await?.as_ref(), s).await?;
             let tli = sdb.node_state().await?.timeline;
             if tli != new_tli {
                 return Err(Error::step(

@@ -18,10 +18,16 @@ use crate::pg::{datadir, rewind};
 use crate::transport::Transport;
 use crate::ui::Format;
 
-use super::{
-    controldata, ensure_slot, init, install_file, is_running, run_step, status,
-    stop_and_prove_down, Context,
-};
+use crate::steps::clone::clone_via_staging;
+use crate::steps::config::install_passfile;
+use crate::steps::exec::run_step;
+use crate::steps::probe::collect;
+use crate::steps::rewind::rewind_from;
+use crate::steps::server::{control_data, is_running, start_as_standby, stop_and_prove_down};
+use crate::steps::slots::{drop_stale_slots, ensure_slot};
+use crate::steps::streaming::verify_streaming;
+
+use super::Context;
 
 /// How to rebuild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +49,7 @@ fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
     Problem::new(host, check, message, hint)
 }
 
-pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
+pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let inv = &ctx.inv;
     let inv_path = inv.file.display().to_string();
     let started = Instant::now();
@@ -51,7 +57,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     ctx.lock("rebuild").await?;
 
     // 1. Preflight on the live topology.
-    let view = status::collect(ctx, inv.timeouts.status, &inv.thresholds).await;
+    let view = collect(ctx, inv.timeouts.status, &inv.thresholds).await;
     let writable: Vec<&str> = view
         .hosts
         .iter()
@@ -163,7 +169,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     }
     let running = is_running(t.as_ref(), &h).await?;
     let rewind_blocker = match &state {
-        Some(datadir::DirState::PgData { .. }) => match controldata(t.as_ref(), &h).await {
+        Some(datadir::DirState::PgData { .. }) => match control_data(t.as_ref(), &h).await {
             Ok(cd) => rewind::blocker(&cd),
             Err(e) => Some(format!("pg_controldata failed: {e:#}")),
         },
@@ -210,7 +216,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     if running {
         stop_and_prove_down(ctx, t.as_ref(), &h).await?;
     }
-    init::install_passfile(ctx, t.as_ref(), &h, &password, &|_| {}).await?;
+    install_passfile(ctx, t.as_ref(), &h, &password).await?;
     let udb = ctx.db(ctx.kept(&up).await?.as_ref(), &up).await?;
     ensure_slot(ctx, &udb, &up.name, &h.slot, &h.name).await?;
 
@@ -235,7 +241,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
         }
     }
     if used == Method::Clone {
-        init::clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
+        clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
     }
     let mut tr: std::collections::BTreeMap<String, Arc<dyn Transport>> =
         std::collections::BTreeMap::new();
@@ -243,7 +249,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
         tr.insert(x.name.clone(), ctx.kept(x).await?);
     }
     let t0 = Instant::now();
-    let mut joined = join_as_standby(ctx, &eff, t.as_ref(), &h, &tr).await;
+    let mut joined = join_as_standby(ctx, &eff, t.as_ref(), &h).await;
     if let (Err(e), Method::Rewind, Method::Auto) = (&joined, used, o.method) {
         // A rewound node that does not start or stream (a broken file pg_rewind left alone):
         // in auto mode, a fresh clone replaces it, the old data kept until the clone streams.
@@ -260,19 +266,16 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
             "the rewound data directory did not start or stream: {}",
             format!("{e:#}").lines().next().unwrap_or("")
         );
-        init::clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
-        joined = join_as_standby(ctx, &eff, t.as_ref(), &h, &tr).await;
+        clone_via_staging(ctx, &eff, t.as_ref(), &h).await?;
+        joined = join_as_standby(ctx, &eff, t.as_ref(), &h).await;
     }
-    joined.map_err(|e| match e.downcast::<Error>() {
-        Ok(err) if used == Method::Clone => err
-            .with_hint(format!(
-                "the previous data is still in {} on {}",
-                datadir::old_dir(&h.data_dir),
-                h.name
-            ))
-            .into(),
-        Ok(err) => err.into(),
-        Err(e) => e,
+    joined.map_err(|e| match used {
+        Method::Clone => e.with_hint(format!(
+            "the previous data is still in {} on {}",
+            datadir::old_dir(&h.data_dir),
+            h.name
+        )),
+        _ => e,
     })?;
     ctx.ui.done(
         &h.name,
@@ -313,126 +316,7 @@ async fn join_as_standby(
     eff: &Inventory,
     t: &dyn Transport,
     h: &Host,
-    tr: &std::collections::BTreeMap<String, Arc<dyn Transport>>,
-) -> anyhow::Result<()> {
-    super::start_as_standby(ctx, eff, t, h).await?;
-    init::verify_streaming(ctx, eff, &[h.name.as_str()], &|n| tr[n].clone()).await
-}
-
-/// Drops slots a rewound node kept from its past (a former primary keeps its replicas' slots):
-/// only inactive physical slots named after inventory hosts that do not follow it now.
-pub async fn drop_stale_slots(
-    ctx: &Context<'_>,
-    inv: &Inventory,
-    t: &dyn Transport,
-    h: &Host,
-) -> anyhow::Result<()> {
-    let db = ctx.db(t, h).await?;
-    let followers: Vec<&str> = inv.followers_of(&h.name).map(|f| f.slot.as_str()).collect();
-    for s in db.node_state().await?.slots {
-        let ours = inv.hosts.iter().any(|x| x.slot == s.name);
-        if ours && !s.active && s.slot_type == "physical" && !followers.contains(&s.name.as_str()) {
-            db.drop_slot(&s.name).await?;
-            ctx.ui.info(format!(
-                "{}: dropped stale slot {} (no host follows {} on it now)",
-                h.name, s.name, h.name
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// pg_rewind against the live primary: a dry run first, then the real one. A fenced, crashed
-/// primary carries standby.signal, which pg_rewind's single-user crash recovery refuses: the
-/// fence is lifted for the rewind only (the server is stopped) and always put back.
-pub(crate) async fn rewind_from(
-    ctx: &Context<'_>,
-    t: &dyn Transport,
-    h: &Host,
-    src: &Host,
-    inv: &Inventory,
-) -> anyhow::Result<()> {
-    let signal = format!("{}/standby.signal", h.data_dir);
-    let fenced = t
-        .run(&datadir::read_file(&signal), None)
-        .await
-        .map(|o| o.success())
-        .unwrap_or(false);
-    if fenced {
-        run_step(
-            t,
-            &datadir::remove_file(&signal),
-            "lift the fence for pg_rewind",
-            None,
-        )
-        .await?;
-    }
-    let result = rewind_steps(ctx, t, h, src, inv).await;
-    if fenced {
-        install_file(t, &signal, "0600", "", "restore the fence").await?;
-    }
-    result
-}
-
-async fn rewind_steps(
-    ctx: &Context<'_>,
-    t: &dyn Transport,
-    h: &Host,
-    src: &Host,
-    inv: &Inventory,
-) -> anyhow::Result<()> {
-    let cd = controldata(t, h).await?;
-    if !rewind::cleanly_shut_down(&cd) {
-        let t0 = Instant::now();
-        run_step(
-            t,
-            &rewind::complete_crash_recovery(&h.bin_dir, &h.data_dir),
-            "crash recovery (single-user mode)",
-            None,
-        )
-        .await?;
-        ctx.ui.done(
-            &h.name,
-            &format!(
-                "completed crash recovery (the server had stopped {})",
-                cd.cluster_state.as_deref().unwrap_or("uncleanly")
-            ),
-            t0.elapsed(),
-        );
-    }
-    for dry_run in [true, false] {
-        let t0 = Instant::now();
-        let cmd = rewind::cmd(&rewind::RewindSpec {
-            bin_dir: &h.bin_dir,
-            data_dir: &h.data_dir,
-            source_address: &src.address,
-            source_port: src.port,
-            user: &inv.rewind_user,
-            passfile: &h.passfile,
-            dry_run,
-        });
-        ctx.ui
-            .detail(format!("{}: {}", h.name, cmd.full_argv().join(" ")));
-        run_step(
-            t,
-            &cmd,
-            if dry_run {
-                "pg_rewind --dry-run"
-            } else {
-                "pg_rewind"
-            },
-            None,
-        )
-        .await?;
-        ctx.ui.done(
-            &h.name,
-            if dry_run {
-                "pg_rewind --dry-run"
-            } else {
-                "rewound with pg_rewind"
-            },
-            t0.elapsed(),
-        );
-    }
-    Ok(())
+) -> Result<(), Error> {
+    start_as_standby(ctx, eff, t, h).await?;
+    verify_streaming(ctx, eff, &[h.name.as_str()]).await
 }

@@ -3,13 +3,14 @@
 //! `health` (pure) and printed as a table, JSON (`schemas/status.schema.json`) or Prometheus
 //! text. `--wait` polls until healthy against a deadline; `--watch` redraws on a terminal.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{exit, Error};
-use crate::health::{self, ClusterView, NodeState, Probe, Severity, Thresholds};
-use crate::inventory::Host;
+use crate::health::{ClusterView, Severity};
 use crate::report;
+use crate::steps::probe::collect;
 use crate::ui::Format;
+use crate::ui::Tone;
 use crate::wait::{poll_until, Poll, TimedOut};
 
 use super::Context;
@@ -27,6 +28,15 @@ pub struct Options {
     pub lag_critical_seconds: Option<f64>,
 }
 
+/// How a severity shows on a terminal.
+fn tone(s: Severity) -> Tone {
+    match s {
+        Severity::Ok => Tone::Good,
+        Severity::Warning => Tone::Warning,
+        Severity::Critical => Tone::Bad,
+    }
+}
+
 /// The exit code of a view: 0 healthy, 10 warning, 11 critical.
 pub fn code(v: &ClusterView) -> u8 {
     match v.severity {
@@ -36,73 +46,20 @@ pub fn code(v: &ClusterView) -> u8 {
     }
 }
 
-async fn probe(ctx: &Context<'_>, h: &Host) -> anyhow::Result<NodeState> {
-    let t0 = Instant::now();
-    let t = ctx.kept(h).await?;
-    let t1 = t0.elapsed();
-    let result = async {
-        let db = ctx.db(t.as_ref(), h).await?;
-        let t2 = t0.elapsed();
-        let s = db.node_state().await?;
-        ctx.ui.detail(format!(
-            "{}: reached in {:.3}s, server session at {:.3}s, state read at {:.3}s",
-            h.name,
-            t1.as_secs_f64(),
-            t2.as_secs_f64(),
-            t0.elapsed().as_secs_f64()
-        ));
-        Ok(s)
-    }
-    .await;
-    // A server that does not answer through a working connection (it is down) keeps the
-    // connection for the rest of the run (promote fences through it); a broken one is dropped.
-    if result.is_err()
-        && !t
-            .run(&crate::transport::Cmd::new("true"), None)
-            .await
-            .is_ok_and(|o| o.success())
-    {
-        ctx.forget(h).await;
-    }
-    result
-}
-
-/// Probes every host concurrently, each bounded by `host_timeout`, and assesses the result.
-pub async fn collect(ctx: &Context<'_>, host_timeout: Duration, t: &Thresholds) -> ClusterView {
-    let t0 = Instant::now();
-    let probes = probe_all(ctx, host_timeout).await;
-    health::assess(&ctx.inv, &probes, t, t0.elapsed().as_secs_f64())
-}
-
-/// Every host's state (in inventory order), each probe bounded by `host_timeout`.
-pub async fn probe_all(ctx: &Context<'_>, host_timeout: Duration) -> Vec<Probe> {
-    futures_util::future::join_all(ctx.inv.hosts.iter().map(|h| async move {
-        let state = match tokio::time::timeout(host_timeout, probe(ctx, h)).await {
-            Ok(r) => r.map_err(|e| format!("{e:#}")),
-            Err(_) => {
-                ctx.forget(h).await;
-                Err(format!(
-                    "no answer within {:.1}s (timeouts.status)",
-                    host_timeout.as_secs_f64()
-                ))
-            }
-        };
-        Probe { state }
-    }))
-    .await
-}
-
 fn print(ctx: &Context<'_>, v: &ClusterView) {
     match ctx.ui.format() {
         Format::Json => ctx
             .ui
             .json(&serde_json::to_value(v).expect("the view serializes")),
         Format::Prometheus => ctx.ui.data(&report::prometheus(v)),
-        Format::Text => ctx.ui.data(&report::text(v, &|s, t| ctx.ui.paint(s, t))),
+        Format::Text => ctx
+            .ui
+            .data(&report::text(v, &|s, t| ctx.ui.paint(tone(s), t))),
     }
 }
 
-pub async fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
+/// `pgrepl status`.
+pub async fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
     let inv = &ctx.inv;
     let mut t = inv.thresholds;
     t.lag_warning_bytes = opts.lag_warning_bytes.unwrap_or(t.lag_warning_bytes);
@@ -121,7 +78,8 @@ pub async fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
         loop {
             tick.tick().await;
             let v = collect(ctx, host_timeout, &t).await;
-            ctx.ui.redraw(&report::text(&v, &|s, x| ctx.ui.paint(s, x)));
+            ctx.ui
+                .redraw(&report::text(&v, &|s, x| ctx.ui.paint(tone(s), x)));
         }
     }
 

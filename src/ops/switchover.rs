@@ -19,16 +19,24 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{exit, Error, Problem, StepFailure};
-use crate::health::{NodeState, Probe};
 use crate::inventory::{Host, Inventory, Role};
+use crate::pg::state::NodeState;
 use crate::pg::{ctl, Lsn};
+use crate::topology::{Probe, Topology};
 use crate::ui::Format;
 use crate::wait::{poll_until, Poll};
 
-use super::{
-    controldata, converge_running, ensure_slot, init, rebuild, run_step, server, start,
-    start_as_standby, status, wait_writable, Context,
+use crate::steps::config::{converge_running, install_passfile};
+use crate::steps::exec::run_step;
+use crate::steps::probe::{collect, probe_all};
+use crate::steps::rewind::rewind_from;
+use crate::steps::server::{
+    control_data, is_running, server, start, start_as_standby, stop_and_prove_down, wait_writable,
 };
+use crate::steps::slots::{drop_stale_slots, ensure_slot};
+use crate::steps::streaming::verify_streaming;
+
+use super::Context;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -42,21 +50,17 @@ fn problem(host: &str, check: &str, message: String, hint: String) -> Problem {
     Problem::new(host, check, message, hint)
 }
 
-fn coded(code: u8, host: &str, step: &str, message: String, hint: String) -> anyhow::Error {
-    Error::Coded(
-        code,
-        StepFailure {
-            host: Some(host.into()),
-            step: step.into(),
-            message,
-            stderr_tail: vec![],
-            hint: Some(hint),
-        },
-    )
-    .into()
+fn failure(host: &str, step: &str, message: String, hint: String) -> StepFailure {
+    StepFailure {
+        host: Some(host.into()),
+        step: step.into(),
+        message,
+        stderr_tail: vec![],
+        hint: Some(hint),
+    }
 }
 
-pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
+pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let inv = &ctx.inv;
     let inv_path = inv.file.display().to_string();
     let started = Instant::now();
@@ -67,8 +71,9 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     ctx.lock("switchover").await?;
 
     // 1. Preflight.
-    let probes = status::probe_all(ctx, inv.timeouts.status).await;
-    let view = crate::health::assess(inv, &probes, &inv.thresholds, 0.0);
+    let probes = probe_all(ctx, inv.timeouts.status).await;
+    let topo = Topology::discover(inv, probes.clone());
+    let view = crate::health::assess(&topo, &inv.thresholds, 0.0);
     let st = |n: &str| -> Option<&NodeState> {
         inv.hosts
             .iter()
@@ -248,10 +253,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let tc = ctx.kept(cand).await?;
     let cdb = ctx.db(tc.as_ref(), cand).await?;
     let t0 = Instant::now();
-    ctx.db(to.as_ref(), old)
-        .await?
-        .execute("CHECKPOINT")
-        .await?;
+    ctx.db(to.as_ref(), old).await?.checkpoint().await?;
     ctx.ui.done(&old.name, "1. CHECKPOINT", t0.elapsed());
     let gap_start = Instant::now();
     let t0 = Instant::now();
@@ -266,7 +268,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     }
     ctx.ui.done(&old.name, "2. stopped (fast)", t0.elapsed());
     let t0 = Instant::now();
-    let ckpt: Lsn = match controldata(to.as_ref(), old)
+    let ckpt: Lsn = match control_data(to.as_ref(), old)
         .await
         .map(|c| (c.cluster_state.clone(), c.checkpoint_lsn))
     {
@@ -320,13 +322,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
         t0.elapsed(),
     );
     let t0 = Instant::now();
-    if let Err(e) = cdb
-        .execute(&format!(
-            "SELECT pg_catalog.pg_promote(false, {})",
-            inv.timeouts.promote.as_secs()
-        ))
-        .await
-    {
+    if let Err(e) = cdb.promote(inv.timeouts.promote).await {
         if cdb.in_recovery().await.unwrap_or(false) {
             return Err(rollback(
                 ctx,
@@ -398,7 +394,7 @@ async fn finish(
     password: &crate::inventory::Secret,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    cdb.execute("CHECKPOINT").await?;
+    cdb.checkpoint().await?;
     // Siblings first: healthy and quick; if the old primary then fails to rejoin, only it is
     // left to rebuild.
     let siblings: Vec<&Host> = eff.replicas().filter(|h| h.name != old.name).collect();
@@ -424,7 +420,7 @@ async fn finish(
     let t0 = Instant::now();
     let to = ctx.kept(old).await?;
     let oh = eff.host(&old.name).expect("host");
-    init::install_passfile(ctx, to.as_ref(), oh, password, &|_| {}).await?;
+    install_passfile(ctx, to.as_ref(), oh, password).await?;
     ensure_slot(ctx, cdb, &cand.name, &oh.slot, &oh.name).await?;
     start_as_standby(ctx, eff, to.as_ref(), oh).await?;
     ctx.ui.done(
@@ -432,25 +428,20 @@ async fn finish(
         &format!("7. started as a standby of {}", cand.name),
         t0.elapsed(),
     );
-    let mut tr = std::collections::BTreeMap::new();
-    for h in &eff.hosts {
-        tr.insert(h.name.clone(), ctx.kept(h).await?);
-    }
     let t0 = Instant::now();
-    let old_streams =
-        init::verify_streaming(ctx, eff, &[old.name.as_str()], &|n| tr[n].clone()).await;
+    let old_streams = verify_streaming(ctx, eff, &[old.name.as_str()]).await;
     if old_streams.is_err() {
         ctx.ui.warn(format!(
             "{} does not follow {}; rewinding it",
             old.name, cand.name
         ));
-        super::stop_and_prove_down(ctx, to.as_ref(), oh).await?;
-        rebuild::rewind_from(ctx, to.as_ref(), oh, eff.primary(), eff).await?;
+        stop_and_prove_down(ctx, to.as_ref(), oh).await?;
+        rewind_from(ctx, to.as_ref(), oh, eff.primary(), eff).await?;
         start_as_standby(ctx, eff, to.as_ref(), oh).await?;
     }
-    init::verify_streaming(ctx, eff, &[], &|n| tr[n].clone()).await?;
+    verify_streaming(ctx, eff, &[]).await?;
     // As a primary it kept its replicas' slots; they would retain WAL there for nobody.
-    rebuild::drop_stale_slots(ctx, eff, to.as_ref(), oh).await?;
+    drop_stale_slots(ctx, eff, to.as_ref(), oh).await?;
     ctx.ui.done(
         &cand.name,
         "every replica streams from the new primary",
@@ -466,13 +457,14 @@ async fn rollback(
     to: &dyn crate::transport::Transport,
     old: &Host,
     why: &str,
-) -> anyhow::Error {
+) -> Error {
     ctx.ui.warn(format!(
         "switchover failed before the promotion ({why}); starting {} again as primary",
         old.name
     ));
     let restarted = async {
-        if !super::is_running(to, old).await? {
+        let _: anyhow::Result<()> = Ok(());
+        if !is_running(to, old).await? {
             start(ctx, to, old).await?;
         }
         let db = ctx.db(to, old).await?;
@@ -481,14 +473,12 @@ async fn rollback(
             "{} came back in recovery",
             old.name
         );
-        db.execute("CREATE TEMPORARY TABLE pgrepl_write_check(x int)")
-            .await?;
+        db.write_check().await?;
         Ok(())
     }
     .await;
     match restarted {
-        Ok(()) => coded(
-            exit::SWITCHOVER_ROLLED_BACK,
+        Ok(()) => Error::SwitchoverRolledBack(failure(
             &old.name,
             "switchover",
             format!(
@@ -496,9 +486,8 @@ async fn rollback(
                 old.name
             ),
             "pgrepl status; fix the cause, then retry the switchover".into(),
-        ),
-        Err(e) => coded(
-            exit::SWITCHOVER_INCOMPLETE,
+        )),
+        Err(e) => Error::SwitchoverIncomplete(failure(
             &old.name,
             "switchover rollback",
             format!("{why}; and restarting {} failed: {e:#}", old.name),
@@ -506,19 +495,13 @@ async fn rollback(
                 "start it by hand: {}/pg_ctl start -D {} -l {}",
                 old.bin_dir, old.data_dir, old.log_file
             ),
-        ),
+        )),
     }
 }
 
 /// After the point of no return: exit 7 with each node's state and the next command.
-async fn incomplete(
-    ctx: &Context<'_>,
-    host: &str,
-    step: &str,
-    why: String,
-    next: String,
-) -> anyhow::Error {
-    let view = status::collect(ctx, ctx.inv.timeouts.status, &ctx.inv.thresholds).await;
+async fn incomplete(ctx: &Context<'_>, host: &str, step: &str, why: String, next: String) -> Error {
+    let view = collect(ctx, ctx.inv.timeouts.status, &ctx.inv.thresholds).await;
     let states: Vec<String> = view
         .hosts
         .iter()
@@ -540,11 +523,10 @@ async fn incomplete(
             )
         })
         .collect();
-    coded(
-        exit::SWITCHOVER_INCOMPLETE,
+    Error::SwitchoverIncomplete(failure(
         host,
         step,
         format!("switchover incomplete: {why}; now: {}", states.join("; ")),
         next,
-    )
+    ))
 }

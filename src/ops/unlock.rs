@@ -8,11 +8,11 @@
 use crate::error::{exit, Error};
 use crate::lock::{self, Holder, Liveness};
 
-use super::locking::{attempt, clear_and_take, me, now, start_of, Attempt};
 use super::Context;
+use crate::steps::lock::{attempt, clear_and_take, me, now, start_of, Attempt};
 
 /// `pgrepl unlock`.
-pub async fn run(ctx: &Context<'_>) -> anyhow::Result<u8> {
+pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let me = me("unlock");
     let mut held: Vec<(&crate::inventory::Host, Holder)> = Vec::new();
     for h in &ctx.inv.hosts {

@@ -62,6 +62,21 @@ pub fn stop(s: &Server<'_>, timeout_s: u64) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+/// `pg_ctl stop -m immediate -w`: the fallback when a fast shutdown fails.
+pub fn stop_immediate(s: &Server<'_>, timeout_s: u64) -> Cmd {
+    Cmd::new(format!("{}/pg_ctl", s.bin_dir))
+        .args(["stop", "--pgdata", s.data_dir, "--mode=immediate", "--wait"])
+        .args(["--timeout", &timeout_s.to_string(), "--silent"])
+        .env("LC_ALL", "C")
+}
+
+/// `pg_ctl status`: exit 0 while a server runs on the data directory.
+pub fn status(s: &Server<'_>) -> Cmd {
+    Cmd::new(format!("{}/pg_ctl", s.bin_dir))
+        .args(["status", "--pgdata", s.data_dir])
+        .env("LC_ALL", "C")
+}
+
 /// `postgres --version`, to learn the installed major version.
 pub fn version(bin_dir: &str) -> Cmd {
     Cmd::new(format!("{bin_dir}/postgres"))

@@ -7,6 +7,7 @@ pub mod ctl;
 pub mod datadir;
 pub mod rewind;
 pub mod scram;
+pub mod state;
 
 use std::fmt;
 

@@ -6,6 +6,8 @@
 pub mod local;
 pub mod ssh;
 
+pub use local::current_user;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;

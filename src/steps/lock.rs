@@ -9,10 +9,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use crate::error::Error;
 use crate::inventory::Host;
 use crate::lock::{self, Holder, Liveness};
-use crate::transport::{local::current_user, Spawned, Transport};
+use crate::transport::{current_user, Spawned, Transport};
 use crate::wait::{poll_until, Poll};
 
-use super::{run_step, Context};
+use super::exec::run_step;
+use crate::context::Context;
 
 /// A lock held on one host.
 pub struct HeldLock {
@@ -153,7 +154,7 @@ impl Context<'_> {
     /// waiting. Another live holder → [`Error::Locked`] (exit 6) naming it. A holder that is
     /// provably dead (its pgrepl ran on this machine and is gone) is cleared and the lock taken.
     /// Unreachable hosts are skipped: the command's own checks decide what they mean.
-    pub async fn lock(&self, op: &str) -> anyhow::Result<()> {
+    pub async fn lock(&self, op: &str) -> Result<(), Error> {
         let me = me(op);
         let conns = futures_util::future::join_all(self.inv.hosts.iter().map(|h| async move {
             // Bounded like a status probe: a dead host must not hold up a failover.
@@ -180,7 +181,7 @@ impl Context<'_> {
         Ok(())
     }
 
-    async fn take_one(&self, t: &dyn Transport, h: &Host, me: &Holder) -> anyhow::Result<HeldLock> {
+    async fn take_one(&self, t: &dyn Transport, h: &Host, me: &Holder) -> Result<HeldLock, Error> {
         match attempt(self, t, h, me).await? {
             Attempt::Taken(held, prev) => {
                 if let Some(p) = prev {
@@ -200,14 +201,14 @@ impl Context<'_> {
                     h.name,
                     holder.describe(now())
                 ));
-                clear_and_take(self, t, h, &holder, me).await
+                Ok(clear_and_take(self, t, h, &holder, me).await?)
             }
             Attempt::Busy(holder) => Err(self.locked_error(h, holder.as_ref())),
         }
     }
 
     /// The "locked" error for `h`, naming the holder and how to clear a stale lock.
-    pub fn locked_error(&self, h: &Host, holder: Option<&Holder>) -> anyhow::Error {
+    pub fn locked_error(&self, h: &Host, holder: Option<&Holder>) -> Error {
         Error::Locked {
             host: h.name.clone(),
             file: lock::lock_file(&h.data_dir),
@@ -218,7 +219,6 @@ impl Context<'_> {
                 self.inv.file.display()
             ),
         }
-        .into()
     }
 
     /// Releases every lock this run holds (also after a failure or an interruption).

@@ -1,0 +1,257 @@
+//! The run's context: the loaded inventory, the one `Ui`, the template renderer, and the
+//! connections to the hosts (opened once, kept for the run). Every step and operation works
+//! through it. It owns no PostgreSQL knowledge beyond opening a SQL session (`db`), and prints
+//! only through `Ui`.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::db::{self, Db};
+use crate::error::{Error, InventoryIssue, Problem};
+use crate::inventory::{self, Host, Inventory, TransportKind};
+use crate::render::{Rendered, Renderer};
+use crate::steps::lock::HeldLock;
+use crate::transport::{local::LocalTransport, ssh, Transport};
+use crate::ui::Ui;
+
+/// What every operation works with.
+pub struct Context<'a> {
+    pub inv: Inventory,
+    pub ui: &'a Ui,
+    pub renderer: Renderer,
+    pub accept_new_host_keys: bool,
+    /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
+    run_dir: tempfile::TempDir,
+    /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
+    kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
+    /// The cluster lock, while this run holds it.
+    pub(crate) locks: tokio::sync::Mutex<Vec<HeldLock>>,
+    /// Slots this run created for replicas that are not cloned yet: dropped if the run fails
+    /// or is interrupted, so the upstream keeps no stray slot (host, slot).
+    pending_slots: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// Settings of a run that come from the command line (as plain values, not clap types).
+pub struct RunOptions<'p> {
+    pub inventory: Option<&'p Path>,
+    pub templates: Option<&'p Path>,
+    pub accept_new_host_keys: bool,
+}
+
+impl<'a> Context<'a> {
+    /// Loads and validates the inventory (nothing is contacted) and prepares a run.
+    pub fn new(opts: RunOptions<'_>, ui: &'a Ui) -> anyhow::Result<Context<'a>> {
+        let Some(path) = opts.inventory else {
+            return Err(Error::Inventory {
+                file: "(none)".into(),
+                issues: vec![InventoryIssue {
+                    line: 0,
+                    column: 0,
+                    message: "no inventory given".into(),
+                    hint: "pass -i <file> or set PGREPL_INVENTORY (see inventories/example.yml)"
+                        .into(),
+                }],
+            }
+            .into());
+        };
+        let inv = inventory::load(path)?;
+        let renderer = Renderer::new(opts.templates)?;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let run_dir = tempfile::Builder::new()
+            .prefix("pgrepl-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)
+            .context("cannot create a private run directory")?;
+        Ok(Context {
+            inv,
+            ui,
+            renderer,
+            accept_new_host_keys: opts.accept_new_host_keys,
+            run_dir,
+            kept: Default::default(),
+            locks: Default::default(),
+            pending_slots: Default::default(),
+        })
+    }
+}
+
+/// The connections of one run, by host name.
+pub type Transports = BTreeMap<String, Result<Arc<dyn Transport>, String>>;
+
+impl Context<'_> {
+    /// Opens a connection to one host.
+    pub async fn connect(&self, h: &Host) -> anyhow::Result<Arc<dyn Transport>> {
+        Ok(match self.inv.transport {
+            TransportKind::Local => Arc::new(LocalTransport::new(&h.name, &self.inv.os_user)?),
+            TransportKind::Ssh => {
+                let s = &self.inv.ssh;
+                let target = ssh::SshTarget {
+                    host: h.name.clone(),
+                    destination: h.ssh_host.clone(),
+                    user: s.user.clone(),
+                    port: h.ssh_port,
+                    identity_file: s.identity_file.clone(),
+                    known_hosts_file: s.known_hosts_file.clone(),
+                    config_file: s.config_file.clone(),
+                    accept_new_host_keys: self.accept_new_host_keys
+                        || s.host_keys == inventory::HostKeyPolicy::AcceptNew,
+                    connect_timeout: self.inv.timeouts.connect,
+                    os_user: self.inv.os_user.clone(),
+                };
+                let deadline = self.inv.timeouts.connect + std::time::Duration::from_secs(5);
+                let t = tokio::time::timeout(
+                    deadline,
+                    ssh::SshTransport::connect(target, self.run_dir.path()),
+                )
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "ssh did not connect within {}s (timeouts.connect)",
+                        deadline.as_secs()
+                    )
+                })??;
+                Arc::new(t)
+            }
+        })
+    }
+
+    /// A connection kept for the run: opened on first use, reused after.
+    pub async fn kept(&self, h: &Host) -> anyhow::Result<Arc<dyn Transport>> {
+        let cached = self.kept.lock().await.get(&h.name).cloned();
+        if let Some(t) = cached {
+            if t.alive().await {
+                return Ok(t);
+            }
+            self.kept.lock().await.remove(&h.name);
+        }
+        let t = self.connect(h).await?;
+        self.kept.lock().await.insert(h.name.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// Drops a kept connection (after it failed), so the next use reconnects.
+    pub async fn forget(&self, h: &Host) {
+        self.kept.lock().await.remove(&h.name);
+    }
+
+    /// Connects to every host at once; each result stands alone.
+    pub async fn connect_all(&self) -> Transports {
+        let futs = self.inv.hosts.iter().map(|h| async move {
+            let r = self.kept(h).await.map_err(|e| format!("{e:#}"));
+            (h.name.clone(), r)
+        });
+        futures_util::future::join_all(futs)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Opens a SQL connection to a host's server as the superuser (peer authentication through
+    /// the socket the transport provides).
+    pub async fn db(&self, t: &dyn Transport, h: &Host) -> anyhow::Result<Db> {
+        let dir = t.pg_socket_dir(&h.socket_dir, h.port).await?;
+        db::connect_host(
+            &h.name,
+            &dir,
+            h.port,
+            &self.inv.os_user,
+            self.inv.timeouts.connect,
+        )
+        .await
+    }
+
+    /// Renders one host's files.
+    pub fn rendered(&self, h: &Host) -> anyhow::Result<Rendered> {
+        self.renderer.render(&self.inv, h)
+    }
+}
+
+impl Context<'_> {
+    /// Records a slot this run created on `host` for a replica that is not cloned yet.
+    pub fn slot_pending(&self, host: &str, slot: &str) {
+        self.pending_slots
+            .lock()
+            .expect("not poisoned")
+            .push((host.to_string(), slot.to_string()));
+    }
+
+    /// The replica that uses `slot` is cloned: the slot stays.
+    pub fn slot_kept(&self, slot: &str) {
+        self.pending_slots
+            .lock()
+            .expect("not poisoned")
+            .retain(|(_, s)| s != slot);
+    }
+
+    /// After a failure or an interruption: drops the slots of clones that did not finish, once
+    /// no WAL sender uses them (the base backup was stopped when its connection ended).
+    pub async fn undo(&self) {
+        let pending = std::mem::take(&mut *self.pending_slots.lock().expect("not poisoned"));
+        for (host, slot) in pending {
+            let Some(h) = self.inv.host(&host) else {
+                continue;
+            };
+            let r = async {
+                let t = self.kept(h).await?;
+                let db = self.db(t.as_ref(), h).await?;
+                let exists = crate::wait::poll_until(
+                    "base backup's WAL sender gone (10s)",
+                    std::time::Duration::from_secs(10),
+                    std::time::Duration::from_millis(100),
+                    || async {
+                        let slots = db.slots().await?;
+                        Ok(match slots.iter().find(|s| s.name == slot) {
+                            None => crate::wait::Poll::Ready(false),
+                            Some(s) if !s.active => crate::wait::Poll::Ready(true),
+                            Some(_) => crate::wait::Poll::Pending(format!("slot {slot} active")),
+                        })
+                    },
+                )
+                .await?;
+                if exists {
+                    db.drop_slot(&slot).await?;
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            match r {
+                Ok(()) => self.ui.info(format!(
+                    "{host}: dropped slot {slot}, created by this run for a clone that did not finish"
+                )),
+                Err(e) => self.ui.warn(format!(
+                    "{host}: could not drop slot {slot} of an unfinished clone: {e:#}; \
+                     re-run the command, or drop it: SELECT pg_drop_replication_slot('{slot}')"
+                )),
+            }
+        }
+    }
+}
+
+impl Context<'_> {
+    /// The inventory host `name`, or a preflight refusal listing the hosts there are.
+    pub fn host_named(&self, name: &str) -> Result<&Host, Error> {
+        self.inv.host(name).ok_or_else(|| Error::Preflight {
+            problems: vec![Problem::new(
+                name,
+                "host",
+                format!("{name} is not a host of {}", self.inv.file.display()),
+                format!(
+                    "use one of: {}",
+                    self.inv
+                        .hosts
+                        .iter()
+                        .map(|h| h.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )],
+        })
+    }
+}

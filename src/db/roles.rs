@@ -1,0 +1,91 @@
+//! The roles pgrepl manages: read a role's attributes and verifier, create it, reset its
+//! attributes, set its password (a SCRAM verifier, never the password), grant EXECUTE.
+
+use super::{pg_error_text, quote_ident, quote_literal, Db};
+
+/// A role's attributes, as `init` checks them.
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    pub login: bool,
+    pub replication: bool,
+    /// Any attribute beyond LOGIN REPLICATION (superuser, createdb, createrole, bypassrls).
+    pub extra_privileges: bool,
+    /// The stored verifier (`pg_authid.rolpassword`); never printed.
+    pub verifier: Option<String>,
+}
+
+impl Db {
+    /// Looks up a role's attributes (needs a superuser connection to read the verifier).
+    pub async fn role(&self, name: &str) -> anyhow::Result<Option<RoleInfo>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT rolcanlogin, rolreplication, (rolsuper OR rolcreatedb OR rolcreaterole OR rolbypassrls), \
+                 rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(rows.first().map(|r| RoleInfo {
+            login: r.get(0),
+            replication: r.get(1),
+            extra_privileges: r.get(2),
+            verifier: r.get(3),
+        }))
+    }
+
+    /// Which of the function `signatures` may `role` not execute yet? (One round trip.)
+    pub async fn missing_execute(
+        &self,
+        role: &str,
+        signatures: &[&str],
+    ) -> anyhow::Result<Vec<String>> {
+        let sigs: Vec<String> = signatures.iter().map(|s| s.to_string()).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT f FROM pg_catalog.unnest($2::pg_catalog.text[]) AS f WHERE NOT pg_catalog.has_function_privilege($1, f, 'EXECUTE')",
+                &[&role, &sigs],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// `CREATE ROLE name <attrs> PASSWORD '<verifier>'`: `attrs` is one of pgrepl's fixed
+    /// attribute lists, `verifier` a SCRAM-SHA-256 verifier (never a clear-text password).
+    pub async fn create_role(&self, name: &str, attrs: &str, verifier: &str) -> anyhow::Result<()> {
+        self.execute(&format!(
+            "CREATE ROLE {} {attrs} PASSWORD {}",
+            quote_ident(name),
+            quote_literal(verifier)
+        ))
+        .await
+    }
+
+    /// `ALTER ROLE name <attrs>` (one of pgrepl's fixed attribute lists).
+    pub async fn alter_role(&self, name: &str, attrs: &str) -> anyhow::Result<()> {
+        self.execute(&format!("ALTER ROLE {} {attrs}", quote_ident(name)))
+            .await
+    }
+
+    /// `ALTER ROLE name PASSWORD '<verifier>'` (a SCRAM-SHA-256 verifier).
+    pub async fn set_role_verifier(&self, name: &str, verifier: &str) -> anyhow::Result<()> {
+        self.execute(&format!(
+            "ALTER ROLE {} PASSWORD {}",
+            quote_ident(name),
+            quote_literal(verifier)
+        ))
+        .await
+    }
+
+    /// `GRANT EXECUTE ON FUNCTION <signatures> TO name`; `signatures` are pgrepl's own constants.
+    pub async fn grant_execute(&self, name: &str, signatures: &[String]) -> anyhow::Result<()> {
+        self.execute(&format!(
+            "GRANT EXECUTE ON FUNCTION {} TO {}",
+            signatures.join(", "),
+            quote_ident(name)
+        ))
+        .await
+    }
+}

@@ -1,0 +1,174 @@
+//! `Db::node_state`: everything `status` and the preflights read from one server, in one round
+//! trip (the server builds one JSON document), parsed into `pg::state::NodeState`.
+
+use super::{pg_error_text, Db};
+use crate::pg::Lsn;
+
+/// Everything `status` reads from one server, built by the server as one JSON document so that
+/// it costs one round trip (simple protocol): through an SSH-forwarded socket each round trip
+/// is expensive, and `status` must stay fast for many hosts.
+const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
+  'in_recovery', pg_catalog.pg_is_in_recovery(),
+  'server_version', pg_catalog.current_setting('server_version'),
+  'system_identifier', (SELECT system_identifier::pg_catalog.text FROM pg_catalog.pg_control_system()),
+  'current_lsn', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn()::pg_catalog.text END,
+  'receive_lsn', pg_catalog.pg_last_wal_receive_lsn()::pg_catalog.text,
+  'replay_lsn', pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text,
+  'replay_paused', CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END,
+  'last_replay_age_s', EXTRACT(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::pg_catalog.float8,
+  'wal_file', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
+  'checkpoint_tli', (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()),
+  'receiver', (SELECT pg_catalog.row_to_json(w) FROM (SELECT status, sender_host, sender_port, received_tli
+               FROM pg_catalog.pg_stat_wal_receiver) w),
+  'senders', (SELECT COALESCE(pg_catalog.json_agg(s ORDER BY s.application_name), '[]'::pg_catalog.json) FROM (
+               SELECT application_name, pg_catalog.host(client_addr) AS client_addr, state, sync_state,
+                      sent_lsn::pg_catalog.text AS sent_lsn, replay_lsn::pg_catalog.text AS replay_lsn,
+                      EXTRACT(epoch FROM replay_lag)::pg_catalog.float8 AS replay_lag_s
+               FROM pg_catalog.pg_stat_replication) s),
+  'slots', (SELECT COALESCE(pg_catalog.json_agg(s ORDER BY s.slot_name), '[]'::pg_catalog.json) FROM (
+               SELECT slot_name::pg_catalog.text AS slot_name, slot_type, active, wal_status, safe_wal_size,
+                      pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+                        ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn)::pg_catalog.int8 AS retained_bytes
+               FROM pg_catalog.pg_replication_slots) s),
+  'pending_restart', (SELECT COALESCE(pg_catalog.json_agg(name ORDER BY name), '[]'::pg_catalog.json)
+               FROM pg_catalog.pg_settings WHERE pending_restart),
+  'data_checksums', pg_catalog.current_setting('data_checksums') = 'on',
+  'wal_log_hints', pg_catalog.current_setting('wal_log_hints') = 'on',
+  'max_wal_senders', pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4,
+  'max_replication_slots', pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4
+)::pg_catalog.text"#;
+
+#[derive(serde::Deserialize)]
+struct RawNode {
+    in_recovery: bool,
+    server_version: String,
+    system_identifier: String,
+    current_lsn: Option<String>,
+    receive_lsn: Option<String>,
+    replay_lsn: Option<String>,
+    replay_paused: bool,
+    last_replay_age_s: Option<f64>,
+    wal_file: Option<String>,
+    checkpoint_tli: Option<u32>,
+    receiver: Option<RawReceiver>,
+    senders: Vec<RawSender>,
+    slots: Vec<RawSlot>,
+    pending_restart: Vec<String>,
+    data_checksums: bool,
+    wal_log_hints: bool,
+    max_wal_senders: i32,
+    max_replication_slots: i32,
+}
+
+#[derive(serde::Deserialize)]
+struct RawReceiver {
+    status: String,
+    sender_host: Option<String>,
+    sender_port: Option<i32>,
+    received_tli: Option<u32>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawSender {
+    application_name: String,
+    client_addr: Option<String>,
+    state: Option<String>,
+    sync_state: Option<String>,
+    sent_lsn: Option<String>,
+    replay_lsn: Option<String>,
+    replay_lag_s: Option<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawSlot {
+    slot_name: String,
+    slot_type: String,
+    active: bool,
+    wal_status: Option<String>,
+    safe_wal_size: Option<i64>,
+    retained_bytes: Option<i64>,
+}
+
+fn lsn_of(s: &Option<String>) -> Option<Lsn> {
+    s.as_deref().and_then(Lsn::parse)
+}
+
+impl Db {
+    /// Everything `status` needs from this server, in one round trip.
+    pub async fn node_state(&self) -> anyhow::Result<crate::pg::state::NodeState> {
+        use crate::pg::state::{NodeState, Receiver, Sender, Slot};
+        use tokio_postgres::SimpleQueryMessage;
+        let msgs = self
+            .client
+            .simple_query(NODE_STATE_SQL)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        let text = msgs
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow::anyhow!("the server returned no state"))?;
+        let r: RawNode = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("cannot read the server's state: {e}"))?;
+        let receiver_tli = r.receiver.as_ref().and_then(|w| w.received_tli);
+        Ok(NodeState {
+            in_recovery: r.in_recovery,
+            server_version: r
+                .server_version
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            system_identifier: r.system_identifier,
+            // The primary's timeline is in its current WAL file name; a standby's is the one it
+            // receives (or, when not streaming, its last checkpoint's).
+            timeline: r
+                .wal_file
+                .as_deref()
+                .and_then(|f| u32::from_str_radix(f.get(..8)?, 16).ok())
+                .or(receiver_tli)
+                .or(r.checkpoint_tli),
+            current_lsn: lsn_of(&r.current_lsn),
+            receive_lsn: lsn_of(&r.receive_lsn),
+            replay_lsn: lsn_of(&r.replay_lsn),
+            replay_paused: r.replay_paused,
+            last_replay_age_s: r.last_replay_age_s,
+            receiver: r.receiver.map(|w| Receiver {
+                status: w.status,
+                sender_host: w.sender_host,
+                sender_port: w.sender_port,
+            }),
+            senders: r
+                .senders
+                .into_iter()
+                .map(|x| Sender {
+                    application_name: x.application_name,
+                    client_addr: x.client_addr,
+                    state: x.state.unwrap_or_default(),
+                    sync_state: x.sync_state.unwrap_or_default(),
+                    sent_lsn: lsn_of(&x.sent_lsn),
+                    replay_lsn: lsn_of(&x.replay_lsn),
+                    replay_lag_s: x.replay_lag_s,
+                })
+                .collect(),
+            slots: r
+                .slots
+                .into_iter()
+                .map(|x| Slot {
+                    name: x.slot_name,
+                    slot_type: x.slot_type,
+                    active: x.active,
+                    wal_status: x.wal_status,
+                    safe_wal_size: x.safe_wal_size,
+                    retained_bytes: x.retained_bytes,
+                })
+                .collect(),
+            pending_restart: r.pending_restart,
+            rewindable: r.data_checksums || r.wal_log_hints,
+            max_wal_senders: r.max_wal_senders,
+            max_replication_slots: r.max_replication_slots,
+        })
+    }
+}

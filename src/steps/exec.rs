@@ -1,0 +1,67 @@
+//! Running one command as a named step on a host, and installing one file: the two things
+//! every other step is made of. A failure names the host, the step and the command's stderr tail.
+
+use crate::error::{Error, OnStep};
+use crate::pg::datadir;
+use crate::transport::{Cmd, LineSink, Output, Transport};
+
+/// Runs a step; a non-zero exit becomes an error naming the host, the step and the output tail.
+pub async fn run_step(
+    t: &dyn Transport,
+    cmd: &Cmd,
+    step: &str,
+    sink: Option<LineSink>,
+) -> Result<Output, Error> {
+    let out = t.run(cmd, sink).await.map_err(|e| {
+        Error::step(
+            t.host(),
+            step,
+            format!("could not run {}: {e:#}", cmd.program()),
+        )
+    })?;
+    if !out.success() {
+        return Err(Error::step(
+            t.host(),
+            step,
+            format!("{} {}", cmd.program(), out.describe_status()),
+        )
+        .with_stderr(out.stderr_tail.clone()));
+    }
+    Ok(out)
+}
+
+/// Writes `content` to `path` unless it is already there; returns the previous content when
+/// the file changed (`Some("")` for a new file), `None` when nothing was written.
+pub async fn install_file(
+    t: &dyn Transport,
+    path: &str,
+    mode: &str,
+    content: &str,
+    step: &str,
+) -> Result<Option<String>, Error> {
+    let cur = t
+        .run(&datadir::read_file(path), None)
+        .await
+        .on_step(t.host(), step)?;
+    let old = match cur.code {
+        Some(0) => Some(cur.stdout),
+        Some(datadir::READ_ABSENT) => None,
+        _ => {
+            return Err(
+                Error::step(t.host(), step, format!("could not read {path}"))
+                    .with_stderr(cur.stderr_tail),
+            )
+        }
+    };
+    if old.as_deref() == Some(content) {
+        return Ok(None);
+    }
+    run_step(
+        t,
+        &datadir::write_file(path, mode, content.as_bytes().to_vec()),
+        step,
+        None,
+    )
+    .await?;
+    Ok(Some(old.unwrap_or_default()))
+}

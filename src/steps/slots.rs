@@ -1,0 +1,60 @@
+//! Replication slots: create a replica's slot on its upstream (re-create one that lost WAL), and
+//! drop the stale slots a former primary kept for replicas that follow someone else now.
+
+use crate::context::Context;
+use crate::db::Db;
+use crate::error::{Error, OnStep};
+use crate::inventory::{Host, Inventory};
+use crate::transport::Transport;
+
+/// Creates `slot` on a server unless it exists; a slot that lost WAL is dropped and re-created.
+pub async fn ensure_slot(
+    ctx: &Context<'_>,
+    db: &Db,
+    on: &str,
+    slot: &str,
+    for_host: &str,
+) -> Result<(), Error> {
+    let step = "create replication slot";
+    let state = db.node_state().await.on_step(on, step)?;
+    match state.slots.iter().find(|s| s.name == slot) {
+        Some(s) if s.wal_status.as_deref() != Some("lost") => return Ok(()),
+        Some(_) => {
+            db.drop_slot(slot).await.on_step(on, step)?;
+            ctx.ui
+                .info(format!("{on}: dropped slot {slot}, which had lost WAL"));
+        }
+        None => {}
+    }
+    db.create_physical_slot(slot)
+        .await
+        .map_err(|e| Error::step(on, "create replication slot", format!("slot {slot}: {e:#}")))?;
+    ctx.ui.info(format!(
+        "{on}: created physical replication slot {slot} for {for_host}"
+    ));
+    Ok(())
+}
+
+/// Drops slots a rewound node kept from its past (a former primary keeps its replicas' slots):
+/// only inactive physical slots named after inventory hosts that do not follow it now.
+pub async fn drop_stale_slots(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+) -> Result<(), Error> {
+    let step = "drop stale slots";
+    let db = ctx.db(t, h).await.on_step(&h.name, step)?;
+    let followers: Vec<&str> = inv.followers_of(&h.name).map(|f| f.slot.as_str()).collect();
+    for s in db.node_state().await.on_step(&h.name, step)?.slots {
+        let ours = inv.hosts.iter().any(|x| x.slot == s.name);
+        if ours && !s.active && s.slot_type == "physical" && !followers.contains(&s.name.as_str()) {
+            db.drop_slot(&s.name).await.on_step(&h.name, step)?;
+            ctx.ui.info(format!(
+                "{}: dropped stale slot {} (no host follows {} on it now)",
+                h.name, s.name, h.name
+            ));
+        }
+    }
+    Ok(())
+}
