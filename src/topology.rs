@@ -194,6 +194,16 @@ impl<'i> Topology<'i> {
         self.nodes.iter().filter(move |x| x.upstream == Some(id))
     }
 
+    /// How many bytes of WAL a standby has yet to replay: its upstream's position (or, when no
+    /// host serves it, the primary's) minus its replay LSN. `None` when either is unknown.
+    pub fn behind_bytes(&self, n: &Node<'i>) -> Option<u64> {
+        let upstream_pos = self
+            .upstream_of(n)
+            .and_then(|u| u.live()?.position())
+            .or_else(|| self.primary()?.live()?.position());
+        Some(n.live()?.replay_lsn?.bytes_until(upstream_pos?))
+    }
+
     /// The reachable standby with the most WAL, other than `except`; the first in inventory
     /// order among equals.
     pub fn most_advanced_standby(&self, except: Option<NodeId>) -> Option<&Node<'i>> {

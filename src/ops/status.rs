@@ -71,8 +71,7 @@ pub async fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
     if opts.watch {
         if !ctx.ui.stdout_is_terminal() || ctx.ui.format() != Format::Text {
             return Err(Error::step(&inv.cluster, "status --watch", "--watch redraws a table on a terminal; stdout is not one (or --format is not text)")
-                .with_hint("for scripts, use: pgrepl status --wait <seconds>")
-                .into());
+                .with_hint("for scripts, use: pgrepl status --wait <seconds>"));
         }
         let mut tick = tokio::time::interval(opts.interval);
         loop {

@@ -42,8 +42,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
                     "find it on {}: fuser -v {}",
                     h.name,
                     lock::lock_file(&h.data_dir)
-                ))
-                .into())
+                )))
             }
             Attempt::Busy(Some(holder)) => {
                 if lock::liveness(&holder, &me, start_of) == Liveness::Alive {
