@@ -221,3 +221,48 @@ fn addresses() {
     assert!(!is_address("a;b"));
     assert!(!is_address(""));
 }
+
+#[test]
+fn a_bad_host_name_is_reported_once_not_through_its_path_or_slot() {
+    let text = GOOD
+        .replace("  version: 15", "  version: 15\n  data_dir: /srv/{host}")
+        .replace("name: pg2", "name: pg 2")
+        .replace("upstream: pg2", "upstream: pg 2");
+    let i = issues(&text);
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!((i[0].line, i[0].column), (15, 11), "{i:?}");
+    assert!(i[0].message.contains("host name \"pg 2\""), "{i:?}");
+
+    // A path that is wrong by itself is still reported, once, at the path.
+    let i = issues(&text.replace("/srv/{host}", "/srv/a b/{host}"));
+    assert_eq!(i.len(), 2, "{i:?}");
+    assert_eq!((i[0].line, i[0].column), (4, 13), "{i:?}");
+    assert!(
+        i[0].message.starts_with("path \"/srv/a b/{host}\""),
+        "{i:?}"
+    );
+
+    // An explicit slot is the host's own value and is still checked.
+    let i = issues(&text.replace(
+        "    upstream: pg 2",
+        "    upstream: pg 2\n    slot: \"a-b\"",
+    ));
+    assert!(
+        i.iter().any(|x| x
+            .message
+            .contains("\"a-b\" cannot be a replication slot name")),
+        "{i:?}"
+    );
+}
+
+#[test]
+fn a_bad_cluster_name_is_reported_once_not_through_a_path() {
+    let text = GOOD.replace("cluster: main", "cluster: Main DB").replace(
+        "  version: 15",
+        "  version: 15\n  data_dir: /srv/{cluster}/{host}",
+    );
+    let i = issues(&text);
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!((i[0].line, i[0].column), (1, 10), "{i:?}");
+    assert!(i[0].message.contains("cluster name"), "{i:?}");
+}

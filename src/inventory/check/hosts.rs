@@ -1,6 +1,10 @@
 //! `hosts[]`, one host at a time: its name, address and ports, its ssh destination, its slot,
 //! and its paths (`postgres.*` templates or its own, placeholders replaced). How hosts relate
 //! to each other (one primary, upstreams, shared resources) is `topology`'s.
+//!
+//! A value is checked before anything derived from it: a host name or cluster name that fails
+//! its own check is reported there, once, and is not substituted into the checks of the paths
+//! and the slot name built from it.
 
 use std::collections::HashMap;
 
@@ -19,6 +23,7 @@ pub(super) type Names = HashMap<String, Location>;
 pub(super) struct Defaults<'a> {
     version: u32,
     cluster: &'a str,
+    cluster_ok: bool,
     port: u16,
     ssh_port: u16,
     data_dir: Option<&'a Spanned<String>>,
@@ -32,6 +37,7 @@ impl<'a> Defaults<'a> {
         Defaults {
             version: pg.version,
             cluster: &pg.cluster,
+            cluster_ok: pg.cluster_ok,
             port: pg.port,
             ssh_port,
             data_dir: raw.data_dir.as_ref(),
@@ -58,7 +64,8 @@ pub(super) fn check(
 /// One host, defaults filled in.
 fn check_host(c: &mut Checker, rh: &RawHost, d: &Defaults<'_>, names: &mut Names) -> Host {
     let name = rh.name.value.clone();
-    if !is_host_name(&name) {
+    let name_ok = is_host_name(&name);
+    if !name_ok {
         c.at(
             rh.name.referenced,
             format!("host name {name:?} is not allowed"),
@@ -73,9 +80,22 @@ fn check_host(c: &mut Checker, rh: &RawHost, d: &Defaults<'_>, names: &mut Names
         );
     }
     check_endpoints(c, rh);
-    let slot = check_slot(c, rh);
-    let path =
-        |c: &mut Checker, own, global, default| resolve_path(c, own, global, default, d, &name);
+    let slot = check_slot(c, rh, name_ok);
+    let values = Placeholders {
+        version: d.version,
+        cluster: d.cluster,
+        host: &name,
+    };
+    // A value that failed its own check is reported there; the path is checked with a neutral
+    // stand-in in its place, so a path problem is reported only if the path itself is wrong.
+    let checked = Placeholders {
+        version: d.version,
+        cluster: if d.cluster_ok { d.cluster } else { "cluster" },
+        host: if name_ok { &name } else { "host" },
+    };
+    let path = |c: &mut Checker, own, global, default| {
+        resolve_path(c, own, global, default, &values, &checked)
+    };
     let data_dir = path(
         c,
         rh.data_dir.as_ref(),
@@ -137,14 +157,20 @@ fn check_endpoints(c: &mut Checker, rh: &RawHost) {
     }
 }
 
-/// The host's slot on its upstream: `slot:`, or the host's name. Checked on replicas.
-fn check_slot(c: &mut Checker, rh: &RawHost) -> String {
+/// The host's slot on its upstream: `slot:`, or the host's name. Checked on replicas; a slot
+/// named after a host name that failed its own check (`name_ok` false) is not checked, as the
+/// name's problem is already reported at the same position.
+fn check_slot(c: &mut Checker, rh: &RawHost, name_ok: bool) -> String {
     let slot = rh
         .slot
         .as_ref()
         .map(|s| s.value.clone())
         .unwrap_or_else(|| rh.name.value.clone());
-    if rh.role.value == Role::Replica && !crate::pg::is_valid_slot_name(&slot) {
+    let derived_from_bad_name = rh.slot.is_none() && !name_ok;
+    if rh.role.value == Role::Replica
+        && !derived_from_bad_name
+        && !crate::pg::is_valid_slot_name(&slot)
+    {
         let loc = rh
             .slot
             .as_ref()
@@ -173,27 +199,40 @@ fn suggest_slot(s: &str) -> String {
     out
 }
 
-/// A path of host `host`: its own value, else the `postgres.*` template, else `default`, with
-/// `{version}`, `{cluster}` and `{host}` replaced. A value the inventory wrote is checked as a
-/// remote path (the problem is reported at that value); pgrepl's defaults are not.
+/// What `{version}`, `{cluster}` and `{host}` stand for in a path template.
+struct Placeholders<'a> {
+    version: u32,
+    cluster: &'a str,
+    host: &'a str,
+}
+
+impl Placeholders<'_> {
+    /// `text` with every placeholder replaced (in the order version, cluster, host).
+    fn replace(&self, text: &str) -> String {
+        text.replace("{version}", &self.version.to_string())
+            .replace("{cluster}", self.cluster)
+            .replace("{host}", self.host)
+    }
+}
+
+/// A path of one host: its own value, else the `postgres.*` template, else `default`, with the
+/// placeholders replaced by `values`. A value the inventory wrote is checked as a remote path
+/// with the placeholders replaced by `checked` (the problem is reported at that value);
+/// pgrepl's defaults are not checked.
 fn resolve_path(
     c: &mut Checker,
     own: Option<&Spanned<String>>,
     global: Option<&Spanned<String>>,
     default: &str,
-    d: &Defaults<'_>,
-    host: &str,
+    values: &Placeholders<'_>,
+    checked: &Placeholders<'_>,
 ) -> String {
     let chosen = own.or(global);
     let text = chosen.map(|s| s.value.as_str()).unwrap_or(default);
-    let expanded = text
-        .replace("{version}", &d.version.to_string())
-        .replace("{cluster}", d.cluster)
-        .replace("{host}", host);
     if let Some(s) = chosen {
-        if let Err(why) = check_remote_path(&expanded) {
+        if let Err(why) = check_remote_path(&checked.replace(&s.value)) {
             c.at(s.referenced, format!("path {:?} {why}", s.value), "use an absolute path of letters, digits and _ . / @ + , : % - (placeholders {version}, {cluster}, {host} allowed)");
         }
     }
-    expanded
+    values.replace(text)
 }

@@ -12,6 +12,9 @@ use crate::inventory::validators::{is_cluster_name, is_locale};
 pub(super) struct Postgres {
     /// `cluster`.
     pub cluster: String,
+    /// Whether `cluster` passed its own check: only then is it substituted for `{cluster}`
+    /// when a path is checked.
+    pub cluster_ok: bool,
     /// `postgres.version`.
     pub version: u32,
     /// `postgres.os_user` (default `postgres`).
@@ -24,7 +27,8 @@ pub(super) struct Postgres {
 
 /// Checks `cluster` and `postgres:`'s scalars, in file order.
 pub(super) fn check(c: &mut Checker, cluster: &Spanned<String>, pg: &RawPostgres) -> Postgres {
-    if !is_cluster_name(&cluster.value) {
+    let cluster_ok = is_cluster_name(&cluster.value);
+    if !cluster_ok {
         c.at(
             cluster.referenced,
             format!("cluster name {:?} is not allowed", cluster.value),
@@ -56,6 +60,7 @@ pub(super) fn check(c: &mut Checker, cluster: &Spanned<String>, pg: &RawPostgres
     }
     Postgres {
         cluster: cluster.value.clone(),
+        cluster_ok,
         version,
         os_user: value_or(&pg.os_user, "postgres"),
         locale: value_or(&pg.locale, "C.UTF-8"),
