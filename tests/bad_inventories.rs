@@ -215,6 +215,12 @@ fn bad_inventories_are_rejected_before_any_connection() {
     let r = pgrepl(&["-i", huge.to_str().unwrap(), "init"], &[("PATH", &path)]);
     r.expect_code(3);
     assert!(r.stderr.contains("at most 1 MiB"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{}:1:1: the file is ", huge.display())),
+        "a problem of the whole file is at 1:1, not 0:0: {}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     assert_eq!(n, CASES.len() * 2);
     assert!(

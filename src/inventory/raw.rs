@@ -171,7 +171,7 @@ pub(super) struct RawHost {
 /// refused here.
 ///
 /// # Errors
-/// The first problem, with the parser's 1-based line and column.
+/// The first problem, with the parser's 1-based line and column (1:1 when it gives none).
 pub(super) fn read(text: &str) -> Result<RawInventory, InventoryIssue> {
     if let Some((i, line)) = text
         .lines()
@@ -190,7 +190,8 @@ pub(super) fn read(text: &str) -> Result<RawInventory, InventoryIssue> {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
+            // A problem the parser cannot place is one of the whole file: at its start.
+            .unwrap_or((1, 1));
         let message = yaml_message(&e);
         let hint = yaml_hint(&message);
         InventoryIssue {

@@ -266,3 +266,36 @@ fn a_bad_cluster_name_is_reported_once_not_through_a_path() {
     assert_eq!((i[0].line, i[0].column), (1, 10), "{i:?}");
     assert!(i[0].message.contains("cluster name"), "{i:?}");
 }
+
+#[test]
+fn whole_file_problems_are_at_a_position_in_the_file() {
+    let at = |e: Error| match e {
+        Error::Inventory { issues, .. } => {
+            (issues[0].line, issues[0].column, issues[0].message.clone())
+        }
+        e => panic!("unexpected error {e}"),
+    };
+    let huge = format!("{GOOD}{}", "# padding\n".repeat(110_000));
+    let (line, column, message) = at(parse(&huge, Path::new("inv.yml")).unwrap_err());
+    assert_eq!((line, column), (1, 1), "{message}");
+    assert!(message.contains("at most 1 MiB"), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("inv.yml");
+    std::fs::write(&f, &huge).unwrap();
+    let (line, column, message) = at(load(&f).unwrap_err());
+    assert_eq!((line, column), (1, 1), "{message}");
+
+    // Not UTF-8: at the first invalid byte (columns in characters).
+    let mut bytes = GOOD.replace("10.0.0.2", "10.0.0.é").into_bytes();
+    let i = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap() + 2;
+    bytes.insert(i, 0xff);
+    std::fs::write(&f, &bytes).unwrap();
+    let (line, column, message) = at(load(&f).unwrap_err());
+    assert_eq!((line, column), (15, 22), "{message}");
+    assert!(message.contains("not UTF-8"), "{message}");
+
+    // No file at all: there is no position to give.
+    let (line, column, _) = at(load(&dir.path().join("missing.yml")).unwrap_err());
+    assert_eq!((line, column), (0, 0));
+}
