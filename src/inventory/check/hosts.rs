@@ -81,39 +81,7 @@ fn check_host(c: &mut Checker, rh: &RawHost, d: &Defaults<'_>, names: &mut Names
     }
     check_endpoints(c, rh);
     let slot = check_slot(c, rh, name_ok);
-    let values = Placeholders {
-        version: d.version,
-        cluster: d.cluster,
-        host: &name,
-    };
-    // A value that failed its own check is reported there; the path is checked with a neutral
-    // stand-in in its place, so a path problem is reported only if the path itself is wrong.
-    let checked = Placeholders {
-        version: d.version,
-        cluster: if d.cluster_ok { d.cluster } else { "cluster" },
-        host: if name_ok { &name } else { "host" },
-    };
-    let path = |c: &mut Checker, own, global, default| {
-        resolve_path(c, own, global, default, &values, &checked)
-    };
-    let data_dir = path(
-        c,
-        rh.data_dir.as_ref(),
-        d.data_dir,
-        "/var/lib/postgresql/{version}/{cluster}",
-    );
-    let bin_dir = path(
-        c,
-        rh.bin_dir.as_ref(),
-        d.bin_dir,
-        "/usr/lib/postgresql/{version}/bin",
-    );
-    let socket_dir = path(
-        c,
-        rh.socket_dir.as_ref(),
-        d.socket_dir,
-        "/var/run/postgresql",
-    );
+    let [data_dir, bin_dir, socket_dir] = resolve_paths(c, rh, d, &name, name_ok);
     Host {
         passfile: format!("{data_dir}.pgpass"),
         log_file: format!("{data_dir}.log"),
@@ -197,6 +165,42 @@ fn suggest_slot(s: &str) -> String {
         out = "replica_1".into();
     }
     out
+}
+
+/// The host's data, binary and socket directories, in that order. A value that failed its own
+/// check is reported there; a path is checked with a neutral stand-in in its place, so a path
+/// problem is reported only if the path itself is wrong.
+fn resolve_paths(
+    c: &mut Checker,
+    rh: &RawHost,
+    d: &Defaults<'_>,
+    name: &str,
+    name_ok: bool,
+) -> [String; 3] {
+    let values = Placeholders {
+        version: d.version,
+        cluster: d.cluster,
+        host: name,
+    };
+    let checked = Placeholders {
+        version: d.version,
+        cluster: if d.cluster_ok { d.cluster } else { "cluster" },
+        host: if name_ok { name } else { "host" },
+    };
+    [
+        (
+            rh.data_dir.as_ref(),
+            d.data_dir,
+            "/var/lib/postgresql/{version}/{cluster}",
+        ),
+        (
+            rh.bin_dir.as_ref(),
+            d.bin_dir,
+            "/usr/lib/postgresql/{version}/bin",
+        ),
+        (rh.socket_dir.as_ref(), d.socket_dir, "/var/run/postgresql"),
+    ]
+    .map(|(own, global, default)| resolve_path(c, own, global, default, &values, &checked))
 }
 
 /// What `{version}`, `{cluster}` and `{host}` stand for in a path template.
