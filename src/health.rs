@@ -15,25 +15,7 @@ use crate::topology::Topology;
 /// Version of the JSON document (`schemas/status.schema.json`).
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Lag thresholds (defaults in README, "status").
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Thresholds {
-    pub lag_warning_bytes: u64,
-    pub lag_critical_bytes: u64,
-    pub lag_warning_seconds: f64,
-    pub lag_critical_seconds: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            lag_warning_bytes: 16 << 20,
-            lag_critical_bytes: 1 << 30,
-            lag_warning_seconds: 30.0,
-            lag_critical_seconds: 300.0,
-        }
-    }
-}
+pub use crate::inventory::Thresholds;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

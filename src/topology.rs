@@ -216,14 +216,6 @@ impl<'i> Topology<'i> {
     }
 }
 
-impl Inventory {
-    /// The host a replica of this inventory streams from (`None` for the primary). Upstream
-    /// names are validated when the inventory is loaded, so a replica always has one.
-    pub fn upstream_of(&self, h: &Host) -> Option<&Host> {
-        h.upstream.as_deref().and_then(|u| self.host(u))
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Topologies for the pure tests of `health` and the preflights.

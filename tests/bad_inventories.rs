@@ -103,6 +103,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("nul_in_path.yml", "4:13", "not allowed", "absolute path"),
     ("long_value.yml", "12:11", "host name", "at most 63"),
     (
+        "bad_host_name_in_path.yml",
+        "15:11",
+        "host name \"pg 2\" is not allowed",
+        "starting with a letter or digit",
+    ),
+    (
         "anchor_bomb.yml",
         "6:11",
         "anchors (&), aliases (*) and merge keys (<<) are not allowed",
@@ -209,6 +215,12 @@ fn bad_inventories_are_rejected_before_any_connection() {
     let r = pgrepl(&["-i", huge.to_str().unwrap(), "init"], &[("PATH", &path)]);
     r.expect_code(3);
     assert!(r.stderr.contains("at most 1 MiB"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("{}:1:1: the file is ", huge.display())),
+        "a problem of the whole file is at 1:1, not 0:0: {}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     assert_eq!(n, CASES.len() * 2);
     assert!(
@@ -216,6 +228,22 @@ fn bad_inventories_are_rejected_before_any_connection() {
         "a bad inventory made pgrepl start ssh/psql/pg_basebackup"
     );
     assert!(!Path::new("/tmp/pwned").exists(), "an injection ran");
+}
+
+#[test]
+fn a_bad_host_name_is_not_reported_again_through_what_is_built_from_it() {
+    // data_dir: /srv/pg/{host} and the default slot are built from the name "pg 2": only the
+    // name is reported, not the path or the slot it would make.
+    let f =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad/bad_host_name_in_path.yml");
+    let r = pgrepl(
+        &["-i", f.to_str().unwrap(), "check"],
+        &[("PGREPL_TEST_UNUSED", "x")],
+    );
+    r.expect_code(3);
+    assert!(r.stderr.contains("is invalid (1 problem)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("path "), "{}", r.stderr);
+    assert!(!r.stderr.contains("slot name"), "{}", r.stderr);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::health::Thresholds;
+use crate::inventory::Thresholds;
 use crate::health::{self, ClusterView};
 use crate::inventory::Host;
 use crate::pg::state::NodeState;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Problem;
-use crate::health::Thresholds;
+use crate::inventory::Thresholds;
 use crate::inventory::Host;
 use crate::pg::{controldata, ctl};
 use crate::steps::server::server;

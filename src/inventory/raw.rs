@@ -1,0 +1,262 @@
+//! The inventory file as written: the serde schema (every key known, unknown and duplicate
+//! keys refused, locations kept wherever a later check may fail) and the strict YAML reading
+//! that fills it, with the parser's complaints turned into one problem and one fix.
+//!
+//! This layer checks syntax and types only. It must not judge values or fill in defaults: that
+//! is `check/`'s work, which turns these structs into the model.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::model::{HostKeyPolicy, Role, TransportKind};
+use crate::error::InventoryIssue;
+
+/// The whole file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInventory {
+    pub(super) cluster: Spanned<String>,
+    pub(super) postgres: Spanned<RawPostgres>,
+    #[serde(default)]
+    pub(super) replication: Option<Spanned<RawReplication>>,
+    #[serde(default)]
+    pub(super) access: Option<Spanned<RawAccess>>,
+    #[serde(default)]
+    pub(super) timeouts: Option<RawTimeouts>,
+    #[serde(default)]
+    pub(super) status: Option<RawStatus>,
+    pub(super) hosts: Spanned<Vec<Spanned<RawHost>>>,
+}
+
+/// `status:` lag thresholds, as written (sizes still text).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStatus {
+    #[serde(default)]
+    pub(super) lag_warning_bytes: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) lag_critical_bytes: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) lag_warning_seconds: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub(super) lag_critical_seconds: Option<Spanned<f64>>,
+}
+
+/// `postgres:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPostgres {
+    pub(super) version: Spanned<u32>,
+    #[serde(default)]
+    pub(super) os_user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) bin_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) data_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) socket_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub(super) locale: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) settings: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(super) hba: Vec<Spanned<RawHba>>,
+}
+
+/// One `postgres.hba` rule.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHba {
+    #[serde(rename = "type")]
+    pub(super) kind: Spanned<String>,
+    pub(super) database: Spanned<String>,
+    pub(super) user: Spanned<String>,
+    #[serde(default)]
+    pub(super) address: Option<Spanned<String>>,
+    pub(super) method: Spanned<String>,
+}
+
+/// `replication:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReplication {
+    #[serde(default)]
+    pub(super) user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) password_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) rewind_user: Option<Spanned<String>>,
+    /// Recognised only to refuse it with a useful message.
+    #[serde(default)]
+    pub(super) password: Option<Spanned<String>>,
+}
+
+/// `access:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccess {
+    #[serde(default)]
+    pub(super) transport: Option<Spanned<TransportKind>>,
+    #[serde(default)]
+    pub(super) ssh: Option<RawSsh>,
+}
+
+/// `access.ssh:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSsh {
+    #[serde(default)]
+    pub(super) user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub(super) identity_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) known_hosts_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) config_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) host_keys: Option<HostKeyPolicy>,
+}
+
+/// `timeouts:` in seconds (0 means the default).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeouts {
+    #[serde(default)]
+    pub(super) connect: Option<u64>,
+    #[serde(default)]
+    pub(super) start: Option<u64>,
+    #[serde(default)]
+    pub(super) streaming: Option<u64>,
+    #[serde(default)]
+    pub(super) status: Option<u64>,
+    #[serde(default)]
+    pub(super) promote: Option<u64>,
+}
+
+/// One `hosts[]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHost {
+    pub(super) name: Spanned<String>,
+    pub(super) address: Spanned<String>,
+    pub(super) role: Spanned<Role>,
+    #[serde(default)]
+    pub(super) port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub(super) upstream: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) slot: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) data_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) bin_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) socket_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) ssh_host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) ssh_port: Option<Spanned<u16>>,
+}
+
+/// Reads inventory text into the raw schema: tabs used for indentation, YAML syntax, unknown,
+/// duplicate and missing keys, wrong types, anchors, aliases, merge keys and deep nesting are
+/// refused here.
+///
+/// # Errors
+/// The first problem, with the parser's 1-based line and column (1:1 when it gives none).
+pub(super) fn read(text: &str) -> Result<RawInventory, InventoryIssue> {
+    if let Some((i, line)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.starts_with('\t') || l.trim_start_matches(' ').starts_with('\t'))
+    {
+        let col = line.find('\t').unwrap_or(0) + 1;
+        return Err(InventoryIssue {
+            line: i as u64 + 1,
+            column: col as u64,
+            message: "a tab is used for indentation; YAML allows only spaces".into(),
+            hint: "replace the tab with spaces".into(),
+        });
+    }
+    serde_saphyr::from_str_with_options(text, strict_options()).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            // A problem the parser cannot place is one of the whole file: at its start.
+            .unwrap_or((1, 1));
+        let message = yaml_message(&e);
+        let hint = yaml_hint(&message);
+        InventoryIssue {
+            line,
+            column,
+            message,
+            hint,
+        }
+    })
+}
+
+/// Duplicate keys are errors. What you read is what pgrepl runs: no anchors, aliases or merge
+/// keys (and so no alias bombs); shallow nesting.
+fn strict_options() -> serde_saphyr::options::Options {
+    let mut options = serde_saphyr::options::Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    options.merge_keys = serde_saphyr::options::MergeKeyPolicy::Error;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_aliases = 0;
+    budget.max_anchors = 0;
+    budget.max_depth = 16;
+    options.budget = Some(budget);
+    options
+}
+
+/// The parser's message without its location suffix and snippet (pgrepl prints file:line:col).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let opts = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
+    let s = e.render_with_options(opts);
+    let first = s.lines().next().unwrap_or("").trim();
+    let cut = first
+        .find(" at line ")
+        .map(|i| &first[..i])
+        .unwrap_or(first);
+    if cut.contains("budget breached: Anchors") || cut.contains("budget breached: Aliases") {
+        return "YAML anchors (&), aliases (*) and merge keys (<<) are not allowed in an inventory"
+            .into();
+    }
+    if cut.contains("merge key") {
+        return "YAML merge keys (<<) are not allowed in an inventory".into();
+    }
+    if cut.contains("budget breached: Depth") {
+        return "the YAML is nested too deeply for an inventory".into();
+    }
+    // The parser suggests a library option; the user's fix is in the file.
+    cut.split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(cut)
+        .to_string()
+}
+
+/// The fix for a parser message, by its kind.
+fn yaml_hint(message: &str) -> String {
+    if message.contains("unknown field") {
+        "remove or correct the key; every key is listed in README.md, \"Inventory reference\""
+            .into()
+    } else if message.contains("duplicate") {
+        "keep one of the two entries".into()
+    } else if message.contains("missing field") {
+        "add the key; see inventories/example.yml".into()
+    } else if message.contains("not allowed in an inventory") {
+        "write each value out where it is used".into()
+    } else if message.contains("unknown variant") {
+        "use one of the values the message lists".into()
+    } else {
+        "correct the value's type or the YAML syntax at this position".into()
+    }
+}
