@@ -38,18 +38,26 @@ pub mod exit {
 /// One problem found in an inventory file, with its position and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryIssue {
+    /// 1-based line of the offending value (0 when there is no file).
     pub line: u64,
+    /// 1-based column.
     pub column: u64,
+    /// What is wrong.
     pub message: String,
+    /// The one fix.
     pub hint: String,
 }
 
 /// One failed precondition on one host.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Problem {
+    /// The host (or the cluster) the check is about.
     pub host: String,
+    /// The check's short name (`reachable`, `candidate`, `lag`, ...), shown in brackets.
     pub check: String,
+    /// What is wrong.
     pub message: String,
+    /// The next command to run.
     pub hint: Option<String>,
 }
 
@@ -68,11 +76,15 @@ impl Problem {
 /// A step that failed on a host: which host, which step, what the command said, what to do next.
 #[derive(Debug, Clone, Default)]
 pub struct StepFailure {
+    /// The host the step ran on (`None`: not one host's).
     pub host: Option<String>,
+    /// The step's name (`pg_basebackup`, `verify streaming`, ...).
     pub step: String,
+    /// What went wrong.
     pub message: String,
     /// The last lines of the failing command's stderr (bounded).
     pub stderr_tail: Vec<String>,
+    /// The next command to run.
     pub hint: Option<String>,
 }
 
@@ -83,23 +95,35 @@ pub enum Error {
     /// The inventory could not be read or is invalid (exit 3).
     #[error("{}", render_inventory(.file, .issues))]
     Inventory {
+        /// The inventory file as given.
         file: String,
+        /// Every problem, each once, in file order.
         issues: Vec<InventoryIssue>,
     },
     /// Preflight found problems; nothing was changed (exit 4).
     #[error("{}", render_preflight(.problems))]
-    Preflight { problems: Vec<Problem> },
+    Preflight {
+        /// Every failed precondition.
+        problems: Vec<Problem>,
+    },
     /// A destructive action needs `--yes` (or a terminal to confirm on) (exit 5).
     #[error(
         "{action} needs confirmation, and there is no terminal to ask on; re-run with --yes to confirm"
     )]
-    ConfirmationRequired { action: String },
+    ConfirmationRequired {
+        /// What would have been confirmed.
+        action: String,
+    },
     /// Another pgrepl command holds the cluster lock on `host` (exit 6).
     #[error("the cluster is locked: {host}: {file} is held by {holder}; nothing was changed\n  next: {hint}")]
     Locked {
+        /// The host whose lock is held.
         host: String,
+        /// The lock file.
         file: String,
+        /// Who holds it (operation, user@machine, pid, for how long).
         holder: String,
+        /// The next command.
         hint: String,
     },
     /// A step failed on a host (exit 1).

@@ -7,23 +7,37 @@ use crate::pg::Lsn;
 /// What one server reported.
 #[derive(Debug, Clone, Default)]
 pub struct NodeState {
+    /// `pg_is_in_recovery()`: a standby (or a server still starting up).
     pub in_recovery: bool,
+    /// `server_version`, e.g. `15.8`.
     pub server_version: String,
+    /// `pg_control_system().system_identifier`: the same on a primary and all its copies.
     pub system_identifier: String,
+    /// The timeline it is on (`pg_control_checkpoint()`, or the WAL receiver's on a standby).
     pub timeline: Option<u32>,
+    /// `pg_current_wal_lsn()` on a primary.
     pub current_lsn: Option<Lsn>,
+    /// `pg_last_wal_receive_lsn()` on a standby.
     pub receive_lsn: Option<Lsn>,
+    /// `pg_last_wal_replay_lsn()` on a standby.
     pub replay_lsn: Option<Lsn>,
+    /// `pg_get_wal_replay_pause_state()` is not `not paused` (or `pg_is_wal_replay_paused()`).
     pub replay_paused: bool,
     /// Seconds since the last replayed transaction committed on the primary.
     pub last_replay_age_s: Option<f64>,
+    /// Its WAL receiver, on a standby that has one.
     pub receiver: Option<Receiver>,
+    /// Its WAL senders (`pg_stat_replication`), one per standby or base backup it serves.
     pub senders: Vec<Sender>,
+    /// Its replication slots.
     pub slots: Vec<Slot>,
+    /// Settings changed in the files that wait for a restart (`pg_settings.pending_restart`).
     pub pending_restart: Vec<String>,
     /// Data checksums or wal_log_hints: pg_rewind can rewind this node.
     pub rewindable: bool,
+    /// `max_wal_senders`.
     pub max_wal_senders: i32,
+    /// `max_replication_slots`.
     pub max_replication_slots: i32,
 }
 
@@ -41,30 +55,46 @@ impl NodeState {
 /// `pg_stat_wal_receiver` of a standby.
 #[derive(Debug, Clone, Default)]
 pub struct Receiver {
+    /// `pg_stat_wal_receiver.status` (`streaming`, `waiting`, ...).
     pub status: String,
+    /// The host it connects to.
     pub sender_host: Option<String>,
+    /// The port it connects to.
     pub sender_port: Option<i32>,
 }
 
 /// One row of `pg_stat_replication`.
 #[derive(Debug, Clone, Default)]
 pub struct Sender {
+    /// The standby's `application_name` (pgrepl sets the host's name).
     pub application_name: String,
+    /// The standby's address, when it connects over TCP.
     pub client_addr: Option<String>,
+    /// `startup`, `catchup`, `streaming`, `backup` or `stopping`.
     pub state: String,
+    /// `async`, `potential`, `sync` or `quorum`.
     pub sync_state: String,
+    /// The last WAL position sent.
     pub sent_lsn: Option<Lsn>,
+    /// The last WAL position the standby replayed.
     pub replay_lsn: Option<Lsn>,
+    /// `replay_lag`, in seconds.
     pub replay_lag_s: Option<f64>,
 }
 
 /// One row of `pg_replication_slots`.
 #[derive(Debug, Clone, Default)]
 pub struct Slot {
+    /// The slot's name.
     pub name: String,
+    /// `physical` or `logical`.
     pub slot_type: String,
+    /// A WAL sender uses it now.
     pub active: bool,
+    /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+).
     pub wal_status: Option<String>,
+    /// Bytes that can still be written before the slot risks losing WAL (`NULL`: no limit).
     pub safe_wal_size: Option<i64>,
+    /// WAL the slot holds back, in bytes (current position minus `restart_lsn`).
     pub retained_bytes: Option<i64>,
 }
