@@ -7,6 +7,7 @@
 pub mod check;
 pub mod init;
 pub mod locking;
+pub mod operation;
 pub mod promote;
 pub mod rebuild;
 pub mod render;

@@ -60,6 +60,10 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> anyhow::Result<u8> {
     let inv = &ctx.inv;
     let inv_path = inv.file.display().to_string();
     let started = Instant::now();
+    // An unknown host fails as in promote and rebuild (exit 4), before anything is contacted.
+    if o.to != "auto" {
+        ctx.host_named(&o.to)?;
+    }
 
     // The password is read (its file's mode checked) before anything is contacted.
     let password = inv.replication_password()?;
