@@ -36,7 +36,8 @@ pub struct Cli {
     #[arg(short, long, global = true, env = "PGREPL_YES")]
     pub yes: bool,
 
-    /// More detail on stderr (commands run, timings).
+    /// More detail on stderr: -v steps and timings, -vv every remote command and SQL statement,
+    /// -vvv dependencies' logs too (PGREPL_LOG, a tracing filter, replaces the level).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

@@ -1,18 +1,26 @@
 //! tokio-postgres: connect to a host's server through the socket its transport provides, with
 //! `search_path=''` and timeouts, and the typed queries pgrepl needs. Every function call is
 //! schema-qualified (`pg_catalog.`), so objects a user creates cannot hijack pgrepl's queries.
+//!
+//! Every statement goes through one of three wrappers (`rows`, `execute`, `simple`), which log
+//! it at DEBUG (`-vv`) with anything after `PASSWORD` redacted ([`redact_sql`]); parameter values
+//! are never logged.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
 use crate::pg::Lsn;
 
 /// One open connection to one server.
 pub struct Db {
     client: Client,
+    /// The inventory name of the host, for logs.
+    host: String,
 }
 
 /// Connects as `user` to database `postgres` through the socket directory `dir`.
@@ -33,7 +41,10 @@ pub async fn connect(dir: &Path, port: u16, user: &str, timeout: Duration) -> an
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(Db { client })
+    Ok(Db {
+        client,
+        host: String::new(),
+    })
 }
 
 /// The server's own message for an error (SQLSTATE message and detail), not Rust's wrapper.
@@ -91,23 +102,78 @@ pub struct ReplicationRow {
     pub replay_lsn: Option<String>,
 }
 
+fn pg_err(e: tokio_postgres::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}", pg_error_text(&e))
+}
+
+/// A statement as logged: everything after the first `PASSWORD` keyword (or a SCRAM verifier,
+/// wherever it is) replaced by `<redacted>`. `rolpassword` or `password_encryption` are not the
+/// keyword.
+pub fn redact_sql(sql: &str) -> Cow<'_, str> {
+    // ASCII upper-casing keeps byte offsets.
+    let upper = sql.to_ascii_uppercase();
+    let b = upper.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
+    let mut keyword = None;
+    let mut from = 0;
+    while let Some(i) = upper[from..].find("PASSWORD") {
+        let (at, end) = (from + i, from + i + "PASSWORD".len());
+        if (at == 0 || !ident(b[at - 1])) && (end == b.len() || !ident(b[end])) {
+            keyword = Some(end);
+            break;
+        }
+        from = at + 1;
+    }
+    let verifier = upper.find("SCRAM-SHA-256$");
+    let cut = match (keyword, verifier) {
+        (Some(k), Some(v)) => Some(k.min(v)),
+        (k, v) => k.or(v),
+    };
+    match cut {
+        None => Cow::Borrowed(sql),
+        Some(at) => Cow::Owned(format!("{} <redacted>", sql[..at].trim_end())),
+    }
+}
+
 impl Db {
+    fn log(&self, sql: &str) {
+        let one_line = redact_sql(sql)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::debug!(host = %self.host, sql = %one_line, "sql");
+    }
+
+    /// A statement with parameters (extended protocol): its rows.
+    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Vec<Row>> {
+        self.log(sql);
+        self.client.query(sql, params).await.map_err(pg_err)
+    }
+
+    /// A statement without parameters (simple protocol, one round trip): its messages.
+    async fn simple(&self, sql: &str) -> anyhow::Result<Vec<SimpleQueryMessage>> {
+        self.log(sql);
+        self.client.simple_query(sql).await.map_err(pg_err)
+    }
+
+    /// The first row of a statement with parameters.
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Row> {
+        self.rows(sql, params)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the server returned no row"))
+    }
+
     async fn one_text(&self, sql: &str) -> anyhow::Result<String> {
-        let row = self
-            .client
-            .query_one(sql, &[])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
-        Ok(row.get::<_, String>(0))
+        Ok(self.row(sql, &[]).await?.get::<_, String>(0))
     }
 
     /// `pg_is_in_recovery()`: true on a standby.
     pub async fn in_recovery(&self) -> anyhow::Result<bool> {
         let row = self
-            .client
-            .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .row("SELECT pg_catalog.pg_is_in_recovery()", &[])
+            .await?;
         Ok(row.get(0))
     }
 
@@ -140,14 +206,12 @@ impl Db {
     /// Looks up a role's attributes (needs a superuser connection to read the verifier).
     pub async fn role(&self, name: &str) -> anyhow::Result<Option<RoleInfo>> {
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT rolcanlogin, rolreplication, (rolsuper OR rolcreatedb OR rolcreaterole OR rolbypassrls), \
                  rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
                 &[&name],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows.first().map(|r| RoleInfo {
             login: r.get(0),
             replication: r.get(1),
@@ -164,31 +228,25 @@ impl Db {
     ) -> anyhow::Result<Vec<String>> {
         let sigs: Vec<String> = signatures.iter().map(|s| s.to_string()).collect();
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT f FROM pg_catalog.unnest($2::pg_catalog.text[]) AS f WHERE NOT pg_catalog.has_function_privilege($1, f, 'EXECUTE')",
                 &[&role, &sigs],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Runs a utility statement (no parameters possible; identifiers quoted by the caller).
     pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
-        self.client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))
+        self.log(sql);
+        self.client.batch_execute(sql).await.map_err(pg_err)
     }
 
     /// All replication slots.
     pub async fn slots(&self) -> anyhow::Result<Vec<SlotInfo>> {
         let rows = self
-            .client
-            .query("SELECT slot_name::pg_catalog.text, slot_type, active FROM pg_catalog.pg_replication_slots ORDER BY 1", &[])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .rows("SELECT slot_name::pg_catalog.text, slot_type, active FROM pg_catalog.pg_replication_slots ORDER BY 1", &[])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| SlotInfo {
@@ -201,37 +259,31 @@ impl Db {
 
     /// Creates a physical slot that reserves WAL at once (so a clone started next is covered).
     pub async fn create_physical_slot(&self, name: &str) -> anyhow::Result<()> {
-        self.client
-            .execute(
-                "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)",
-                &[&name],
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        self.rows(
+            "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)",
+            &[&name],
+        )
+        .await?;
         Ok(())
     }
 
     /// Drops a replication slot.
     pub async fn drop_slot(&self, name: &str) -> anyhow::Result<()> {
-        self.client
-            .execute("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        self.rows("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])
+            .await?;
         Ok(())
     }
 
     /// The rows of `pg_stat_replication` (the WAL senders of this server).
     pub async fn replication(&self) -> anyhow::Result<Vec<ReplicationRow>> {
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT application_name, pg_catalog.host(client_addr), state, sync_state, \
                  sent_lsn::pg_catalog.text, replay_lsn::pg_catalog.text \
                  FROM pg_catalog.pg_stat_replication ORDER BY application_name",
                 &[],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows
             .iter()
             .map(|r| ReplicationRow {
@@ -253,13 +305,11 @@ impl Db {
     /// Which of `names` can only change with a server restart (context `postmaster`).
     pub async fn restart_only(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT name FROM pg_catalog.pg_settings WHERE context = 'postmaster' AND name = ANY($1) ORDER BY 1",
                 &[&names],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
@@ -282,12 +332,14 @@ pub async fn connect_host(
     user: &str,
     timeout: Duration,
 ) -> anyhow::Result<Db> {
-    connect(dir, port, user, timeout).await.with_context(|| {
+    let mut db = connect(dir, port, user, timeout).await.with_context(|| {
         format!(
             "{host}: could not connect to PostgreSQL as {user} through {}",
             dir.display()
         )
-    })
+    })?;
+    db.host = host.to_string();
+    Ok(db)
 }
 
 /// Everything `status` reads from one server, built by the server as one JSON document so that
@@ -383,12 +435,7 @@ impl Db {
     /// Everything `status` needs from this server, in one round trip.
     pub async fn node_state(&self) -> anyhow::Result<crate::health::NodeState> {
         use crate::health::{NodeState, Receiver, Sender, Slot};
-        use tokio_postgres::SimpleQueryMessage;
-        let msgs = self
-            .client
-            .simple_query(NODE_STATE_SQL)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        let msgs = self.simple(NODE_STATE_SQL).await?;
         let text = msgs
             .iter()
             .find_map(|m| match m {
@@ -456,5 +503,50 @@ impl Db {
             max_wal_senders: r.max_wal_senders,
             max_replication_slots: r.max_replication_slots,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_sql;
+
+    #[test]
+    fn passwords_are_redacted_from_logged_sql() {
+        let v = "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy";
+        assert_eq!(
+            redact_sql(&format!(
+                "CREATE ROLE \"rep\" LOGIN REPLICATION PASSWORD '{v}'"
+            )),
+            "CREATE ROLE \"rep\" LOGIN REPLICATION PASSWORD <redacted>"
+        );
+        assert_eq!(
+            redact_sql("alter role x encrypted password 'md5abc'; SELECT 1"),
+            "alter role x encrypted password <redacted>"
+        );
+        assert_eq!(
+            redact_sql("ALTER ROLE x PASSWORD"),
+            "ALTER ROLE x PASSWORD <redacted>"
+        );
+        assert_eq!(
+            redact_sql(&format!("SELECT '{v}'")),
+            "SELECT ' <redacted>",
+            "a verifier is cut wherever it is"
+        );
+        assert!(!redact_sql(&format!("ALTER ROLE x PASSWORD\n'{v}'")).contains("SCRAM"));
+    }
+
+    #[test]
+    fn other_statements_are_left_alone() {
+        for sql in [
+            "SELECT rolcanlogin, rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
+            "SET password_encryption = 'scram-sha-256'",
+            "SELECT pg_catalog.pg_reload_conf()",
+            "SELECT \"passwords$\" FROM t",
+        ] {
+            assert!(
+                matches!(redact_sql(sql), std::borrow::Cow::Borrowed(s) if s == sql),
+                "{sql}"
+            );
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! pgrepl: set up and run PostgreSQL streaming replication from one inventory file.
 //!
-//! `run` parses the command line (`cli`: usage errors exit 2), builds the one `Ui`, starts tokio,
-//! hands the `Operation` to its function under `ops/`, and renders any error exactly once with its
-//! exit code.
+//! `run` parses the command line (`cli`: usage errors exit 2), builds the one `Ui` and the
+//! logging behind `-v` (`Ui::init_logging`), starts tokio, hands the `Operation` to its function
+//! under `ops/`, and renders any error exactly once with its exit code.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
@@ -20,7 +20,7 @@ pub mod transport;
 pub mod ui;
 pub mod wait;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::exit;
 use crate::ops::operation::Operation;
@@ -45,6 +45,7 @@ pub fn run() -> u8 {
         yes: cli.yes,
         color: cli.color(),
     });
+    ui.init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(4)
@@ -78,6 +79,8 @@ pub fn run() -> u8 {
 /// unfinished run leaves behind, and releases the cluster lock.
 async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
     let op = cli.operation();
+    let name = op.name();
+    let t0 = Instant::now();
     let ctx = ops::Context::new(
         ops::RunOptions {
             inventory: cli.inventory.as_deref(),
@@ -100,6 +103,11 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> anyhow::Result<u8> {
         }
     }
     ctx.release_locks().await;
+    tracing::info!(
+        "{name}: {} after {:.1}s",
+        if r.is_ok() { "finished" } else { "failed" },
+        t0.elapsed().as_secs_f64()
+    );
     r
 }
 

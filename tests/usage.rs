@@ -106,3 +106,20 @@ fn an_unknown_host_is_a_preflight_failure_for_every_command() {
         );
     }
 }
+
+#[test]
+fn verbose_output_stays_on_stderr() {
+    let inv = example();
+    let r = pgrepl(&["-i", &inv, "render", "--format", "json", "-vv"], &[]);
+    r.expect_code(0);
+    serde_json::from_str::<serde_json::Value>(&r.stdout).expect("only JSON on stdout");
+    assert!(r.stderr.contains("render: finished"), "{}", r.stderr);
+    let r = pgrepl(
+        &["-i", &inv, "render", "--host", "pg1"],
+        &[("PGREPL_LOG", "pgrepl=info")],
+    );
+    r.expect_code(0);
+    assert!(r.stderr.contains("render: finished"), "{}", r.stderr);
+    let r = pgrepl(&["-i", &inv, "render", "--host", "pg1"], &[]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+}
