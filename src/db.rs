@@ -1,12 +1,18 @@
 //! tokio-postgres: connect to a host's server through the socket its transport provides, with
 //! `search_path=''` and timeouts, and the typed queries pgrepl needs. Every function call is
 //! schema-qualified (`pg_catalog.`), so objects a user creates cannot hijack pgrepl's queries.
+//!
+//! Every statement goes through one of three wrappers (`rows`, `execute`, `simple`), which log
+//! it at DEBUG (`-vv`) with anything after `PASSWORD` redacted ([`redact_sql`]); parameter values
+//! are never logged.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
 use crate::pg::Lsn;
 
@@ -18,6 +24,8 @@ pub use roles::RoleInfo;
 /// One open connection to one server.
 pub struct Db {
     client: Client,
+    /// The inventory name of the host, for logs.
+    host: String,
 }
 
 /// Connects as `user` to database `postgres` through the socket directory `dir`.
@@ -38,7 +46,10 @@ pub async fn connect(dir: &Path, port: u16, user: &str, timeout: Duration) -> an
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(Db { client })
+    Ok(Db {
+        client,
+        host: String::new(),
+    })
 }
 
 /// The server's own message for an error (SQLSTATE message and detail), not Rust's wrapper.
@@ -85,23 +96,78 @@ pub struct ReplicationRow {
     pub replay_lsn: Option<String>,
 }
 
+fn pg_err(e: tokio_postgres::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}", pg_error_text(&e))
+}
+
+/// A statement as logged: everything after the first `PASSWORD` keyword (or a SCRAM verifier,
+/// wherever it is) replaced by `<redacted>`. `rolpassword` or `password_encryption` are not the
+/// keyword.
+pub fn redact_sql(sql: &str) -> Cow<'_, str> {
+    // ASCII upper-casing keeps byte offsets.
+    let upper = sql.to_ascii_uppercase();
+    let b = upper.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
+    let mut keyword = None;
+    let mut from = 0;
+    while let Some(i) = upper[from..].find("PASSWORD") {
+        let (at, end) = (from + i, from + i + "PASSWORD".len());
+        if (at == 0 || !ident(b[at - 1])) && (end == b.len() || !ident(b[end])) {
+            keyword = Some(end);
+            break;
+        }
+        from = at + 1;
+    }
+    let verifier = upper.find("SCRAM-SHA-256$");
+    let cut = match (keyword, verifier) {
+        (Some(k), Some(v)) => Some(k.min(v)),
+        (k, v) => k.or(v),
+    };
+    match cut {
+        None => Cow::Borrowed(sql),
+        Some(at) => Cow::Owned(format!("{} <redacted>", sql[..at].trim_end())),
+    }
+}
+
 impl Db {
+    fn log(&self, sql: &str) {
+        let one_line = redact_sql(sql)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::debug!(host = %self.host, sql = %one_line, "sql");
+    }
+
+    /// A statement with parameters (extended protocol): its rows.
+    async fn rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Vec<Row>> {
+        self.log(sql);
+        self.client.query(sql, params).await.map_err(pg_err)
+    }
+
+    /// A statement without parameters (simple protocol, one round trip): its messages.
+    async fn simple(&self, sql: &str) -> anyhow::Result<Vec<SimpleQueryMessage>> {
+        self.log(sql);
+        self.client.simple_query(sql).await.map_err(pg_err)
+    }
+
+    /// The first row of a statement with parameters.
+    async fn row(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Row> {
+        self.rows(sql, params)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the server returned no row"))
+    }
+
     async fn one_text(&self, sql: &str) -> anyhow::Result<String> {
-        let row = self
-            .client
-            .query_one(sql, &[])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
-        Ok(row.get::<_, String>(0))
+        Ok(self.row(sql, &[]).await?.get::<_, String>(0))
     }
 
     /// `pg_is_in_recovery()`: true on a standby.
     pub async fn in_recovery(&self) -> anyhow::Result<bool> {
         let row = self
-            .client
-            .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .row("SELECT pg_catalog.pg_is_in_recovery()", &[])
+            .await?;
         Ok(row.get(0))
     }
 
@@ -154,19 +220,15 @@ impl Db {
 
     /// Runs a utility statement (no parameters possible; identifiers quoted by this module).
     async fn execute(&self, sql: &str) -> anyhow::Result<()> {
-        self.client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))
+        self.log(sql);
+        self.client.batch_execute(sql).await.map_err(pg_err)
     }
 
     /// All replication slots.
     pub async fn slots(&self) -> anyhow::Result<Vec<SlotInfo>> {
         let rows = self
-            .client
-            .query("SELECT slot_name::pg_catalog.text, slot_type, active FROM pg_catalog.pg_replication_slots ORDER BY 1", &[])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .rows("SELECT slot_name::pg_catalog.text, slot_type, active FROM pg_catalog.pg_replication_slots ORDER BY 1", &[])
+            .await?;
         Ok(rows
             .iter()
             .map(|r| SlotInfo {
@@ -179,37 +241,31 @@ impl Db {
 
     /// Creates a physical slot that reserves WAL at once (so a clone started next is covered).
     pub async fn create_physical_slot(&self, name: &str) -> anyhow::Result<()> {
-        self.client
-            .execute(
-                "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)",
-                &[&name],
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        self.rows(
+            "SELECT pg_catalog.pg_create_physical_replication_slot($1, true)",
+            &[&name],
+        )
+        .await?;
         Ok(())
     }
 
     /// Drops a replication slot.
     pub async fn drop_slot(&self, name: &str) -> anyhow::Result<()> {
-        self.client
-            .execute("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        self.rows("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])
+            .await?;
         Ok(())
     }
 
     /// The rows of `pg_stat_replication` (the WAL senders of this server).
     pub async fn replication(&self) -> anyhow::Result<Vec<ReplicationRow>> {
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT application_name, pg_catalog.host(client_addr), state, sync_state, \
                  sent_lsn::pg_catalog.text, replay_lsn::pg_catalog.text \
                  FROM pg_catalog.pg_stat_replication ORDER BY application_name",
                 &[],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows
             .iter()
             .map(|r| ReplicationRow {
@@ -231,13 +287,11 @@ impl Db {
     /// Which of `names` can only change with a server restart (context `postmaster`).
     pub async fn restart_only(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT name FROM pg_catalog.pg_settings WHERE context = 'postmaster' AND name = ANY($1) ORDER BY 1",
                 &[&names],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
@@ -260,10 +314,12 @@ pub async fn connect_host(
     user: &str,
     timeout: Duration,
 ) -> anyhow::Result<Db> {
-    connect(dir, port, user, timeout).await.with_context(|| {
+    let mut db = connect(dir, port, user, timeout).await.with_context(|| {
         format!(
             "{host}: could not connect to PostgreSQL as {user} through {}",
             dir.display()
         )
-    })
+    })?;
+    db.host = host.to_string();
+    Ok(db)
 }

@@ -2,11 +2,15 @@
 //! whether progress bars are drawn and whether prompts are possible. Data (tables, JSON) goes
 //! to stdout; narration, progress and errors go to stderr. Without a terminal there are no bars,
 //! no colors and no prompts.
+//!
+//! Logging (`-v`, `-vv`, `-vvv`, `PGREPL_LOG`) goes through `tracing` to stderr, set up here
+//! once ([`Ui::init_logging`]), between progress bars rather than through them, and never from
+//! a dependency's target that could print a password (see [`may_log`]).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use console::Style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -41,10 +45,15 @@ pub enum Tone {
 /// Settings the CLI decides.
 #[derive(Debug, Clone)]
 pub struct UiOptions {
+    /// `--format`.
     pub format: Format,
+    /// How many `-v`: 1 steps and timings, 2 remote commands and SQL, 3 dependencies' logs.
     pub verbose: u8,
+    /// `--quiet`: only errors on stderr.
     pub quiet: bool,
+    /// `--yes`: confirmations answered yes.
     pub yes: bool,
+    /// `--color`.
     pub color: ColorChoice,
 }
 
@@ -61,6 +70,7 @@ pub struct Ui {
 }
 
 impl Ui {
+    /// Decides, once, what goes where: terminals, colors, whether bars are drawn.
     pub fn new(opts: UiOptions) -> Ui {
         let stderr_tty = std::io::stderr().is_terminal();
         let stdin_tty = std::io::stdin().is_terminal();
@@ -96,6 +106,7 @@ impl Ui {
         }
     }
 
+    /// The output format of read commands.
     pub fn format(&self) -> Format {
         self.opts.format
     }
@@ -137,11 +148,9 @@ impl Ui {
         }
     }
 
-    /// Details shown with -v.
+    /// Details shown with -v (an INFO event of target `pgrepl`).
     pub fn detail(&self, msg: impl AsRef<str>) {
-        if self.opts.verbose > 0 && !self.opts.quiet {
-            self.line(&self.styled(msg.as_ref(), Style::new().dim()));
-        }
+        tracing::info!(target: "pgrepl", "{}", msg.as_ref());
     }
 
     /// A warning (always shown).
@@ -259,6 +268,119 @@ impl Ui {
     }
 }
 
+/// The environment variable holding a `tracing` filter (`pgrepl=debug,tokio_postgres=info`) that
+/// replaces the level chosen by `-v`.
+pub const LOG_ENV: &str = "PGREPL_LOG";
+
+impl Ui {
+    /// Installs the process's `tracing` subscriber (once; a second call changes nothing).
+    /// Events go to stderr, suspending any progress bar while they are written, with colors only
+    /// when stderr gets them. The filter is [`LOG_ENV`] if set, else the level of `-v`
+    /// ([`default_filter`]); either way, targets that could print a secret are dropped.
+    pub fn init_logging(&self) {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::{filter::filter_fn, fmt, EnvFilter, Layer as _};
+
+        let level = default_filter(self.opts.verbose, self.opts.quiet);
+        let custom = std::env::var(LOG_ENV).ok().filter(|d| !d.trim().is_empty());
+        let filter = match custom.as_deref().map(EnvFilter::try_new) {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
+                self.warn(format!(
+                    "{LOG_ENV} is not a valid filter ({e}); using the level of -v"
+                ));
+                EnvFilter::new(level)
+            }
+            None => EnvFilter::new(level),
+        };
+        let layer = fmt::layer()
+            .with_writer(LogWriter {
+                bars: self.bars.clone(),
+            })
+            .with_ansi(self.color)
+            .with_target(custom.is_some() || self.opts.verbose >= 3)
+            .with_timer(Elapsed(Instant::now()))
+            .with_filter(filter_fn(|m| may_log(m.target())));
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .try_init();
+    }
+}
+
+/// The filter of `-q`, no flag, `-v`, `-vv`, `-vvv`: pgrepl's steps (INFO) from `-v`, its remote
+/// commands and SQL statements (DEBUG) from `-vv`, every crate's logs from `-vvv`.
+pub fn default_filter(verbose: u8, quiet: bool) -> &'static str {
+    match (quiet, verbose) {
+        (true, _) => "pgrepl=error",
+        (false, 0) => "pgrepl=warn",
+        (false, 1) => "pgrepl=info",
+        (false, 2) => "pgrepl=debug",
+        (false, _) => "trace",
+    }
+}
+
+/// May events of this target be written, whatever the filter says? tokio-postgres logs statement
+/// text (`prepare`, `simple_query`: a `CREATE ROLE … PASSWORD` with its verifier) and parameter
+/// values (`query`); of its targets only `connection` (protocol events) is let through.
+pub fn may_log(target: &str) -> bool {
+    let postgres = target == "tokio_postgres" || target.starts_with("tokio_postgres::");
+    !postgres || target.starts_with("tokio_postgres::connection")
+}
+
+/// Seconds since start-up, as the time of each log line.
+struct Elapsed(Instant);
+
+impl tracing_subscriber::fmt::time::FormatTime for Elapsed {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:>8.3}s", self.0.elapsed().as_secs_f64())
+    }
+}
+
+/// Makes a [`LogLine`] per event.
+#[derive(Clone)]
+struct LogWriter {
+    bars: MultiProgress,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            bars: self.bars.clone(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// One event's text, written to stderr in one piece when dropped, with the bars suspended.
+struct LogLine {
+    bars: MultiProgress,
+    buf: Vec<u8>,
+}
+
+impl Write for LogLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.bars.suspend(|| {
+                let _ = std::io::stderr().lock().write_all(&buf);
+            });
+        }
+    }
+}
+
 /// One host's progress (see [`Ui::progress`]).
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -294,9 +416,50 @@ impl Progress {
         }
     }
 
+    /// Removes the bar (the step is done; its line comes from the caller).
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_v() {
+        assert_eq!(default_filter(0, false), "pgrepl=warn");
+        assert_eq!(default_filter(1, false), "pgrepl=info");
+        assert_eq!(default_filter(2, false), "pgrepl=debug");
+        assert_eq!(default_filter(3, false), "trace");
+        assert_eq!(default_filter(9, false), "trace");
+        assert_eq!(default_filter(3, true), "pgrepl=error");
+        for v in 0..4 {
+            tracing_subscriber::EnvFilter::try_new(default_filter(v, false)).unwrap();
+        }
+    }
+
+    #[test]
+    fn targets_that_print_sql_text_or_parameters_are_dropped() {
+        for t in [
+            "tokio_postgres",
+            "tokio_postgres::query",
+            "tokio_postgres::simple_query",
+            "tokio_postgres::prepare",
+            "tokio_postgres::copy_in",
+        ] {
+            assert!(!may_log(t), "{t}");
+        }
+        for t in [
+            "pgrepl",
+            "pgrepl::db",
+            "tokio_postgres::connection",
+            "openssh",
+            "tokio_postgresql_lookalike",
+        ] {
+            assert!(may_log(t), "{t}");
         }
     }
 }

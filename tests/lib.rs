@@ -15,3 +15,4 @@ mod render_cmd;
 mod safety;
 mod status;
 pub mod switchover;
+mod usage;

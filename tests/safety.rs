@@ -447,6 +447,51 @@ impl Sampler {
     }
 }
 
+/// `-vv` logs every remote command (host, argv) and every SQL statement on stderr, with the
+/// password redacted; stdout keeps only data.
+fn assert_verbose_logs(runs: &[(String, Run)]) {
+    let stderr_of = |what: &str| {
+        &runs
+            .iter()
+            .find(|(w, _)| w == what)
+            .unwrap_or_else(|| panic!("no run {what}"))
+            .1
+            .stderr
+    };
+    let has = |text: &str, all: &[&str]| text.lines().any(|l| all.iter().all(|w| l.contains(w)));
+    let init = stderr_of("init -vvv");
+    assert!(
+        has(init, &["CREATE ROLE", "PASSWORD <redacted>", "host=p"]),
+        "-vvv shows the CREATE ROLE statement, redacted:\n{init}"
+    );
+    assert!(
+        has(init, &["run", "host=r1", "pg_basebackup"]),
+        "-vvv shows the clone's pg_basebackup:\n{init}"
+    );
+    let so = stderr_of("switchover r1 --yes -vv");
+    assert!(
+        has(so, &["DEBUG", "run", "host=p", "argv=", "pg_ctl"]),
+        "-vv shows pg_ctl's argv:\n{so}"
+    );
+    assert!(
+        has(so, &["DEBUG", "sql", "SELECT pg_catalog."]),
+        "-vv shows SQL statements:\n{so}"
+    );
+    let rb = stderr_of("rebuild r2 --method clone --yes -vv");
+    assert!(
+        has(rb, &["DEBUG", "run", "host=r2", "pg_basebackup"]),
+        "-vv shows pg_basebackup's argv:\n{rb}"
+    );
+    let st = &runs
+        .iter()
+        .find(|(w, _)| w == "status --format json -vv")
+        .unwrap()
+        .1;
+    serde_json::from_str::<serde_json::Value>(&st.stdout)
+        .expect("status --format json -vv prints nothing but JSON on stdout");
+    assert!(has(&st.stderr, &["DEBUG", "sql"]), "{}", st.stderr);
+}
+
 #[test]
 fn the_replication_password_never_leaks() {
     let lab = Lab::new(&["p", "r1", "r2"]);
@@ -465,15 +510,17 @@ fn the_replication_password_never_leaks() {
         r.expect_code(code);
         runs.push((args.join(" "), r));
     };
-    run(&["init", "-vv"], 0);
+    // The first init creates the role (CREATE ROLE ... PASSWORD '<verifier>'); -vvv also lets
+    // the dependencies log.
+    run(&["init", "-vvv"], 0);
     run(&["init", "-q"], 0);
-    run(&["init"], 0);
-    run(&["status", "--format", "json", "-v"], 0);
+    run(&["init", "-vv"], 0);
+    run(&["status", "--format", "json", "-vv"], 0);
     run(&["status", "--format", "prometheus"], 0);
     run(&["switchover", "r1", "--dry-run", "-v"], 0);
     run(&["switchover", "r1", "--dry-run", "--format", "json"], 0);
-    run(&["switchover", "r1", "--yes", "-v"], 0);
-    run(&["rebuild", "r2", "--method", "clone", "--yes", "-v"], 0);
+    run(&["switchover", "r1", "--yes", "-vv"], 0);
+    run(&["rebuild", "r2", "--method", "clone", "--yes", "-vv"], 0);
     run(&["switchover", "p", "--yes"], 0);
     run(&["status", "--wait", "60"], 0);
     let (rounds, hits) = sampler.finish();
@@ -490,7 +537,12 @@ fn the_replication_password_never_leaks() {
             !r.all().contains(&canary),
             "pgrepl {what} printed the password"
         );
+        assert!(
+            !r.all().contains("SCRAM-SHA-256$"),
+            "pgrepl {what} printed a SCRAM verifier"
+        );
     }
+    assert_verbose_logs(&runs);
 
     let debug = format!(
         "{:?} {:?}",

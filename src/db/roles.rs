@@ -1,7 +1,7 @@
 //! The roles pgrepl manages: read a role's attributes and verifier, create it, reset its
 //! attributes, set its password (a SCRAM verifier, never the password), grant EXECUTE.
 
-use super::{pg_error_text, quote_ident, quote_literal, Db};
+use super::{quote_ident, quote_literal, Db};
 
 /// A role's attributes, as `init` checks them.
 #[derive(Debug, Clone)]
@@ -18,14 +18,12 @@ impl Db {
     /// Looks up a role's attributes (needs a superuser connection to read the verifier).
     pub async fn role(&self, name: &str) -> anyhow::Result<Option<RoleInfo>> {
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT rolcanlogin, rolreplication, (rolsuper OR rolcreatedb OR rolcreaterole OR rolbypassrls), \
                  rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
                 &[&name],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows.first().map(|r| RoleInfo {
             login: r.get(0),
             replication: r.get(1),
@@ -42,13 +40,11 @@ impl Db {
     ) -> anyhow::Result<Vec<String>> {
         let sigs: Vec<String> = signatures.iter().map(|s| s.to_string()).collect();
         let rows = self
-            .client
-            .query(
+            .rows(
                 "SELECT f FROM pg_catalog.unnest($2::pg_catalog.text[]) AS f WHERE NOT pg_catalog.has_function_privilege($1, f, 'EXECUTE')",
                 &[&role, &sigs],
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 

@@ -1,7 +1,7 @@
 //! `Db::node_state`: everything `status` and the preflights read from one server, in one round
 //! trip (the server builds one JSON document), parsed into `pg::state::NodeState`.
 
-use super::{pg_error_text, Db};
+use super::Db;
 use crate::pg::Lsn;
 
 /// Everything `status` reads from one server, built by the server as one JSON document so that
@@ -98,11 +98,7 @@ impl Db {
     pub async fn node_state(&self) -> anyhow::Result<crate::pg::state::NodeState> {
         use crate::pg::state::{NodeState, Receiver, Sender, Slot};
         use tokio_postgres::SimpleQueryMessage;
-        let msgs = self
-            .client
-            .simple_query(NODE_STATE_SQL)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        let msgs = self.simple(NODE_STATE_SQL).await?;
         let text = msgs
             .iter()
             .find_map(|m| match m {

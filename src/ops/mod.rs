@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod init;
+pub mod operation;
 pub mod promote;
 pub mod rebuild;
 pub mod render;

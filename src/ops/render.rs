@@ -4,12 +4,13 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::error::exit;
+use crate::error::{exit, Error};
 use crate::ui::Format;
 
 use super::Context;
 
 /// What to render and where.
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Write to `<out>/<host>/` instead of stdout.
     pub out: Option<PathBuf>,
@@ -17,25 +18,13 @@ pub struct Options {
     pub host: Option<String>,
 }
 
-pub fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
-    let hosts: Vec<_> = ctx
-        .inv
-        .hosts
-        .iter()
-        .filter(|h| opts.host.as_deref().is_none_or(|n| n == h.name))
-        .collect();
-    if hosts.is_empty() {
-        anyhow::bail!(
-            "no host named {:?} in the inventory (hosts: {})",
-            opts.host.unwrap_or_default(),
-            ctx.inv
-                .hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+/// Renders every host's files (or only `opts.host`'s) to stdout, as JSON, or under `opts.out`.
+/// An unknown `--host` is a preflight failure (exit 4), as for every command taking a host.
+pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
+    let hosts: Vec<_> = match opts.host.as_deref() {
+        Some(name) => vec![ctx.host_named(name)?],
+        None => ctx.inv.hosts.iter().collect(),
+    };
     let mut text = String::new();
     let mut json = serde_json::Map::new();
     for h in hosts {
@@ -45,9 +34,11 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> anyhow::Result<u8> {
                 Some(dir) => {
                     let d = dir.join(&h.name);
                     std::fs::create_dir_all(&d)
-                        .with_context(|| format!("cannot create {}", d.display()))?;
+                        .with_context(|| format!("cannot create {}", d.display()))
+                        .map_err(Error::from)?;
                     std::fs::write(d.join(name), content)
-                        .with_context(|| format!("cannot write {}", d.join(name).display()))?;
+                        .with_context(|| format!("cannot write {}", d.join(name).display()))
+                        .map_err(Error::from)?;
                 }
                 None if ctx.ui.format() == Format::Json => {
                     let e = json

@@ -18,13 +18,21 @@ use super::Context;
 /// What the command line asked for.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// Poll until healthy for at most this long (`--wait`).
     pub wait: Option<Duration>,
+    /// Redraw the table on a terminal until Ctrl-C (`--watch`).
     pub watch: bool,
+    /// Between refreshes of `watch` and polls of `wait`.
     pub interval: Duration,
+    /// Each host's probe deadline; `None`: the inventory's `timeouts.status`.
     pub host_timeout: Option<Duration>,
+    /// Replica lag in bytes that is a warning; `None`: the inventory's.
     pub lag_warning_bytes: Option<u64>,
+    /// Replica lag in bytes that is critical; `None`: the inventory's.
     pub lag_critical_bytes: Option<u64>,
+    /// Replay lag in seconds that is a warning; `None`: the inventory's.
     pub lag_warning_seconds: Option<f64>,
+    /// Replay lag in seconds that is critical; `None`: the inventory's.
     pub lag_critical_seconds: Option<f64>,
 }
 
@@ -58,7 +66,8 @@ fn print(ctx: &Context<'_>, v: &ClusterView) {
     }
 }
 
-/// `pgrepl status`.
+/// Probes the cluster once, or polls (`--wait`), or redraws (`--watch`); the exit code is the
+/// view's (0, 10, 11).
 pub async fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
     let inv = &ctx.inv;
     let mut t = inv.thresholds;

@@ -52,6 +52,11 @@ pub struct Options {
 /// `pgrepl switchover`.
 pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let started = Instant::now();
+    // An unknown host fails as in promote and rebuild (exit 4), before anything is contacted.
+    if o.to != "auto" {
+        ctx.host_named(&o.to)?;
+    }
+
     // The password is read (its file's mode checked) before anything is contacted.
     let password = ctx.inv.replication_password()?;
     // "No other pgrepl operation runs on this cluster" (a dry run holds it while it checks).

@@ -75,7 +75,7 @@ async fn clone(
         application_name: &format!("pgrepl_clone_{}", h.slot),
     });
     ctx.ui
-        .detail(format!("{}: {}", h.name, cmd.full_argv().join(" ")));
+        .detail(format!("{}: {}", h.name, cmd.logged_argv().join(" ")));
     let progress = Arc::new(
         ctx.ui
             .progress(&h.name, &format!("pg_basebackup from {}", up.name)),

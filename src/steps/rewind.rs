@@ -82,7 +82,7 @@ async fn rewind_steps(
             dry_run,
         });
         ctx.ui
-            .detail(format!("{}: {}", h.name, cmd.full_argv().join(" ")));
+            .detail(format!("{}: {}", h.name, cmd.logged_argv().join(" ")));
         run_step(
             t,
             &cmd,

@@ -69,6 +69,7 @@ impl Transport for LocalTransport {
     }
 
     async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output> {
+        tracing::debug!(host = %self.host, argv = ?cmd.logged_argv(), "run");
         let argv = match &self.switch_to {
             Some(u) => cmd.argv_as(&["runuser", "-u", u, "--"]),
             None => cmd.full_argv(),
@@ -112,6 +113,7 @@ impl Transport for LocalTransport {
     }
 
     async fn spawn(&self, cmd: &Cmd) -> anyhow::Result<Spawned> {
+        tracing::debug!(host = %self.host, argv = ?cmd.logged_argv(), "spawn");
         let argv = match &self.switch_to {
             Some(u) => cmd.argv_as(&["runuser", "-u", u, "--"]),
             None => cmd.full_argv(),

@@ -2,6 +2,9 @@
 //! crate, `local` on this machine). A command is an argv list plus environment and optional
 //! stdin; it runs as the inventory's OS user; its output streams line by line to a callback,
 //! and a bounded tail of stderr is kept for errors. Knows nothing about PostgreSQL.
+//!
+//! Each transport logs every command it runs or spawns at DEBUG (`-vv`): the host and
+//! [`Cmd::logged_argv`] (environment values hidden, stdin never shown).
 
 pub mod local;
 pub mod ssh;
@@ -102,6 +105,41 @@ impl Cmd {
             .map(|s| s.to_string())
             .chain(self.full_argv())
             .collect()
+    }
+
+    /// The argv as logged with `-vv`: without the [`Cmd::until_disconnect`] wrapper, with every
+    /// environment value hidden (`env PGPASSFILE=…`), and with the body of a fixed script that
+    /// takes its inputs as named positional parameters (`sh -c … pgrepl-write FILE MODE`) shown
+    /// as `…`. stdin is never shown.
+    pub fn logged_argv(&self) -> Vec<String> {
+        let wrapped = self.hold_stdin
+            && self.argv.len() > 4
+            && self.argv[0] == "sh"
+            && self.argv[2] == WATCH
+            && self.argv[3] == "pgrepl-watch";
+        let mut inner = self
+            .argv
+            .iter()
+            .skip(if wrapped { 4 } else { 0 })
+            .peekable();
+        let mut v = Vec::with_capacity(self.argv.len() + self.env.len() + 1);
+        let mut env_keys: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        if inner.peek().is_some_and(|a| *a == "env") {
+            inner.next();
+            while let Some(kv) = inner.next_if(|a| a.contains('=')) {
+                env_keys.push(kv.split('=').next().unwrap_or(""));
+            }
+        }
+        if !env_keys.is_empty() {
+            v.push("env".to_string());
+            v.extend(env_keys.iter().map(|k| format!("{k}=…")));
+        }
+        let first = v.len();
+        v.extend(inner.cloned());
+        if v.len() >= first + 4 && v[first] == "sh" && v[first + 1] == "-c" {
+            v[first + 2] = "…".into();
+        }
+        v
     }
 
     /// The program's base name, for messages (`pg_basebackup`, `initdb`).
@@ -315,6 +353,36 @@ mod tests {
         );
         assert!(w.hold_stdin && w.env.is_empty());
         assert_eq!(w.program(), "pg_basebackup");
+    }
+
+    #[test]
+    fn logged_argv_hides_env_values_and_the_watch_script() {
+        let c = Cmd::new("/usr/bin/pg_basebackup")
+            .arg("-D")
+            .arg("/d")
+            .env("PGPASSFILE", "/secret/path")
+            .env("LC_ALL", "C");
+        let want = [
+            "env",
+            "PGPASSFILE=…",
+            "LC_ALL=…",
+            "/usr/bin/pg_basebackup",
+            "-D",
+            "/d",
+        ];
+        assert_eq!(c.logged_argv(), want);
+        assert_eq!(c.clone().until_disconnect().logged_argv(), want);
+        assert_eq!(
+            Cmd::new("pg_ctl").arg("status").logged_argv(),
+            ["pg_ctl", "status"]
+        );
+        let s = Cmd::new("sh")
+            .args(["-c", "cat > \"$1\"", "sh", "/f"])
+            .stdin(b"secret".to_vec());
+        assert_eq!(s.logged_argv(), ["sh", "-c", "…", "sh", "/f"]);
+        let adhoc = Cmd::new("sh").args(["-c", "true"]);
+        assert_eq!(adhoc.logged_argv(), ["sh", "-c", "true"]);
+        assert!(!format!("{:?}", c.until_disconnect().logged_argv()).contains("/secret/path"));
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl Transport for SshTransport {
     }
 
     async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output> {
+        tracing::debug!(host = %self.target.host, argv = ?cmd.logged_argv(), "run");
         let _permit = self.channels.acquire().await?;
         let argv = if self.target.user != self.target.os_user {
             cmd.argv_as(&["sudo", "-n", "-u", &self.target.os_user, "--"])
@@ -168,6 +169,7 @@ impl Transport for SshTransport {
     }
 
     async fn spawn(&self, cmd: &Cmd) -> anyhow::Result<Spawned> {
+        tracing::debug!(host = %self.target.host, argv = ?cmd.logged_argv(), "spawn");
         let permit = self.channels.clone().acquire_owned().await?;
         let argv = if self.target.user != self.target.os_user {
             cmd.argv_as(&["sudo", "-n", "-u", &self.target.os_user, "--"])

@@ -1,0 +1,125 @@
+//! Exit codes of the command line through the binary, no server needed: every usage error exits
+//! 2 with clap's message, `--help` exits 0, and an unknown host is the same preflight failure
+//! (exit 4) for every command that takes one.
+
+use std::path::Path;
+
+use crate::harness::pgrepl;
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("inventories/example.yml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_bad_size_is_a_usage_error() {
+    let inv = example();
+    for flag in ["--lag-warning-bytes", "--lag-critical-bytes"] {
+        let r = pgrepl(&["-i", &inv, "status", flag, "lots"], &[]);
+        r.expect_code(2);
+        assert!(
+            r.stderr.contains(flag) && r.stderr.contains("not a size"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty());
+    }
+}
+
+#[test]
+fn bad_seconds_are_usage_errors() {
+    let inv = example();
+    for args in [
+        &["--interval", "soon"][..],
+        &["--interval=-1"],
+        &["--host-timeout", "NaN"],
+        &["--wait", "1.5"],
+        &["--lag-warning-seconds", "inf"],
+        &["--lag-critical-seconds=-3"],
+    ] {
+        let mut a = vec!["-i", &inv, "status"];
+        a.extend_from_slice(args);
+        let r = pgrepl(&a, &[]);
+        r.expect_code(2);
+        assert!(r.stderr.contains("invalid value"), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn prometheus_is_a_usage_error_outside_status() {
+    let inv = example();
+    for cmd in ["render", "check", "init"] {
+        let r = pgrepl(&["-i", &inv, "--format", "prometheus", cmd], &[]);
+        r.expect_code(2);
+        assert!(
+            r.stderr
+                .contains("--format prometheus is for `status` only"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty());
+    }
+}
+
+#[test]
+fn other_usage_errors_exit_2_and_help_exits_0() {
+    let inv = example();
+    for args in [
+        &[][..],
+        &["no-such-command"],
+        &["switchover"],
+        &["switchover", "a", "--to", "b"],
+        &["rebuild", "h", "--method", "sideways"],
+        &["--color", "purple", "check"],
+    ] {
+        let mut a = vec!["-i", inv.as_str()];
+        a.extend_from_slice(args);
+        pgrepl(&a, &[]).expect_code(2);
+    }
+    for args in [&["--help"][..], &["--version"], &["status", "--help"]] {
+        let r = pgrepl(args, &[]);
+        r.expect_code(0);
+        assert!(!r.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn an_unknown_host_is_a_preflight_failure_for_every_command() {
+    let inv = example();
+    for args in [
+        &["render", "--host", "nope"][..],
+        &["promote", "nope"],
+        &["rebuild", "nope"],
+        &["switchover", "nope"],
+        &["switchover", "--to", "nope", "--dry-run"],
+    ] {
+        let mut a = vec!["-i", inv.as_str()];
+        a.extend_from_slice(args);
+        let r = pgrepl(&a, &[]);
+        r.expect_code(4);
+        assert!(
+            r.stderr.contains("nope is not a host of") && r.stderr.contains("pg1, pg2, pg3"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn verbose_output_stays_on_stderr() {
+    let inv = example();
+    let r = pgrepl(&["-i", &inv, "render", "--format", "json", "-vv"], &[]);
+    r.expect_code(0);
+    serde_json::from_str::<serde_json::Value>(&r.stdout).expect("only JSON on stdout");
+    assert!(r.stderr.contains("render: finished"), "{}", r.stderr);
+    let r = pgrepl(
+        &["-i", &inv, "render", "--host", "pg1"],
+        &[("PGREPL_LOG", "pgrepl=info")],
+    );
+    r.expect_code(0);
+    assert!(r.stderr.contains("render: finished"), "{}", r.stderr);
+    let r = pgrepl(&["-i", &inv, "render", "--host", "pg1"], &[]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+}
