@@ -1,0 +1,121 @@
+//! The one place that spells the commands a finding's fix tells a DBA to run: pgrepl
+//! commands against this inventory, `pg_ctl` and `psql` on a host (as the OS user on this
+//! machine, or through `ssh user@host`), and edits of the inventory file.
+//!
+//! Pure string building for people to read and paste: nothing here runs a command (the
+//! commands pgrepl itself runs are argv, built in `pg` and `db`).
+
+use crate::inventory::{Host, Inventory, TransportKind};
+
+/// Builds fix commands for the hosts of one inventory.
+pub struct Fixes<'i> {
+    inv: &'i Inventory,
+    path: String,
+}
+
+impl<'i> Fixes<'i> {
+    /// Commands for `inv`'s hosts; pgrepl commands name `inv`'s file.
+    pub fn new(inv: &'i Inventory) -> Fixes<'i> {
+        Fixes {
+            inv,
+            path: inv.file.display().to_string(),
+        }
+    }
+
+    /// `what`, run on `h`: `(as postgres) what` with the local transport, `ssh user@host what`
+    /// with SSH.
+    pub fn on(&self, h: &Host, what: &str) -> String {
+        match self.inv.transport {
+            TransportKind::Local => format!("(as {}) {what}", self.inv.os_user),
+            TransportKind::Ssh => format!("ssh {}@{} {what}", self.inv.ssh.user, h.ssh_host),
+        }
+    }
+
+    /// `pgrepl -i <inventory> rebuild <h>`.
+    pub fn rebuild(&self, h: &Host) -> String {
+        format!("pgrepl -i {} rebuild {}", self.path, h.name)
+    }
+
+    /// `pgrepl -i <inventory> rebuild <h> --method clone`: a fresh base backup.
+    pub fn rebuild_clone(&self, h: &Host) -> String {
+        format!("{} --method clone", self.rebuild(h))
+    }
+
+    /// `pgrepl -i <inventory> promote <h>`.
+    pub fn promote(&self, h: &Host) -> String {
+        format!("pgrepl -i {} promote {}", self.path, h.name)
+    }
+
+    /// `pgrepl -i <inventory> status --watch`.
+    pub fn status_watch(&self) -> String {
+        format!("pgrepl -i {} status --watch", self.path)
+    }
+
+    /// `pgrepl init -i <inventory>`: re-applies the inventory to every host.
+    pub fn init(&self) -> String {
+        format!("pgrepl init -i {}", self.path)
+    }
+
+    /// `pg_ctl status` of `h`'s server, on `h`.
+    pub fn pg_ctl_status(&self, h: &Host) -> String {
+        self.on(h, &format!("{}/pg_ctl status -D {}", h.bin_dir, h.data_dir))
+    }
+
+    /// `pg_ctl start` of `h`'s server (logging to its log file), on `h`.
+    pub fn pg_ctl_start(&self, h: &Host) -> String {
+        self.on(
+            h,
+            &format!(
+                "{}/pg_ctl start -D {} -l {}",
+                h.bin_dir, h.data_dir, h.log_file
+            ),
+        )
+    }
+
+    /// `pg_ctl stop -m fast` of `h`'s server, on `h`.
+    pub fn pg_ctl_stop(&self, h: &Host) -> String {
+        self.on(
+            h,
+            &format!("{}/pg_ctl stop -m fast -D {}", h.bin_dir, h.data_dir),
+        )
+    }
+
+    /// `pg_ctl restart -m fast` of `h`'s server, on `h`.
+    pub fn pg_ctl_restart(&self, h: &Host) -> String {
+        self.on(
+            h,
+            &format!("{}/pg_ctl restart -m fast -D {}", h.bin_dir, h.data_dir),
+        )
+    }
+
+    /// The last 50 lines of `h`'s server log, on `h`.
+    pub fn tail_log(&self, h: &Host) -> String {
+        self.on(h, &format!("tail -n 50 {}", h.log_file))
+    }
+
+    /// `pg_wal_replay_resume()` through psql, on `h`.
+    pub fn resume_replay(&self, h: &Host) -> String {
+        self.on(h, "psql -c 'SELECT pg_wal_replay_resume()'")
+    }
+
+    /// `pg_drop_replication_slot('<slot>')` through psql, on `h`.
+    pub fn drop_slot(&self, h: &Host, slot: &str) -> String {
+        self.on(
+            h,
+            &format!("psql -c \"SELECT pg_drop_replication_slot('{slot}')\""),
+        )
+    }
+
+    /// The inventory edit that makes `primary` the primary and `replica` a replica.
+    pub fn edit_roles(&self, primary: &Host, replica: &Host) -> String {
+        format!(
+            "edit {}: role: primary on {}, role: replica on {}",
+            self.path, primary.name, replica.name
+        )
+    }
+
+    /// The inventory edit that makes `h` stream from `upstream`.
+    pub fn edit_upstream(&self, h: &Host, upstream: &str) -> String {
+        format!("set upstream: {upstream} for {} in {}", h.name, self.path)
+    }
+}

@@ -1,0 +1,350 @@
+//! The pure model behind `pgrepl status`: what each server said, what it means for the cluster,
+//! and the findings a DBA acts on — each with a severity and the command that fixes it.
+//!
+//! This module owns the types of the JSON document (`schemas/status.schema.json`) and [`assess`],
+//! which turns a [`Topology`] into a [`ClusterView`]: it builds the views and runs the rules of
+//! [`rules`], one function per [`FindingCode`]; every fix command comes from [`fixes`]. No I/O
+//! here: live states come in through the topology (`steps::probe` probes), a view goes out
+//! (`report` renders it, `ops::status` prints it).
+//!
+//! The live state is the truth: the primary is whoever is writable, a replica's upstream is the
+//! host whose WAL sender serves it. The inventory is compared against that, not trusted.
+
+pub mod fixes;
+pub mod rules;
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::inventory::Role;
+use crate::topology::{Node, Topology};
+
+/// Version of the JSON document (`schemas/status.schema.json`).
+pub const FORMAT_VERSION: u32 = 1;
+
+pub use crate::inventory::Thresholds;
+
+/// How bad a finding (or the whole cluster) is; ordered, `Critical` the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Nothing to do.
+    Ok,
+    /// Degraded: the cluster serves, a DBA should look (exit code 10).
+    Warning,
+    /// Writes or data at risk: act now (exit code 11).
+    Critical,
+}
+
+/// The kind of a finding: one rule of [`rules`] each. Serialized as the stable string of
+/// [`FindingCode::as_str`] (the `code` of `schemas/status.schema.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingCode {
+    /// A host's server did not answer ([`rules::unreachable`]).
+    Unreachable,
+    /// No reachable node accepts writes ([`rules::no_primary`]).
+    NoPrimary,
+    /// More than one node accepts writes ([`rules::split_brain`]).
+    SplitBrain,
+    /// The live primary is not the inventory's ([`rules::inventory_primary_stale`]).
+    InventoryPrimaryStale,
+    /// A node is not a copy of the primary ([`rules::foreign_system_identifier`]).
+    ForeignSystemIdentifier,
+    /// A standby does not stream ([`rules::not_streaming`]).
+    NotStreaming,
+    /// A standby streams from another host than the inventory says ([`rules::wrong_upstream`]).
+    WrongUpstream,
+    /// WAL replay is paused on a standby ([`rules::replay_paused`]).
+    ReplayPaused,
+    /// A standby is behind its thresholds ([`rules::lag`]).
+    Lag,
+    /// A slot lost WAL its replica needs ([`rules::slot_lost`]).
+    SlotLost,
+    /// An unused slot retains WAL ([`rules::slot_inactive`]).
+    SlotInactive,
+    /// Settings wait for a restart ([`rules::pending_restart`]).
+    PendingRestart,
+}
+
+impl FindingCode {
+    /// Every code, in the order `assess` runs their rules.
+    pub const ALL: [FindingCode; 12] = [
+        FindingCode::Unreachable,
+        FindingCode::NoPrimary,
+        FindingCode::SplitBrain,
+        FindingCode::InventoryPrimaryStale,
+        FindingCode::ForeignSystemIdentifier,
+        FindingCode::NotStreaming,
+        FindingCode::WrongUpstream,
+        FindingCode::ReplayPaused,
+        FindingCode::Lag,
+        FindingCode::SlotLost,
+        FindingCode::SlotInactive,
+        FindingCode::PendingRestart,
+    ];
+
+    /// The stable identifier in JSON and in the text report (`split_brain`, `not_streaming`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::Unreachable => "unreachable",
+            FindingCode::NoPrimary => "no_primary",
+            FindingCode::SplitBrain => "split_brain",
+            FindingCode::InventoryPrimaryStale => "inventory_primary_stale",
+            FindingCode::ForeignSystemIdentifier => "foreign_system_identifier",
+            FindingCode::NotStreaming => "not_streaming",
+            FindingCode::WrongUpstream => "wrong_upstream",
+            FindingCode::ReplayPaused => "replay_paused",
+            FindingCode::Lag => "lag",
+            FindingCode::SlotLost => "slot_lost",
+            FindingCode::SlotInactive => "slot_inactive",
+            FindingCode::PendingRestart => "pending_restart",
+        }
+    }
+}
+
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something that needs a DBA.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// How bad it is.
+    pub severity: Severity,
+    /// What kind of finding it is (serialized as `split_brain`, `not_streaming`, ...).
+    pub code: FindingCode,
+    /// The host it is about (`None` for the cluster as a whole).
+    pub host: Option<String>,
+    /// What is wrong, in one sentence.
+    pub message: String,
+    /// The command (or edit) that fixes it.
+    pub fix: String,
+}
+
+/// One host: the inventory's description beside what its server said.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostView {
+    /// The inventory's name of the host.
+    pub name: String,
+    /// Where its server listens.
+    pub address: String,
+    /// Its server's port.
+    pub port: u16,
+    /// The role the inventory gives it.
+    pub inventory_role: Role,
+    /// Did its server answer?
+    pub reachable: bool,
+    /// Why it did not answer.
+    pub error: Option<String>,
+    /// Live role, from `pg_is_in_recovery()`.
+    pub role: Option<Role>,
+    /// `server_version`.
+    pub server_version: Option<String>,
+    /// `pg_control_system().system_identifier`: the same on every copy of one cluster.
+    pub system_identifier: Option<String>,
+    /// The timeline it is on.
+    pub timeline: Option<u32>,
+    /// `pg_current_wal_lsn()` (primary).
+    pub current_lsn: Option<String>,
+    /// `pg_last_wal_receive_lsn()` (standby).
+    pub receive_lsn: Option<String>,
+    /// `pg_last_wal_replay_lsn()` (standby).
+    pub replay_lsn: Option<String>,
+    /// `pg_is_wal_replay_paused()` (standby only).
+    pub replay_paused: Option<bool>,
+    /// Settings changed in the configuration that wait for a restart.
+    pub pending_restart: Vec<String>,
+}
+
+/// One reachable standby: who serves it and how far behind it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaView {
+    /// The standby's name.
+    pub host: String,
+    /// The host the inventory says it streams from.
+    pub inventory_upstream: Option<String>,
+    /// The host whose WAL sender serves it (live).
+    pub upstream: Option<String>,
+    /// Its WAL sender is in state `streaming`.
+    pub streaming: bool,
+    /// `state` in the upstream's `pg_stat_replication`.
+    pub state: Option<String>,
+    /// `sync_state` in the upstream's `pg_stat_replication`.
+    pub sync_state: Option<String>,
+    /// Sent by the upstream but not yet replayed (`sent_lsn - replay_lsn`).
+    pub lag_bytes: Option<u64>,
+    /// The upstream's WAL position minus this replica's replay position (includes unsent WAL).
+    pub behind_bytes: Option<u64>,
+    /// `replay_lag` from the upstream's `pg_stat_replication`.
+    pub replay_lag_seconds: Option<f64>,
+    /// Age of the last replayed transaction (grows while the primary is idle: not a lag by itself).
+    pub last_replay_age_seconds: Option<f64>,
+}
+
+/// One replication slot, on the host that keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotView {
+    /// The host that keeps the slot.
+    pub host: String,
+    /// `slot_name`.
+    pub name: String,
+    /// `slot_type` (`physical` or `logical`).
+    pub slot_type: String,
+    /// Is a WAL sender using it?
+    pub active: bool,
+    /// `wal_status` (`reserved`, `extended`, `unreserved`, `lost`).
+    pub wal_status: Option<String>,
+    /// `safe_wal_size` (`None`: unlimited).
+    pub safe_wal_size: Option<i64>,
+    /// WAL the slot keeps (position minus `restart_lsn`).
+    pub retained_bytes: Option<i64>,
+}
+
+/// The whole answer of `status` (the JSON document).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The inventory's cluster name.
+    pub cluster: String,
+    /// The worst finding's severity (`Ok` without findings).
+    pub severity: Severity,
+    /// `severity` is `Ok`.
+    pub healthy: bool,
+    /// The live primary, when there is exactly one.
+    pub primary: Option<String>,
+    /// Wall time of the run.
+    pub duration_seconds: f64,
+    /// The thresholds the replicas were measured against.
+    pub thresholds: Thresholds,
+    /// Every host, in inventory order.
+    pub hosts: Vec<HostView>,
+    /// Every reachable standby, in inventory order.
+    pub replicas: Vec<ReplicaView>,
+    /// Every slot of every reachable host.
+    pub slots: Vec<SlotView>,
+    /// Worst first, then by host.
+    pub findings: Vec<Finding>,
+}
+
+/// Assesses the topology against the inventory and the thresholds: the views of every host,
+/// standby and slot, and every rule's findings, worst first, then by host (the cluster's own
+/// findings first), in the rules' order among equals.
+pub fn assess(topo: &Topology, t: &Thresholds, duration_seconds: f64) -> ClusterView {
+    let mut findings = rules::all(topo, t);
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));
+    let severity = findings
+        .iter()
+        .map(|f| f.severity)
+        .max()
+        .unwrap_or(Severity::Ok);
+    ClusterView {
+        format_version: FORMAT_VERSION,
+        cluster: topo.inv.cluster.clone(),
+        severity,
+        healthy: severity == Severity::Ok,
+        primary: topo.primary().map(|p| p.name().to_string()),
+        duration_seconds,
+        thresholds: *t,
+        hosts: topo.nodes.iter().map(host_view).collect(),
+        replicas: topo.standbys().map(|n| replica_view(topo, n)).collect(),
+        slots: slot_views(topo),
+        findings,
+    }
+}
+
+fn host_view(n: &Node) -> HostView {
+    let h = n.host;
+    let s = n.live();
+    HostView {
+        name: h.name.clone(),
+        address: h.address.clone(),
+        port: h.port,
+        inventory_role: h.role,
+        reachable: n.reachable(),
+        error: n.state.as_ref().err().cloned(),
+        role: n.role(),
+        server_version: s.map(|s| s.server_version.clone()),
+        system_identifier: s.map(|s| s.system_identifier.clone()),
+        timeline: n.timeline(),
+        current_lsn: s.and_then(|s| s.current_lsn).map(|l| l.to_string()),
+        receive_lsn: s.and_then(|s| s.receive_lsn).map(|l| l.to_string()),
+        replay_lsn: s.and_then(|s| s.replay_lsn).map(|l| l.to_string()),
+        replay_paused: s.filter(|s| s.in_recovery).map(|s| s.replay_paused),
+        pending_restart: s.map(|s| s.pending_restart.clone()).unwrap_or_default(),
+    }
+}
+
+fn replica_view(topo: &Topology, n: &Node) -> ReplicaView {
+    let row = topo.sender_row(n);
+    ReplicaView {
+        host: n.name().to_string(),
+        inventory_upstream: inventory_upstream(topo, n).map(str::to_string),
+        upstream: topo.upstream_of(n).map(|u| u.name().to_string()),
+        streaming: is_streaming(topo, n),
+        state: row.map(|r| r.state.clone()),
+        sync_state: row.map(|r| r.sync_state.clone()),
+        lag_bytes: row.and_then(|r| Some(r.replay_lsn?.bytes_until(r.sent_lsn?))),
+        behind_bytes: behind_bytes(topo, n),
+        replay_lag_seconds: row.and_then(|r| r.replay_lag_s),
+        last_replay_age_seconds: n.live().and_then(|s| s.last_replay_age_s),
+    }
+}
+
+fn slot_views(topo: &Topology) -> Vec<SlotView> {
+    let mut slots = Vec::new();
+    for n in &topo.nodes {
+        for sl in n.live().map(|s| s.slots.as_slice()).unwrap_or_default() {
+            slots.push(SlotView {
+                host: n.name().to_string(),
+                name: sl.name.clone(),
+                slot_type: sl.slot_type.clone(),
+                active: sl.active,
+                wal_status: sl.wal_status.clone(),
+                safe_wal_size: sl.safe_wal_size,
+                retained_bytes: sl.retained_bytes,
+            });
+        }
+    }
+    slots
+}
+
+/// The node the others are measured against: the one writable node or, in a split-brain, the
+/// writable node the inventory calls primary (else the first writable one in inventory order).
+fn reference_primary<'t, 'i>(topo: &'t Topology<'i>) -> Option<&'t Node<'i>> {
+    topo.writable()
+        .find(|n| n.host.role == Role::Primary)
+        .or_else(|| topo.writable().next())
+}
+
+/// The host the inventory says `n` streams from: its `upstream`, or for a host the inventory
+/// calls primary, the inventory's primary when that is another host.
+fn inventory_upstream<'t>(topo: &Topology<'t>, n: &Node<'t>) -> Option<&'t str> {
+    let h = n.host;
+    h.upstream.as_deref().or_else(|| {
+        let p = topo.inv.primary().name.as_str();
+        (h.role == Role::Primary && p != h.name).then_some(p)
+    })
+}
+
+/// Does `n`'s WAL sender report `streaming`?
+fn is_streaming(topo: &Topology, n: &Node) -> bool {
+    topo.sender_row(n).is_some_and(|r| r.state == "streaming")
+}
+
+/// The upstream's WAL position (the reference primary's when nothing serves `n`) minus `n`'s
+/// replay position.
+fn behind_bytes(topo: &Topology, n: &Node) -> Option<u64> {
+    let upstream = topo
+        .upstream_of(n)
+        .and_then(|u| u.live()?.position())
+        .or_else(|| reference_primary(topo)?.live()?.position());
+    Some(n.live()?.replay_lsn?.bytes_until(upstream?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+//! The text of `pgrepl status`: a headline, a table of hosts, of replicas and of slots, then the
+//! findings with their fixes. Columns are padded to their widest cell; a severity word goes
+//! through the caller's `paint` (identity without a terminal). No I/O.
+
+use std::fmt::Write as _;
+
+use super::bytes;
+use crate::health::{ClusterView, Finding, HostView, ReplicaView, Severity, SlotView};
+use crate::inventory::Role;
+
+/// The text `pgrepl status` prints. `paint` colors a severity word (identity without a terminal).
+pub fn text(v: &ClusterView, paint: &dyn Fn(Severity, &str) -> String) -> String {
+    let mut out = headline(v, paint);
+    out.push_str(&hosts_table(&v.hosts));
+    if !v.replicas.is_empty() {
+        out.push('\n');
+        out.push_str(&replicas_table(&v.replicas));
+    }
+    if !v.slots.is_empty() {
+        out.push('\n');
+        out.push_str(&slots_table(&v.slots));
+    }
+    if !v.findings.is_empty() {
+        out.push_str(&findings(&v.findings, paint));
+    }
+    out
+}
+
+/// `cluster c: OK (3 hosts, primary p, 0.12s)` and a blank line.
+fn headline(v: &ClusterView, paint: &dyn Fn(Severity, &str) -> String) -> String {
+    let word = match v.severity {
+        Severity::Ok => "OK",
+        Severity::Warning => "WARNING",
+        Severity::Critical => "CRITICAL",
+    };
+    format!(
+        "cluster {}: {} ({} hosts, primary {}, {:.2}s)\n\n",
+        v.cluster,
+        paint(v.severity, word),
+        v.hosts.len(),
+        v.primary.as_deref().unwrap_or("none"),
+        v.duration_seconds
+    )
+}
+
+/// One row per host: live and inventory role, timeline, version, WAL position.
+fn hosts_table(hosts: &[HostView]) -> String {
+    let mut rows = vec![heading(&[
+        "HOST",
+        "ROLE",
+        "INVENTORY",
+        "REACHABLE",
+        "TIMELINE",
+        "VERSION",
+        "LSN",
+        "PENDING_RESTART",
+    ])];
+    for h in hosts {
+        let lsn = if h.role == Some(Role::Replica) {
+            h.replay_lsn.clone()
+        } else {
+            h.current_lsn.clone()
+        };
+        rows.push(vec![
+            h.name.clone(),
+            role(h.role).into(),
+            role(Some(h.inventory_role)).into(),
+            yes_no(h.reachable),
+            opt(h.timeline),
+            opt(h.server_version.clone()),
+            opt(lsn),
+            if h.pending_restart.is_empty() {
+                "-".into()
+            } else {
+                h.pending_restart.join(",")
+            },
+        ]);
+    }
+    table(&rows)
+}
+
+/// One row per standby: who serves it and how far behind it is.
+fn replicas_table(replicas: &[ReplicaView]) -> String {
+    let mut rows = vec![heading(&[
+        "REPLICA",
+        "UPSTREAM",
+        "STATE",
+        "SYNC",
+        "LAG",
+        "BEHIND",
+        "REPLAY_LAG",
+        "LAST_REPLAY_AGE",
+    ])];
+    for r in replicas {
+        rows.push(vec![
+            r.host.clone(),
+            opt(r.upstream.clone()),
+            opt(r.state.clone()),
+            opt(r.sync_state.clone()),
+            r.lag_bytes.map(bytes).unwrap_or_else(|| "-".into()),
+            r.behind_bytes.map(bytes).unwrap_or_else(|| "-".into()),
+            secs(r.replay_lag_seconds),
+            secs(r.last_replay_age_seconds),
+        ]);
+    }
+    table(&rows)
+}
+
+/// One row per replication slot.
+fn slots_table(slots: &[SlotView]) -> String {
+    let mut rows = vec![heading(&[
+        "SLOT",
+        "ON",
+        "TYPE",
+        "ACTIVE",
+        "WAL_STATUS",
+        "RETAINED",
+        "SAFE_WAL_SIZE",
+    ])];
+    for s in slots {
+        rows.push(vec![
+            s.name.clone(),
+            s.host.clone(),
+            s.slot_type.clone(),
+            yes_no(s.active),
+            opt(s.wal_status.clone()),
+            s.retained_bytes
+                .map(|b| bytes(b.max(0) as u64))
+                .unwrap_or_else(|| "-".into()),
+            s.safe_wal_size
+                .map(|b| bytes(b.max(0) as u64))
+                .unwrap_or_else(|| "unlimited".into()),
+        ]);
+    }
+    table(&rows)
+}
+
+/// `FINDINGS`, then each finding and its fix, the severity word padded to one width.
+fn findings(findings: &[Finding], paint: &dyn Fn(Severity, &str) -> String) -> String {
+    let mut out = String::from("\nFINDINGS\n");
+    for f in findings {
+        let sev = match f.severity {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning ",
+            Severity::Ok => "ok      ",
+        };
+        let _ = writeln!(
+            out,
+            "{} {}: {}\n         fix: {}",
+            paint(f.severity, sev),
+            f.code,
+            f.message,
+            f.fix
+        );
+    }
+    out
+}
+
+fn heading(columns: &[&str]) -> Vec<String> {
+    columns.iter().map(|c| c.to_string()).collect()
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into())
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn role(r: Option<Role>) -> &'static str {
+    match r {
+        Some(Role::Primary) => "primary",
+        Some(Role::Replica) => "replica",
+        None => "-",
+    }
+}
+
+/// Pads a table: each row is a list of cells; columns are as wide as their widest cell.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_pad_columns() {
+        let t = table(&[
+            vec!["A".into(), "BB".into()],
+            vec!["CCC".into(), "D".into()],
+        ]);
+        assert_eq!(t, "A    BB\nCCC  D\n");
+    }
+}
