@@ -14,9 +14,17 @@ use crate::db::{self, Db};
 use crate::error::{Error, InventoryIssue, Problem};
 use crate::inventory::{self, Host, Inventory, TransportKind};
 use crate::render::{Rendered, Renderer};
-use crate::steps::lock::HeldLock;
-use crate::transport::{local::LocalTransport, ssh, Transport};
+use crate::transport::{local::LocalTransport, ssh, Spawned, Transport};
 use crate::ui::Ui;
+
+/// The cluster lock held on one host: the process holding the `flock` there, alive as long as
+/// its stdin (taken and released by `steps::lock`).
+pub struct HeldLock {
+    /// The host whose lock is held.
+    pub host: String,
+    /// The holding process.
+    pub(crate) spawned: Spawned,
+}
 
 /// What every operation works with.
 pub struct Context<'a> {

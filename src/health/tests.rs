@@ -1,5 +1,6 @@
 //! Unit tests of `assess`, of each rule (one that makes it fire, and where meaningful one where
 //! it must not) and of the fix commands.
+#[cfg(test)]
 use super::*;
 use crate::inventory::Inventory;
 use crate::pg::state::{NodeState, Sender, Slot};

@@ -9,17 +9,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use crate::error::Error;
 use crate::inventory::Host;
 use crate::lock::{self, Holder, Liveness};
-use crate::transport::{current_user, Spawned, Transport};
+use crate::transport::{current_user, Transport};
 use crate::wait::{poll_until, Poll};
 
 use super::exec::run_step;
-use crate::context::Context;
-
-/// A lock held on one host.
-pub struct HeldLock {
-    pub host: String,
-    spawned: Spawned,
-}
+use crate::context::{Context, HeldLock};
 
 /// What one attempt on one host found.
 pub enum Attempt {

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
-use crate::inventory::Thresholds;
 use crate::health::{self, ClusterView};
 use crate::inventory::Host;
+use crate::inventory::Thresholds;
 use crate::pg::state::NodeState;
 use crate::topology::{Probe, Topology};
 

@@ -277,11 +277,9 @@ mod tests {
         checks(source(&topo, &opts(host, Method::Auto)).expect_err("refused"))
     }
 
-    fn stage2(
-        f: HostFacts,
-        o: Options,
-        up_reachable: bool,
-    ) -> Result<(Method, Vec<Step>), Vec<(String, String)>> {
+    type Checks = Vec<(String, String)>;
+
+    fn stage2(f: HostFacts, o: Options, up_reachable: bool) -> Result<(Method, Vec<Step>), Checks> {
         let inv = inventory();
         let probes = vec![
             if up_reachable {

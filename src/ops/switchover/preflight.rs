@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Problem;
-use crate::inventory::Thresholds;
 use crate::inventory::Host;
+use crate::inventory::Thresholds;
 use crate::pg::{controldata, ctl};
 use crate::steps::server::server;
 use crate::topology::{Node, Topology};
