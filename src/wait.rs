@@ -38,6 +38,17 @@ impl std::fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
+/// Why a wait ended without the state it awaited.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The deadline passed.
+    #[error("{0}")]
+    TimedOut(TimedOut),
+    /// The probe itself failed (the wait ended at once).
+    #[error("{0:#}")]
+    Probe(anyhow::Error),
+}
+
 /// Polls `probe` every `interval` until it is ready or `deadline` has passed.
 /// A probe error ends the wait at once.
 pub async fn poll_until<T, F, Fut>(
@@ -45,25 +56,24 @@ pub async fn poll_until<T, F, Fut>(
     deadline: Duration,
     interval: Duration,
     mut probe: F,
-) -> anyhow::Result<T>
+) -> Result<T, WaitError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Poll<T>>>,
 {
     let start = Instant::now();
     loop {
-        let last_seen = match probe().await? {
+        let last_seen = match probe().await.map_err(WaitError::Probe)? {
             Poll::Ready(v) => return Ok(v),
             Poll::Pending(seen) => seen,
         };
         let waited = start.elapsed();
         if waited >= deadline {
-            return Err(TimedOut {
+            return Err(WaitError::TimedOut(TimedOut {
                 deadline_name: deadline_name.to_string(),
                 waited,
                 last_seen,
-            }
-            .into());
+            }));
         }
         tokio::time::sleep(interval.min(deadline - waited)).await;
     }
@@ -107,7 +117,9 @@ mod tests {
         )
         .await
         .unwrap_err();
-        let t = err.downcast_ref::<TimedOut>().expect("TimedOut");
+        let WaitError::TimedOut(t) = &err else {
+            panic!("not a timeout: {err}")
+        };
         assert_eq!(t.deadline_name, "timeouts.streaming");
         assert!(err.to_string().contains("last seen: state=startup"));
     }

@@ -11,7 +11,7 @@ use crate::report;
 use crate::steps::probe::collect;
 use crate::ui::Format;
 use crate::ui::Tone;
-use crate::wait::{poll_until, Poll, TimedOut};
+use crate::wait::{poll_until, Poll, WaitError};
 
 use super::Context;
 
@@ -120,8 +120,8 @@ pub async fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
             print(ctx, &v);
             Ok(exit::OK)
         }
-        Err(e) => {
-            let to = e.downcast::<TimedOut>()?;
+        Err(WaitError::Probe(e)) => Err(e.into()),
+        Err(WaitError::TimedOut(to)) => {
             let v = last
                 .into_inner()
                 .expect("not poisoned")

@@ -10,7 +10,7 @@ use crate::inventory::{Host, Inventory};
 use crate::pg::controldata::{self, ControlData};
 use crate::pg::ctl;
 use crate::transport::Transport;
-use crate::wait::{poll_until, Poll};
+use crate::wait::{poll_until, Poll, WaitError};
 
 use super::config::install_configs;
 use super::exec::{install_file, run_step};
@@ -140,7 +140,7 @@ pub async fn start_as_standby(
 }
 
 /// Polls `pg_is_in_recovery()` until the promoted server accepts writes (`timeouts.promote`).
-pub async fn wait_writable(inv: &Inventory, db: &Db) -> anyhow::Result<()> {
+pub async fn wait_writable(inv: &Inventory, db: &Db) -> Result<(), WaitError> {
     poll_until(
         "timeouts.promote",
         inv.timeouts.promote,

@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::db::Db;
 use crate::error::{Error, OnStep};
 use crate::inventory::{Host, Inventory};
-use crate::wait::{poll_until, Poll, TimedOut};
+use crate::wait::{poll_until, Poll};
 
 /// Polls until each replica in `only` (all replicas of `inv` when empty) is `streaming` in its
 /// upstream's `pg_stat_replication` and its slot there is active, or `timeouts.streaming` passes.
@@ -66,10 +66,7 @@ pub async fn verify_streaming(
         .into_inner()
         .expect("not poisoned")
         .unwrap_or(inv.primary());
-    let message = match e.downcast::<TimedOut>() {
-        Ok(t) => t.to_string(),
-        Err(e) => format!("{e:#}"),
-    };
+    let message = e.to_string();
     Err(
         Error::step(&h.name, "verify streaming", message).with_hint(format!(
             "read the server log on {}: tail -n 50 {}; then pgrepl status -i {}",
