@@ -6,7 +6,6 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod cli;
-pub mod cluster;
 pub mod context;
 pub mod db;
 pub mod error;

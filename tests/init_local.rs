@@ -79,3 +79,54 @@ fn init_through_the_local_transport() {
     assert_eq!(v["hosts"][2]["reachable"], false);
     assert_eq!(v["replicas"][0]["streaming"], true);
 }
+
+/// A replica whose data directory is gone: `check` says init would clone it and keep the rest,
+/// and `init` clones only it (the other servers are neither restarted nor reloaded).
+#[test]
+fn init_reclones_only_a_missing_replica() {
+    let c = LocalLab::new(3);
+    let inv = c.inventory("16MB");
+    let inv_s = inv.to_str().unwrap();
+    pgrepl(&["-i", inv_s, "init"], &[]).expect_code(0);
+    let before: Vec<String> = (0..2)
+        .map(|i| c.psql(i, "SELECT pg_postmaster_start_time()"))
+        .collect();
+    stop_server(&c.os_user, &c.data_dir(2));
+    std::fs::remove_dir_all(c.data_dir(2)).unwrap();
+
+    let check = pgrepl(&["-i", inv_s, "check", "--format", "json"], &[]);
+    check.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&check.stdout).expect("check JSON");
+    let would: Vec<&str> = (0..3)
+        .map(|i| v["hosts"][i]["init_would"].as_str().unwrap())
+        .collect();
+    assert_eq!(would, ["keep_primary", "keep_replica", "clone"]);
+
+    let r = pgrepl(&["-i", inv_s, "init"], &[]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("c: cloned from a with pg_basebackup"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("b: cloned"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("init: cluster lt is up, 3 change(s)"),
+        "{}",
+        r.stderr
+    );
+    let after: Vec<String> = (0..2)
+        .map(|i| c.psql(i, "SELECT pg_postmaster_start_time()"))
+        .collect();
+    assert_eq!(
+        before, after,
+        "init restarted a server it had no reason to touch"
+    );
+    assert_eq!(
+        c.psql(
+            0,
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+        ),
+        "2"
+    );
+}

@@ -10,6 +10,7 @@
 pub mod clone;
 pub mod config;
 pub mod exec;
+pub mod facts;
 pub mod lock;
 pub mod probe;
 pub mod rewind;

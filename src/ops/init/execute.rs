@@ -1,0 +1,240 @@
+//! Walking an [`InitPlan`]: one method per step kind, through the shared `steps`. Each step
+//! reports what it did (with its duration) through `Ui` and records the changes it made for
+//! the run's summary; the replicas of a wave run in parallel and the wave ends when all have.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::context::{Context, Transports};
+use crate::error::{Error, OnStep};
+use crate::inventory::{Host, Secret};
+use crate::pg::{ctl, datadir};
+use crate::render::Rendered;
+use crate::steps::clone::clone_via_staging;
+use crate::steps::config::{apply_config, install_configs, install_passfile};
+use crate::steps::exec::run_step;
+use crate::steps::roles::ensure_role;
+use crate::steps::server::{server, start};
+use crate::steps::streaming::verify_streaming;
+use crate::transport::Transport;
+
+use super::plan::{InitPlan, InitStep, Lane, SlotFor};
+
+/// Runs the steps of one `init`, with what they need: the hosts' connections (every host
+/// reachable: preflight said so), their rendered files, the replication password.
+pub(super) struct Executor<'c, 'u> {
+    /// The run's context.
+    pub ctx: &'c Context<'u>,
+    /// Every host's connection (preflight made sure each is `Ok`).
+    pub transports: &'c Transports,
+    /// Every host's rendered configuration files, by host name.
+    pub rendered: &'c BTreeMap<String, Rendered>,
+    /// The replication (and rewind) password.
+    pub password: &'c Secret,
+    /// What this run changed, one line per change ("pg1: initdb").
+    pub changes: Mutex<Vec<String>>,
+}
+
+impl Executor<'_, '_> {
+    /// Runs every step of `plan` in order; stops at the first failure.
+    pub async fn walk(&self, plan: &InitPlan) -> Result<(), Error> {
+        for step in &plan.steps {
+            match step {
+                InitStep::Wave { replicas, .. } => self.wave(replicas).await?,
+                step => self.step(step).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The changes made so far.
+    pub fn into_changes(self) -> Vec<String> {
+        self.changes.into_inner().expect("not poisoned")
+    }
+
+    fn note(&self, change: String) {
+        self.changes.lock().expect("not poisoned").push(change);
+    }
+
+    fn host(&self, name: &str) -> &Host {
+        self.ctx
+            .inv
+            .host(name)
+            .expect("the plan names inventory hosts")
+    }
+
+    fn transport(&self, name: &str) -> Arc<dyn Transport> {
+        self.transports[name]
+            .as_ref()
+            .expect("preflight: every host reachable")
+            .clone()
+    }
+
+    /// One step that is not a wave.
+    async fn step(&self, step: &InitStep) -> Result<(), Error> {
+        match step {
+            InitStep::Initdb { host } => self.initdb(host).await,
+            InitStep::Configure {
+                host,
+                running,
+                restart,
+            } => self.configure(host, *running, !restart.is_empty()).await,
+            InitStep::PasswordFile { host } => self.password_file(host).await,
+            InitStep::Roles {
+                primary,
+                replication_user,
+                rewind_user,
+            } => self.roles(primary, replication_user, rewind_user).await,
+            InitStep::Slots { upstream, replicas } => self.slots(upstream, replicas).await,
+            InitStep::Clone { host, .. } => self.clone_replica(host).await,
+            InitStep::VerifyStreaming { primary, replicas } => {
+                self.verify_streaming(primary, *replicas).await
+            }
+            InitStep::Wave { .. } => unreachable!("a wave is walked by `wave`, never nested"),
+        }
+    }
+
+    /// The replicas of a wave in parallel, each its steps in order; the first failure (in wave
+    /// order) once all have ended.
+    async fn wave(&self, lanes: &[Lane]) -> Result<(), Error> {
+        let jobs = lanes.iter().map(|lane| async move {
+            for step in &lane.steps {
+                self.step(step).await?;
+            }
+            Ok::<(), Error>(())
+        });
+        for r in futures_util::future::join_all(jobs).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn initdb(&self, host: &str) -> Result<(), Error> {
+        let inv = &self.ctx.inv;
+        let h = self.host(host);
+        let t0 = Instant::now();
+        run_step(
+            self.transport(host).as_ref(),
+            &ctl::initdb(&server(h), &inv.os_user, &inv.locale, "UTF8"),
+            "initdb",
+            None,
+        )
+        .await?;
+        self.ctx
+            .ui
+            .done(host, "initdb (data checksums on)", t0.elapsed());
+        self.note(format!("{host}: initdb"));
+        Ok(())
+    }
+
+    /// Installs the configuration files, then starts the server or applies the change to it.
+    async fn configure(&self, host: &str, running: bool, restart: bool) -> Result<(), Error> {
+        let (ctx, h, t) = (self.ctx, self.host(host), self.transport(host));
+        let t = t.as_ref();
+        run_step(
+            t,
+            &datadir::ensure_dir(&h.socket_dir, "2775"),
+            "create socket directory",
+            None,
+        )
+        .await?;
+        let ch = install_configs(t, h, &self.rendered[host]).await?;
+        if !ch.files.is_empty() {
+            ctx.ui
+                .detail(format!("{host}: installed {}", ch.files.join(", ")));
+            self.note(format!("{host}: {}", ch.files.join(", ")));
+        }
+        if running {
+            if let Some(what) = apply_config(ctx, t, h, &ch, restart).await? {
+                self.note(format!("{host}: {what}"));
+            }
+        } else {
+            start(ctx, t, h).await?;
+            self.note(format!("{host}: started"));
+        }
+        Ok(())
+    }
+
+    async fn password_file(&self, host: &str) -> Result<(), Error> {
+        let t = self.transport(host);
+        if install_passfile(self.ctx, t.as_ref(), self.host(host), self.password).await? {
+            self.note(format!("{host}: password file"));
+        }
+        Ok(())
+    }
+
+    async fn roles(&self, primary: &str, replication: &str, rewind: &str) -> Result<(), Error> {
+        let t = self.transport(primary);
+        let db = self
+            .ctx
+            .db(t.as_ref(), self.host(primary))
+            .await
+            .on_step(primary, "roles")?;
+        for (user, is_replication) in [(replication, true), (rewind, false)] {
+            let changes =
+                ensure_role(self.ctx, &db, primary, user, is_replication, self.password).await?;
+            for c in changes {
+                self.note(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the missing slots on `up`; a slot of a replica cloned by this run is dropped
+    /// again if the run ends before the clone does.
+    async fn slots(&self, up: &str, replicas: &[SlotFor]) -> Result<(), Error> {
+        let ctx = self.ctx;
+        let db = ctx.db(self.transport(up).as_ref(), self.host(up)).await?;
+        let existing: Vec<String> = db.slots().await?.into_iter().map(|s| s.name).collect();
+        for s in replicas {
+            if !existing.contains(&s.slot) {
+                db.create_physical_slot(&s.slot).await.map_err(|e| {
+                    Error::step(
+                        up,
+                        "create replication slot",
+                        format!("slot {}: {e:#}", s.slot),
+                    )
+                })?;
+                ctx.ui.info(format!(
+                    "{up}: created physical replication slot {} for {}",
+                    s.slot, s.replica
+                ));
+                self.note(format!("{up}: slot {}", s.slot));
+            }
+            if s.clone {
+                ctx.slot_pending(up, &s.slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// A new replica: clone through staging, then remove the empty directory moved aside.
+    async fn clone_replica(&self, host: &str) -> Result<(), Error> {
+        let (ctx, h, t) = (self.ctx, self.host(host), self.transport(host));
+        let t = t.as_ref();
+        clone_via_staging(ctx, &ctx.inv, t, h).await?;
+        // The data directory was blank: the moved-aside copy is an empty directory.
+        run_step(
+            t,
+            &datadir::remove_ours(&datadir::old_dir(&h.data_dir)),
+            "remove the empty directory",
+            None,
+        )
+        .await?;
+        ctx.slot_kept(&h.slot);
+        self.note(format!("{host}: cloned"));
+        Ok(())
+    }
+
+    async fn verify_streaming(&self, primary: &str, replicas: usize) -> Result<(), Error> {
+        let t0 = Instant::now();
+        verify_streaming(self.ctx, &self.ctx.inv, &[]).await?;
+        self.ctx.ui.done(
+            primary,
+            &format!("{replicas} replica(s) streaming, every slot active"),
+            t0.elapsed(),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! `pgrepl init`: build the cluster the inventory describes, or converge it when it exists.
+//!
+//! Failure semantics: every precondition is checked on every host before the first change
+//! (exit 4, nothing changed). A failure after that leaves each host in a state a re-run of
+//! `init` continues from: an initdb'd primary, a replica whose clone failed (pg_basebackup
+//! removes its partial copy), a replica not yet streaming. Nothing is ever overwritten.
+//!
+//! Shape: facts gathered on every host (`steps::facts`) → the pure [`preflight`] (problems, or
+//! an [`InitPlan`] of named steps) → the restart-only settings of running servers, confirmed →
+//! the executor walks the plan. Order: primary (initdb, configs, start) → replication role →
+//! per wave of replicas (a wave's upstreams are all running): slots on the upstreams, then
+//! clones in parallel → verify that every replica streams and every slot is active, against
+//! `timeouts.streaming`.
+
+mod execute;
+pub mod plan;
+pub mod preflight;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::error::{exit, Error};
+use crate::render::Rendered;
+use crate::steps::config::restart_settings;
+use crate::steps::facts::gather;
+
+use self::execute::Executor;
+pub use self::plan::{HostPlan, InitPlan, InitStep};
+pub use self::preflight::preflight;
+
+use super::{Context, Transports};
+
+/// `pgrepl init`: takes the cluster lock, runs preflight (refusals: [`Error::Preflight`],
+/// exit 4, nothing changed), asks before restarting running servers (exit 5 without a terminal
+/// and `--yes`), then walks the plan. Returns exit 0 when every replica streams; a failed step
+/// is an [`Error::Step`] naming the host and the step (exit 1).
+pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
+    let inv = &ctx.inv;
+    // The password is read (and its file's mode checked) before anything is contacted.
+    let password = inv.replication_password()?;
+    let t_all = Instant::now();
+    ctx.lock("init").await?;
+
+    let transports = ctx.connect_all().await;
+    let facts = gather(ctx, &transports).await;
+    let mut plan = preflight(inv, &facts).map_err(|problems| Error::Preflight { problems })?;
+    let mut rendered = BTreeMap::new();
+    for h in &inv.hosts {
+        rendered.insert(h.name.clone(), ctx.rendered(h)?);
+    }
+
+    // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
+    plan.set_restarts(restarts(ctx, &transports, &plan, &rendered).await?);
+    if let Some(what) = plan.restart_prompt() {
+        ctx.ui.confirm("init", &what)?;
+    }
+
+    let executor = Executor {
+        ctx,
+        transports: &transports,
+        rendered: &rendered,
+        password: &password,
+        changes: Default::default(),
+    };
+    executor.walk(&plan).await?;
+    summary(ctx, &executor.into_changes(), t_all);
+    Ok(exit::OK)
+}
+
+/// The restart-only settings that installing the rendered files would change on each running
+/// server, in inventory order (host → settings; hosts without any are left out).
+async fn restarts(
+    ctx: &Context<'_>,
+    transports: &Transports,
+    plan: &InitPlan,
+    rendered: &BTreeMap<String, Rendered>,
+) -> Result<BTreeMap<String, Vec<String>>, Error> {
+    let mut restarts = BTreeMap::new();
+    for name in &plan.running {
+        let h = ctx.inv.host(name).expect("the plan names inventory hosts");
+        let t = transports[name]
+            .as_ref()
+            .expect("preflight: every host reachable");
+        let s = restart_settings(ctx, t.as_ref(), h, &rendered[name]).await?;
+        if !s.is_empty() {
+            restarts.insert(name.clone(), s);
+        }
+    }
+    Ok(restarts)
+}
+
+/// The last line: what changed, or that nothing had to.
+fn summary(ctx: &Context<'_>, changes: &[String], t_all: Instant) {
+    let inv = &ctx.inv;
+    if changes.is_empty() {
+        ctx.ui.info(format!(
+            "init: no changes; cluster {} already matches the inventory ({:.1}s)",
+            inv.cluster,
+            t_all.elapsed().as_secs_f64()
+        ));
+    } else {
+        ctx.ui.info(format!(
+            "init: cluster {} is up, {} change(s) in {:.1}s",
+            inv.cluster,
+            changes.len(),
+            t_all.elapsed().as_secs_f64()
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests;
