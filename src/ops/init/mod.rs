@@ -12,6 +12,7 @@
 //! clones in parallel → verify that every replica streams and every slot is active, against
 //! `timeouts.streaming`.
 
+pub mod check;
 mod execute;
 pub mod plan;
 pub mod preflight;

@@ -1,5 +1,6 @@
 //! Unit tests of `init`'s preflight and plan, without a server: the facts are built by hand.
 
+#[cfg(test)]
 use std::collections::BTreeMap;
 
 use crate::error::Problem;

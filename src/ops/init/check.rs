@@ -2,8 +2,8 @@
 //! gathering (`steps::facts`) and its pure preflight (`init::preflight`, no I/O), printed as a
 //! table (text) or one JSON document, with every problem; exit 4 when there is one.
 //!
-//! `check` is `init`'s first half shown to the user, so it reads `init`'s pure preflight and
-//! plan types; it calls nothing of `init` that acts.
+//! `check` is `init`'s first half shown to the user, so it lives in `init`'s directory and
+//! reads its pure preflight and plan types; it calls nothing of `init` that acts.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +12,7 @@ use crate::pg::datadir::DirState;
 use crate::steps::facts::{gather, HostFacts};
 use crate::ui::Format;
 
-use super::init::{preflight, HostPlan};
-use super::Context;
+use super::{preflight, Context, HostPlan};
 
 /// `pgrepl check`: exit 0 and "no problems found", or [`Error::Preflight`] (exit 4) listing
 /// every problem after the table or JSON document (on stdout) is printed.
