@@ -57,18 +57,18 @@ impl Executor<'_, '_> {
         self.changes.lock().expect("not poisoned").push(change);
     }
 
-    fn host(&self, name: &str) -> &Host {
-        self.ctx
-            .inv
-            .host(name)
-            .expect("the plan names inventory hosts")
+    /// The inventory host a step names (the plan only names inventory hosts).
+    fn host(&self, name: &str) -> Result<&Host, Error> {
+        self.ctx.host_named(name)
     }
 
-    fn transport(&self, name: &str) -> Arc<dyn Transport> {
-        self.transports[name]
-            .as_ref()
-            .expect("preflight: every host reachable")
-            .clone()
+    /// The connection to a host a step names (preflight proved every host reachable).
+    fn transport(&self, name: &str) -> Result<Arc<dyn Transport>, Error> {
+        match self.transports.get(name) {
+            Some(Ok(t)) => Ok(t.clone()),
+            Some(Err(e)) => Err(Error::step(name, "connect", e.clone())),
+            None => Err(Error::step(name, "connect", "not connected")),
+        }
     }
 
     /// One step that is not a wave.
@@ -112,10 +112,10 @@ impl Executor<'_, '_> {
 
     async fn initdb(&self, host: &str) -> Result<(), Error> {
         let inv = &self.ctx.inv;
-        let h = self.host(host);
+        let h = self.host(host)?;
         let t0 = Instant::now();
         run_step(
-            self.transport(host).as_ref(),
+            self.transport(host)?.as_ref(),
             &ctl::initdb(&server(h), &inv.os_user, &inv.locale, "UTF8"),
             "initdb",
             None,
@@ -130,7 +130,7 @@ impl Executor<'_, '_> {
 
     /// Installs the configuration files, then starts the server or applies the change to it.
     async fn configure(&self, host: &str, running: bool, restart: bool) -> Result<(), Error> {
-        let (ctx, h, t) = (self.ctx, self.host(host), self.transport(host));
+        let (ctx, h, t) = (self.ctx, self.host(host)?, self.transport(host)?);
         let t = t.as_ref();
         run_step(
             t,
@@ -157,18 +157,18 @@ impl Executor<'_, '_> {
     }
 
     async fn password_file(&self, host: &str) -> Result<(), Error> {
-        let t = self.transport(host);
-        if install_passfile(self.ctx, t.as_ref(), self.host(host), self.password).await? {
+        let t = self.transport(host)?;
+        if install_passfile(self.ctx, t.as_ref(), self.host(host)?, self.password).await? {
             self.note(format!("{host}: password file"));
         }
         Ok(())
     }
 
     async fn roles(&self, primary: &str, replication: &str, rewind: &str) -> Result<(), Error> {
-        let t = self.transport(primary);
+        let t = self.transport(primary)?;
         let db = self
             .ctx
-            .db(t.as_ref(), self.host(primary))
+            .db(t.as_ref(), self.host(primary)?)
             .await
             .on_step(primary, "roles")?;
         for (user, is_replication) in [(replication, true), (rewind, false)] {
@@ -185,7 +185,7 @@ impl Executor<'_, '_> {
     /// again if the run ends before the clone does.
     async fn slots(&self, up: &str, replicas: &[SlotFor]) -> Result<(), Error> {
         let ctx = self.ctx;
-        let db = ctx.db(self.transport(up).as_ref(), self.host(up)).await?;
+        let db = ctx.db(self.transport(up)?.as_ref(), self.host(up)?).await?;
         let existing: Vec<String> = db.slots().await?.into_iter().map(|s| s.name).collect();
         for s in replicas {
             if !existing.contains(&s.slot) {
@@ -211,7 +211,7 @@ impl Executor<'_, '_> {
 
     /// A new replica: clone through staging, then remove the empty directory moved aside.
     async fn clone_replica(&self, host: &str) -> Result<(), Error> {
-        let (ctx, h, t) = (self.ctx, self.host(host), self.transport(host));
+        let (ctx, h, t) = (self.ctx, self.host(host)?, self.transport(host)?);
         let t = t.as_ref();
         clone_via_staging(ctx, &ctx.inv, t, h).await?;
         // The data directory was blank: the moved-aside copy is an empty directory.

@@ -78,10 +78,10 @@ async fn restarts(
 ) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let mut restarts = BTreeMap::new();
     for name in &plan.running {
-        let h = ctx.inv.host(name).expect("the plan names inventory hosts");
-        let t = transports[name]
-            .as_ref()
-            .expect("preflight: every host reachable");
+        let h = ctx.host_named(name)?;
+        let Some(Ok(t)) = transports.get(name) else {
+            return Err(Error::step(name, "connect", "not connected"));
+        };
         let s = restart_settings(ctx, t.as_ref(), h, &rendered[name]).await?;
         if !s.is_empty() {
             restarts.insert(name.clone(), s);

@@ -27,7 +27,11 @@ struct PrimaryFound<'f> {
 ///
 /// `facts` holds one entry per inventory host (as `steps::facts::gather` returns them).
 pub fn preflight(inv: &Inventory, facts: &[HostFacts]) -> Result<InitPlan, Vec<Problem>> {
-    let mut problems: Vec<Problem> = facts.iter().flat_map(|f| host_problems(inv, f)).collect();
+    let mut problems: Vec<Problem> = facts
+        .iter()
+        .filter_map(|f| Some(host_problems(inv, inv.host(&f.name)?, f)))
+        .flatten()
+        .collect();
     let by_name: BTreeMap<&str, &HostFacts> = facts.iter().map(|f| (f.name.as_str(), f)).collect();
     let reached = |name: &str| {
         by_name
@@ -91,10 +95,7 @@ fn problem(host: &str, check: &str, message: String, hint: Option<String>) -> Pr
 
 /// The checks of one host on its own: reachable (else nothing more is checked), server
 /// binaries of the inventory's version, a data directory of the inventory's major.
-fn host_problems(inv: &Inventory, f: &HostFacts) -> Vec<Problem> {
-    let h = inv
-        .host(&f.name)
-        .expect("facts are gathered for inventory hosts");
+fn host_problems(inv: &Inventory, h: &Host, f: &HostFacts) -> Vec<Problem> {
     match &f.reach {
         Some(Ok(_)) => {}
         Some(Err(e)) => {
