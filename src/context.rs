@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::db::{self, Db};
-use crate::error::{Error, InventoryIssue, Problem};
+use crate::error::{Error, InventoryIssue, OnStep, Problem};
 use crate::inventory::{self, Host, Inventory, TransportKind};
 use crate::render::{Rendered, Renderer};
 use crate::transport::{local::LocalTransport, ssh, Spawned, Transport};
@@ -173,6 +173,13 @@ impl Context<'_> {
             self.inv.timeouts.connect,
         )
         .await
+    }
+
+    /// A SQL session on `h`'s server through its kept connection; a failure is a failure of
+    /// `step` on `h`.
+    pub async fn session(&self, h: &Host, step: &str) -> Result<Db, Error> {
+        let t = self.kept(h).await.on_step(&h.name, step)?;
+        self.db(t.as_ref(), h).await.on_step(&h.name, step)
     }
 
     /// Renders one host's files.

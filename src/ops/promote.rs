@@ -109,16 +109,7 @@ impl Promotion<'_, '_, '_> {
     async fn execute(&self, started: Instant) -> Result<u8, Error> {
         let old_last = self.stop_and_fence().await?;
         let target = self.plan.target;
-        let t = self
-            .ctx
-            .kept(target)
-            .await
-            .on_step(&target.name, "promote")?;
-        let db = self
-            .ctx
-            .db(t.as_ref(), target)
-            .await
-            .on_step(&target.name, "promote")?;
+        let db = self.ctx.session(target, "promote").await?;
         // The position at promotion: read after fencing, so a cleanly stopped primary's final
         // WAL counts.
         let before = db.node_state().await.on_step(&target.name, "promote")?;
@@ -188,14 +179,7 @@ impl Promotion<'_, '_, '_> {
             if up.name == target.name {
                 ensure_slot(ctx, tdb, &up.name, &s.slot, &s.name).await?;
             } else {
-                let ut = ctx
-                    .kept(up)
-                    .await
-                    .on_step(&up.name, "create replication slot")?;
-                let udb = ctx
-                    .db(ut.as_ref(), up)
-                    .await
-                    .on_step(&up.name, "create replication slot")?;
+                let udb = ctx.session(up, "create replication slot").await?;
                 ensure_slot(ctx, &udb, &up.name, &s.slot, &s.name).await?;
             }
             let t = ctx
@@ -236,8 +220,7 @@ impl Promotion<'_, '_, '_> {
     /// A sibling that streams must be on the new primary's timeline.
     async fn check_timeline(&self, s: &Host, new_tli: Option<u32>) -> Result<(), Error> {
         let step = "follow the new primary";
-        let t = self.ctx.kept(s).await.on_step(&s.name, step)?;
-        let sdb = self.ctx.db(t.as_ref(), s).await.on_step(&s.name, step)?;
+        let sdb = self.ctx.session(s, step).await?;
         let tli = sdb.node_state().await.on_step(&s.name, step)?.timeline;
         if tli != new_tli {
             return Err(Error::step(

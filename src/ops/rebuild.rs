@@ -14,7 +14,7 @@ mod preflight;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::error::{exit, Error, OnStep};
+use crate::error::{exit, Error};
 use crate::inventory::{Host, Inventory, Secret};
 use crate::pg::{datadir, rewind};
 use crate::steps::clone::clone_via_staging;
@@ -138,14 +138,7 @@ impl Rebuild<'_, '_, '_> {
             stop_and_prove_down(ctx, t, h).await?;
         }
         install_passfile(ctx, t, h, self.password).await?;
-        let ut = ctx
-            .kept(up)
-            .await
-            .on_step(&up.name, "create replication slot")?;
-        let udb = ctx
-            .db(ut.as_ref(), up)
-            .await
-            .on_step(&up.name, "create replication slot")?;
+        let udb = ctx.session(up, "create replication slot").await?;
         ensure_slot(ctx, &udb, &up.name, &h.slot, &h.name).await?;
         let (mut used, mut why) = (self.plan.method, self.plan.reason.clone());
         if used == Method::Rewind {

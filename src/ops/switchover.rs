@@ -88,11 +88,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
         ),
     )?;
     let to = ctx.kept(old).await.on_step(&old.name, "switchover")?;
-    let tc = ctx.kept(cand).await.on_step(&cand.name, "switchover")?;
-    let cdb = ctx
-        .db(tc.as_ref(), cand)
-        .await
-        .on_step(&cand.name, "switchover")?;
+    let cdb = ctx.session(cand, "switchover").await?;
     Switchover {
         ctx,
         plan: &plan,

@@ -10,8 +10,8 @@ use crate::pg::{self, ctl, datadir};
 use crate::render::Rendered;
 use crate::transport::Transport;
 
-use super::exec::{install_file, run_step};
-use super::server::{log_hint, server};
+use super::exec::install_file;
+use super::server::{server, server_up};
 
 /// What converging a host's configuration changed.
 #[derive(Debug, Default)]
@@ -57,14 +57,8 @@ pub async fn apply_config(
     }
     let t0 = Instant::now();
     if restart_needed {
-        run_step(
-            t,
-            &ctl::restart(&server(h), ctx.inv.timeouts.start.as_secs()),
-            "restart PostgreSQL",
-            None,
-        )
-        .await
-        .map_err(|e| e.with_hint(log_hint(h)))?;
+        let cmd = ctl::restart(&server(h), ctx.inv.timeouts.start.as_secs());
+        server_up(t, h, &cmd, "restart PostgreSQL").await?;
         ctx.ui.done(
             &h.name,
             &format!("restarted PostgreSQL ({} changed)", ch.settings.join(", ")),

@@ -9,7 +9,7 @@ use crate::error::{Error, OnStep};
 use crate::inventory::{Host, Inventory};
 use crate::pg::controldata::{self, ControlData};
 use crate::pg::ctl;
-use crate::transport::Transport;
+use crate::transport::{Cmd, Transport};
 use crate::wait::{poll_until, Poll, WaitError};
 
 use super::config::install_configs;
@@ -41,17 +41,20 @@ pub async fn is_running(t: &dyn Transport, h: &Host) -> Result<bool, Error> {
     Ok(out.success())
 }
 
+/// Runs a `pg_ctl` command that starts a server (start, restart) as `step`; a failure points at
+/// the server log.
+pub async fn server_up(t: &dyn Transport, h: &Host, cmd: &Cmd, step: &str) -> Result<(), Error> {
+    run_step(t, cmd, step, None)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.with_hint(log_hint(h)))
+}
+
 /// Starts a stopped server and waits until it accepts connections (`timeouts.start`).
 pub async fn start(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> Result<(), Error> {
     let t0 = Instant::now();
-    run_step(
-        t,
-        &ctl::start(&server(h), ctx.inv.timeouts.start.as_secs()),
-        "start PostgreSQL",
-        None,
-    )
-    .await
-    .map_err(|e| e.with_hint(log_hint(h)))?;
+    let cmd = ctl::start(&server(h), ctx.inv.timeouts.start.as_secs());
+    server_up(t, h, &cmd, "start PostgreSQL").await?;
     ctx.ui.done(&h.name, "started PostgreSQL", t0.elapsed());
     Ok(())
 }
