@@ -159,6 +159,25 @@ impl<'i> Topology<'i> {
         }
     }
 
+    /// Who is primary by pgrepl's one rule: the node that accepts writes; when several do, the
+    /// one on the highest timeline, then with the most WAL (then the inventory's primary, then
+    /// the first in inventory order). The others are split-brain: their writes since the fork
+    /// are what a rebuild discards.
+    pub fn leader(&self) -> Option<&Node<'i>> {
+        let rank = |n: &Node<'i>| {
+            (
+                n.timeline(),
+                n.live().and_then(|s| s.current_lsn),
+                n.host.role == Role::Primary,
+            )
+        };
+        self.writable()
+            .fold(None, |best: Option<&Node<'i>>, n| match best {
+                Some(b) if rank(b) >= rank(n) => Some(b),
+                _ => Some(n),
+            })
+    }
+
     /// Every reachable standby.
     pub fn standbys(&self) -> impl Iterator<Item = &Node<'i>> {
         self.nodes.iter().filter(|n| n.is_standby())
@@ -343,6 +362,49 @@ mod tests {
         );
         assert!(t.primary().is_none());
         assert_eq!(t.writable().count(), 2);
+    }
+
+    #[test]
+    fn the_leader_is_on_the_newest_timeline_then_has_the_most_wal() {
+        let inv = inventory();
+        let on = |tli: u32, lsn: &str| {
+            let mut s = primary(lsn, &[]);
+            s.timeline = Some(tli);
+            up(s)
+        };
+        let leader = |probes| {
+            Topology::discover(&inv, probes)
+                .leader()
+                .map(|n| n.name().to_string())
+        };
+        // A newer timeline wins over more WAL and over the inventory's primary.
+        assert_eq!(
+            leader(vec![
+                on(1, "0/9000000"),
+                on(2, "0/5000000"),
+                up(standby("0/1"))
+            ]),
+            Some("r1".into())
+        );
+        // On one timeline, the most WAL wins.
+        assert_eq!(
+            leader(vec![
+                on(2, "0/5000000"),
+                on(2, "0/6000000"),
+                on(2, "0/5800000")
+            ]),
+            Some("r1".into())
+        );
+        // Equal: the inventory's primary, then the first in inventory order.
+        assert_eq!(
+            leader(vec![on(2, "0/5000000"), on(2, "0/5000000"), down("x")]),
+            Some("p".into())
+        );
+        assert_eq!(
+            leader(vec![down("x"), on(2, "0/5000000"), on(2, "0/5000000")]),
+            Some("r1".into())
+        );
+        assert_eq!(leader(vec![down("x"), down("y"), up(standby("0/1"))]), None);
     }
 
     #[test]

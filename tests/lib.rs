@@ -11,6 +11,7 @@ mod bench_switchover;
 mod failover;
 mod init_local;
 mod init_ssh;
+mod live_topology;
 mod render_cmd;
 mod safety;
 mod status;

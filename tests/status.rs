@@ -250,11 +250,15 @@ fn two_writable_nodes_are_split_brain() {
         .unwrap_or_else(|| panic!("{v}"));
     assert_eq!(f["severity"], "critical");
     assert!(f["message"].as_str().unwrap().contains("p, r2"), "{f}");
+    // The newer primary (r2, timeline 2) is kept; the old one is stopped and rebuilt.
+    let fix = f["fix"].as_str().unwrap();
+    assert!(fix.starts_with("keep r2 (timeline 2"), "{f}");
     assert!(
-        f["fix"].as_str().unwrap().contains("pg_ctl stop")
-            && f["fix"].as_str().unwrap().contains(&lab.host("r2").address),
+        fix.contains("pg_ctl stop") && fix.contains(&lab.host("p").address),
         "{f}"
     );
+    assert!(!fix.contains(&lab.host("r2").address), "{f}");
+    assert!(fix.ends_with("rebuild p"), "{f}");
     let r2 = v["hosts"]
         .as_array()
         .unwrap()

@@ -2,6 +2,7 @@
 //! trip (the server builds one JSON document), parsed into `pg::state::NodeState`.
 
 use super::Db;
+use crate::pg::wal::{replay_timeline, FirstSegment};
 use crate::pg::Lsn;
 
 /// Everything `status` reads from one server, built by the server as one JSON document so that
@@ -18,6 +19,10 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'last_replay_age_s', EXTRACT(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::pg_catalog.float8,
   'wal_file', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
   'checkpoint_tli', (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()),
+  'wal_segment_size', (SELECT setting::pg_catalog.int8 FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size'),
+  'wal_timelines', CASE WHEN pg_catalog.pg_is_in_recovery() THEN (SELECT COALESCE(pg_catalog.json_agg(t ORDER BY t.tli), '[]'::pg_catalog.json) FROM (
+               SELECT pg_catalog.substr(name, 1, 8) AS tli, pg_catalog.min(pg_catalog.substr(name, 9, 16)) AS first
+               FROM pg_catalog.pg_ls_waldir() WHERE name OPERATOR(pg_catalog.~) '^[0-9A-F]{24}$' GROUP BY 1) t) END,
   'receiver', (SELECT pg_catalog.row_to_json(w) FROM (SELECT status, sender_host, sender_port, received_tli
                FROM pg_catalog.pg_stat_wal_receiver) w),
   'senders', (SELECT COALESCE(pg_catalog.json_agg(s ORDER BY s.application_name), '[]'::pg_catalog.json) FROM (
@@ -38,6 +43,13 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'max_replication_slots', pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4
 )::pg_catalog.text"#;
 
+/// The oldest segment file of one timeline in a standby's `pg_wal`.
+#[derive(serde::Deserialize)]
+struct RawFirstSegment {
+    tli: String,
+    first: String,
+}
+
 #[derive(serde::Deserialize)]
 struct RawNode {
     in_recovery: bool,
@@ -50,6 +62,8 @@ struct RawNode {
     last_replay_age_s: Option<f64>,
     wal_file: Option<String>,
     checkpoint_tli: Option<u32>,
+    wal_segment_size: Option<u64>,
+    wal_timelines: Option<Vec<RawFirstSegment>>,
     receiver: Option<RawReceiver>,
     senders: Vec<RawSender>,
     slots: Vec<RawSlot>,
@@ -93,6 +107,29 @@ fn lsn_of(s: &Option<String>) -> Option<Lsn> {
     s.as_deref().and_then(Lsn::parse)
 }
 
+/// The timeline a server is on. A primary's is in its current WAL file name. A standby's is
+/// the timeline of the WAL it replays (from the segments in its `pg_wal`), else the one it
+/// receives, else its last restartpoint's — which lags behind a promotion elsewhere while its
+/// WAL receiver is down, so it is only the last resort.
+fn timeline(r: &RawNode, receiver_tli: Option<u32>) -> Option<u32> {
+    let replaying = || {
+        let segs: Vec<FirstSegment> = r
+            .wal_timelines
+            .as_deref()?
+            .iter()
+            .map(|s| FirstSegment {
+                tli: s.tli.clone(),
+                first: s.first.clone(),
+            })
+            .collect();
+        replay_timeline(&segs, lsn_of(&r.replay_lsn)?, r.wal_segment_size?)
+    };
+    r.wal_file
+        .as_deref()
+        .and_then(|f| u32::from_str_radix(f.get(..8)?, 16).ok())
+        .or_else(|| replaying().max(receiver_tli).max(r.checkpoint_tli))
+}
+
 impl Db {
     /// Everything `status` needs from this server, in one round trip.
     pub async fn node_state(&self) -> anyhow::Result<crate::pg::state::NodeState> {
@@ -109,6 +146,7 @@ impl Db {
         let r: RawNode = serde_json::from_str(&text)
             .map_err(|e| anyhow::anyhow!("cannot read the server's state: {e}"))?;
         let receiver_tli = r.receiver.as_ref().and_then(|w| w.received_tli);
+        let tli = timeline(&r, receiver_tli);
         Ok(NodeState {
             in_recovery: r.in_recovery,
             server_version: r
@@ -118,14 +156,7 @@ impl Db {
                 .unwrap_or("")
                 .to_string(),
             system_identifier: r.system_identifier,
-            // The primary's timeline is in its current WAL file name; a standby's is the one it
-            // receives (or, when not streaming, its last checkpoint's).
-            timeline: r
-                .wal_file
-                .as_deref()
-                .and_then(|f| u32::from_str_radix(f.get(..8)?, 16).ok())
-                .or(receiver_tli)
-                .or(r.checkpoint_tli),
+            timeline: tli,
             current_lsn: lsn_of(&r.current_lsn),
             receive_lsn: lsn_of(&r.receive_lsn),
             replay_lsn: lsn_of(&r.replay_lsn),

@@ -314,11 +314,9 @@ fn slot_views(topo: &Topology) -> Vec<SlotView> {
 }
 
 /// The node the others are measured against: the one writable node or, in a split-brain, the
-/// writable node the inventory calls primary (else the first writable one in inventory order).
+/// one pgrepl keeps (`Topology::leader`: newest timeline, then most WAL).
 fn reference_primary<'t, 'i>(topo: &'t Topology<'i>) -> Option<&'t Node<'i>> {
-    topo.writable()
-        .find(|n| n.host.role == Role::Primary)
-        .or_else(|| topo.writable().next())
+    topo.leader()
 }
 
 /// The host the inventory says `n` streams from: its `upstream`, or for a host the inventory

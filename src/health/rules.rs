@@ -100,15 +100,17 @@ pub fn no_primary(topo: &Topology) -> Option<Finding> {
 }
 
 /// `split_brain` (critical), when more than one node accepts writes.
-/// Fix: stop every writable node but one now (the one the inventory calls primary, else the
-/// first), then rebuild each stopped one as a replica.
+/// Fix: keep the node on the newest timeline with the most WAL (`Topology::leader`), stop every
+/// other writable node now, then rebuild each stopped one as a replica. It never advises
+/// stopping the newer primary.
 pub fn split_brain(topo: &Topology) -> Option<Finding> {
     let writable: Vec<&Node> = topo.writable().collect();
     if writable.len() < 2 {
         return None;
     }
     let fix = Fixes::new(topo.inv);
-    let keep = reference_primary(topo).map(|n| n.id);
+    let kept = topo.leader();
+    let keep = kept.map(|n| n.id);
     let others: Vec<&Host> = writable
         .iter()
         .filter(|n| Some(n.id) != keep)
@@ -128,7 +130,17 @@ pub fn split_brain(topo: &Topology) -> Option<Finding> {
             names.join(", ")
         ),
         format!(
-            "stop every writable node but one, now: {}; then rebuild each as a replica: {}",
+            "keep {}{}; stop every other writable node, now: {}; then rebuild each as a replica: {}",
+            kept.map(|n| n.name()).unwrap_or("?"),
+            kept.map(|n| format!(
+                " (timeline {}, WAL up to {}: the newest)",
+                n.timeline().map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+                n.live()
+                    .and_then(|s| s.current_lsn)
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ))
+            .unwrap_or_default(),
             list(&|h| fix.pg_ctl_stop(h)),
             list(&|h| fix.rebuild(h))
         ),

@@ -390,9 +390,35 @@ mod rules {
         assert_eq!(
             f.fix,
             format!(
-                "stop every writable node but one, now: ssh postgres@10.0.0.2 {}/pg_ctl stop -m fast -D {}; ssh postgres@10.0.0.3 {}/pg_ctl stop -m fast -D {}; then rebuild each as a replica: pgrepl -i i.yml rebuild r1; pgrepl -i i.yml rebuild r2",
+                "keep p (timeline 1, WAL up to 0/5000000: the newest); stop every other writable node, now: ssh postgres@10.0.0.2 {}/pg_ctl stop -m fast -D {}; ssh postgres@10.0.0.3 {}/pg_ctl stop -m fast -D {}; then rebuild each as a replica: pgrepl -i i.yml rebuild r1; pgrepl -i i.yml rebuild r2",
                 r1.bin_dir, r1.data_dir, r2.bin_dir, r2.data_dir
             )
+        );
+    }
+
+    #[test]
+    fn split_brain_keeps_the_newer_primary_whatever_the_inventory_says() {
+        // The inventory's primary p is still writable on timeline 1; r1 was promoted (timeline
+        // 2) and took writes since: keep r1, stop and rebuild p.
+        let mut newer = primary("0/6000000", &[]);
+        newer.timeline = Some(2);
+        let probes = vec![
+            up(primary("0/7000000", &[])),
+            up(newer),
+            up(standby("0/5000000")),
+        ];
+        let f = with(probes, rules::split_brain).expect("fires");
+        assert!(
+            f.fix
+                .starts_with("keep r1 (timeline 2, WAL up to 0/6000000"),
+            "{}",
+            f.fix
+        );
+        assert!(
+            f.fix
+                .ends_with("rebuild each as a replica: pgrepl -i i.yml rebuild p"),
+            "{}",
+            f.fix
         );
     }
 

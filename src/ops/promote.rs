@@ -21,7 +21,9 @@ use crate::inventory::{Host, Inventory};
 use crate::pg::{datadir, Lsn};
 use crate::steps::config::converge_running;
 use crate::steps::probe::discover;
-use crate::steps::server::{fence, is_running, promote, stop_and_prove_down};
+use crate::steps::server::{
+    fence, is_running, kill_and_prove_down, promote, stop_and_prove_down, wait_gone,
+};
 use crate::steps::slots::ensure_slot;
 use crate::steps::streaming::verify_streaming;
 use crate::topology::{NodeId, Topology};
@@ -64,26 +66,33 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
 /// For each host (but the target) whose server did not answer: can pgrepl fence it?
 async fn inspect_down(ctx: &Context<'_>, topo: &Topology<'_>, target: &str) -> Vec<(NodeId, Down)> {
     let down: Vec<_> = topo.unreachable().filter(|n| n.name() != target).collect();
-    let verdicts = futures_util::future::join_all(down.iter().map(|n| async move {
-        let h = n.host;
-        let Ok(t) = ctx.kept(h).await else {
-            return Down::CannotFence;
-        };
-        let state = t
-            .run(&datadir::probe(&h.data_dir), None)
+    let verdicts = futures_util::future::join_all(down.iter().map(|n| verdict(ctx, n.host))).await;
+    down.iter().map(|n| n.id).zip(verdicts).collect()
+}
+
+/// What pgrepl can do about one host whose server did not answer. A postmaster that is dying
+/// (killed a moment ago) is waited for (`timeouts.status`); one that still runs then is frozen.
+async fn verdict(ctx: &Context<'_>, h: &Host) -> Down {
+    let Ok(t) = ctx.kept(h).await else {
+        return Down::CannotFence;
+    };
+    let primary_dir = matches!(
+        t.run(&datadir::probe(&h.data_dir), None)
             .await
             .ok()
-            .and_then(|o| datadir::parse(&o.stdout));
-        if is_running(t.as_ref(), h).await.unwrap_or(true) {
-            return Down::CannotFence;
-        }
-        match state {
-            Some(datadir::DirState::PgData { standby: false, .. }) => Down::Fenceable,
-            _ => Down::Harmless,
-        }
-    }))
-    .await;
-    down.iter().map(|n| n.id).zip(verdicts).collect()
+            .and_then(|o| datadir::parse(&o.stdout)),
+        Some(datadir::DirState::PgData { standby: false, .. })
+    );
+    let running = match is_running(t.as_ref(), h).await {
+        Ok(true) => !wait_gone(ctx, t.as_ref(), h).await.unwrap_or(false),
+        Ok(false) => false,
+        Err(_) => return Down::CannotFence,
+    };
+    match (primary_dir, running) {
+        (true, true) => Down::Frozen,
+        (true, false) => Down::Fenceable,
+        (false, _) => Down::Harmless,
+    }
 }
 
 /// One promotion being carried out: the plan, and the inventory as it stands once the target is
@@ -150,6 +159,11 @@ impl Promotion<'_, '_, '_> {
             if let Some(l) = cd.checkpoint_lsn {
                 old_last = Some((p.name.clone(), l));
             }
+        }
+        for h in &self.plan.kill {
+            let t = self.ctx.kept(h).await.on_step(&h.name, "stop PostgreSQL")?;
+            kill_and_prove_down(self.ctx, t.as_ref(), h).await?;
+            fence(self.ctx, t.as_ref(), h).await?;
         }
         for h in &self.plan.fence {
             let t = self.ctx.kept(h).await.on_step(&h.name, "fence")?;
@@ -258,10 +272,22 @@ impl Promotion<'_, '_, '_> {
             },
             o.to_writable.as_secs_f64()
         ));
+        for h in &plan.unfenced {
+            ctx.ui.warn(format!(
+                "{} was not fenced (its host is unreachable): keep it down; when it is back, make it a replica before anything writes to it: pgrepl -i {inv_path} rebuild {}",
+                h.name, h.name
+            ));
+        }
         let old_primary = &ctx.inv.primary().name;
         if old_primary != target {
             ctx.ui.info(format!(
-                "update {inv_path}: set role: primary on {target} and role: replica on {old_primary}; then bring {old_primary} back as a replica: pgrepl -i {inv_path} rebuild {old_primary}"
+                "update {inv_path}: set role: primary on {target} and role: replica on {old_primary}"
+            ));
+        }
+        for h in plan.stop.iter().chain(&plan.kill).chain(&plan.fence) {
+            ctx.ui.info(format!(
+                "{} is fenced; bring it back as a replica of {target}: pgrepl -i {inv_path} rebuild {}",
+                h.name, h.name
             ));
         }
         if ctx.ui.format() == Format::Json {

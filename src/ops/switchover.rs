@@ -269,6 +269,13 @@ impl Switchover<'_, '_, '_> {
             .checkpoint()
             .await
             .on_step(&cand.name, "CHECKPOINT")?;
+        // The new primary's own files: rendered as a primary's (no primary_conninfo, no slot).
+        let new_primary = eff.host(&cand.name).unwrap_or(cand);
+        let tc = ctx
+            .kept(new_primary)
+            .await
+            .on_step(&cand.name, "reconfigure")?;
+        converge_running(ctx, eff, tc.as_ref(), new_primary).await?;
         // Siblings first: healthy and quick; if the old primary then fails to rejoin, only it is
         // left to rebuild.
         let siblings: Vec<&Host> = eff.replicas().filter(|h| h.name != old.name).collect();

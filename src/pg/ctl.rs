@@ -77,9 +77,59 @@ pub fn status(s: &Server<'_>) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+/// `pg_ctl kill KILL <pid>`: SIGKILL to a postmaster that does not answer (a frozen server
+/// cannot act on the shutdown signals `pg_ctl stop` sends).
+pub fn kill_postmaster(bin_dir: &str, pid: u32) -> Cmd {
+    Cmd::new(format!("{bin_dir}/pg_ctl"))
+        .args(["kill", "KILL", &pid.to_string()])
+        .env("LC_ALL", "C")
+}
+
+/// The postmaster's PID: the first line of `postmaster.pid`.
+pub fn parse_postmaster_pid(pid_file: &str) -> Option<u32> {
+    pid_file
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+}
+
 /// `postgres --version`, to learn the installed major version.
 pub fn version(bin_dir: &str) -> Cmd {
     Cmd::new(format!("{bin_dir}/postgres"))
         .arg("--version")
         .env("LC_ALL", "C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postmaster_pid_is_the_first_line() {
+        assert_eq!(
+            parse_postmaster_pid("4242\n/var/lib/pg\n1700000000\n"),
+            Some(4242)
+        );
+        assert_eq!(parse_postmaster_pid(""), None);
+        assert_eq!(parse_postmaster_pid("0\n"), None);
+        assert_eq!(parse_postmaster_pid("x\n"), None);
+    }
+
+    #[test]
+    fn kill_is_argv() {
+        assert_eq!(
+            kill_postmaster("/usr/lib/postgresql/15/bin", 77).full_argv(),
+            [
+                "env",
+                "LC_ALL=C",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "kill",
+                "KILL",
+                "77"
+            ]
+        );
+    }
 }

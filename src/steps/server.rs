@@ -8,7 +8,7 @@ use crate::db::Db;
 use crate::error::{Error, OnStep};
 use crate::inventory::{Host, Inventory};
 use crate::pg::controldata::{self, ControlData};
-use crate::pg::ctl;
+use crate::pg::{ctl, datadir};
 use crate::transport::{Cmd, Transport};
 use crate::wait::{poll_until, Poll, WaitError};
 
@@ -60,7 +60,9 @@ pub async fn start(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> Result<(),
 }
 
 /// Stops a server (fast shutdown; immediate if that fails) and proves it is down: `pg_ctl status`
-/// reports no server. Returns its control data afterwards (the shutdown checkpoint).
+/// reports no server. A server that is already gone (a stale `postmaster.pid` after a crash:
+/// "could not send stop signal") counts as stopped. Returns its control data afterwards (the
+/// shutdown checkpoint).
 pub async fn stop_and_prove_down(
     ctx: &Context<'_>,
     t: &dyn Transport,
@@ -69,28 +71,92 @@ pub async fn stop_and_prove_down(
     let t0 = Instant::now();
     let secs = ctx.inv.timeouts.start.as_secs();
     let fast = t.run(&ctl::stop(&server(h), secs), None).await;
-    if !fast.is_ok_and(|o| o.success()) {
-        run_step(
-            t,
-            &ctl::stop_immediate(&server(h), secs),
-            "stop PostgreSQL",
-            None,
-        )
-        .await?;
+    if !fast.is_ok_and(|o| o.success()) && is_running(t, h).await? {
+        let immediate = ctl::stop_immediate(&server(h), secs);
+        if let Err(e) = run_step(t, &immediate, "stop PostgreSQL", None).await {
+            if is_running(t, h).await? {
+                return Err(e);
+            }
+        }
     }
-    if is_running(t, h).await? {
-        return Err(Error::step(
-            &h.name,
-            "stop PostgreSQL",
-            "pg_ctl stop returned, but the server still runs",
-        )
-        .with_hint(format!(
-            "stop it by hand on {}: {}/pg_ctl stop -D {} -m immediate",
-            h.name, h.bin_dir, h.data_dir
-        )));
-    }
+    prove_down(ctx, t, h).await?;
     ctx.ui.done(&h.name, "stopped PostgreSQL", t0.elapsed());
     control_data(t, h).await
+}
+
+/// Polls `pg_ctl status` until no server runs on `h`'s data directory (a postmaster that was
+/// killed or stopped can take a moment to be gone), for at most `timeouts.status`. Returns
+/// whether it is gone.
+pub async fn wait_gone(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> Result<bool, Error> {
+    let gone = poll_until(
+        "timeouts.status",
+        ctx.inv.timeouts.status,
+        Duration::from_millis(100),
+        || async {
+            Ok(if is_running(t, h).await? {
+                Poll::Pending(format!("{} still has a running postmaster", h.name))
+            } else {
+                Poll::Ready(())
+            })
+        },
+    )
+    .await;
+    match gone {
+        Ok(()) => Ok(true),
+        Err(WaitError::TimedOut(_)) => Ok(false),
+        Err(WaitError::Probe(e)) => Err(e.into()),
+    }
+}
+
+/// Fails (naming the way to stop it by hand) unless `h`'s server is gone, waiting for a dying
+/// postmaster (`wait_gone`).
+async fn prove_down(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> Result<(), Error> {
+    if wait_gone(ctx, t, h).await? {
+        return Ok(());
+    }
+    Err(Error::step(
+        &h.name,
+        "stop PostgreSQL",
+        "pg_ctl stop returned, but the server still runs",
+    )
+    .with_hint(format!(
+        "stop it by hand on {}: {}/pg_ctl stop -D {} -m immediate",
+        h.name, h.bin_dir, h.data_dir
+    )))
+}
+
+/// Stops a server that runs without answering (frozen: it cannot act on shutdown signals):
+/// SIGKILL to its postmaster (`pg_ctl kill KILL`), then proves it down.
+pub async fn kill_and_prove_down(
+    ctx: &Context<'_>,
+    t: &dyn Transport,
+    h: &Host,
+) -> Result<(), Error> {
+    let t0 = Instant::now();
+    let step = "stop a server that does not answer";
+    let pid_file = format!("{}/postmaster.pid", h.data_dir);
+    let out = t
+        .run(&datadir::read_file(&pid_file), None)
+        .await
+        .on_step(&h.name, step)?;
+    if let Some(pid) = out
+        .success()
+        .then(|| ctl::parse_postmaster_pid(&out.stdout))
+        .flatten()
+    {
+        if let Err(e) = run_step(t, &ctl::kill_postmaster(&h.bin_dir, pid), step, None).await {
+            if is_running(t, h).await? {
+                return Err(e);
+            }
+        }
+    }
+    prove_down(ctx, t, h).await?;
+    ctx.ui.done(
+        &h.name,
+        "stopped PostgreSQL (SIGKILL to its postmaster, which did not answer)",
+        t0.elapsed(),
+    );
+    Ok(())
 }
 
 /// `pg_controldata` of a host's data directory.

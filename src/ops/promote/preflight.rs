@@ -18,7 +18,10 @@ pub enum Down {
     Fenceable,
     /// The server is down and the directory already a standby's (or no data): nothing to do.
     Harmless,
-    /// The host is unreachable, or its server runs without answering: pgrepl cannot fence it.
+    /// The server runs but does not answer (frozen) on a primary's data directory: a promotion
+    /// now could make two primaries; `--force` kills its postmaster, proves it down, fences it.
+    Frozen,
+    /// The host is unreachable: pgrepl cannot fence it; the DBA vouches that it stays down.
     CannotFence,
 }
 
@@ -36,6 +39,8 @@ pub struct Plan<'i> {
     pub stop: Vec<&'i Host>,
     /// Stopped primaries to fence (`standby.signal`).
     pub fence: Vec<&'i Host>,
+    /// Primaries whose server runs without answering: SIGKILL, prove down, fence (`--force`).
+    pub kill: Vec<&'i Host>,
     /// Hosts pgrepl cannot fence: the DBA confirms they are down for good.
     pub unfenced: Vec<&'i Host>,
     /// The other reachable standbys: they follow the new primary.
@@ -51,6 +56,8 @@ pub enum Step<'i> {
     StopPrimary(&'i Host),
     /// Write standby.signal into a stopped primary's data directory.
     Fence(&'i Host),
+    /// SIGKILL a frozen primary's postmaster, prove it down, fence it.
+    KillFrozen(&'i Host),
     /// A host pgrepl cannot fence; the DBA vouches for it.
     Unfenced(&'i Host),
 }
@@ -75,9 +82,14 @@ impl fmt::Display for Step<'_> {
                 "fence {} (its server is down): write standby.signal so it can only restart read-only",
                 h.name
             ),
+            Step::KillFrozen(h) => write!(
+                f,
+                "first stop {}, whose server runs without answering: SIGKILL to its postmaster (pg_ctl kill KILL), prove it down, write standby.signal",
+                h.name
+            ),
             Step::Unfenced(h) => write!(
                 f,
-                "{} cannot be fenced (its host is unreachable, or its server still runs without answering): you confirm it is down for good",
+                "{} cannot be fenced (its host is unreachable): you confirm it is down for good",
                 h.name
             ),
         }
@@ -89,6 +101,7 @@ impl<'i> Plan<'i> {
     pub fn steps(&self) -> Vec<Step<'i>> {
         let mut v = vec![Step::Promote(self.target, self.target_lsn)];
         v.extend(self.stop.iter().map(|h| Step::StopPrimary(h)));
+        v.extend(self.kill.iter().map(|h| Step::KillFrozen(h)));
         v.extend(self.fence.iter().map(|h| Step::Fence(h)));
         v.extend(self.unfenced.iter().map(|h| Step::Unfenced(h)));
         v
@@ -136,6 +149,13 @@ pub fn preflight<'i>(
             )
         }));
     }
+    if !o.force {
+        problems.extend(
+            down.iter()
+                .filter(|(id, d)| *d == Down::Frozen && *id != target.id)
+                .map(|(id, _)| frozen_problem(topo.node(*id).host, target.name(), &inv_path)),
+        );
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -152,6 +172,7 @@ pub fn preflight<'i>(
         old_timeline: target.timeline(),
         stop: writable.iter().map(|n| n.host).collect(),
         fence: verdict(Down::Fenceable),
+        kill: verdict(Down::Frozen),
         unfenced: verdict(Down::CannotFence),
         siblings: topo
             .standbys()
@@ -159,6 +180,22 @@ pub fn preflight<'i>(
             .map(|n| n.id)
             .collect(),
     })
+}
+
+/// A primary whose server runs without answering: `--yes` answers a question, it never stands
+/// for "that primary is dead"; `--force` stops it.
+fn frozen_problem(h: &Host, target: &str, inv_path: &str) -> Problem {
+    Problem::new(
+        &h.name,
+        "fencing",
+        format!(
+            "{}'s server runs but does not answer (its host does): it may still take writes, and promoting {target} now could make two primaries",
+            h.name
+        ),
+        format!(
+            "to stop it (SIGKILL to its postmaster through its host, proven down, then fenced) and promote: pgrepl -i {inv_path} promote {target} --force"
+        ),
+    )
 }
 
 /// The target must be a reachable standby.
@@ -322,6 +359,39 @@ mod tests {
                 "promote r1 (WAL up to 0/5000000)",
                 "first stop the running primary p and prove it down"
             ]
+        );
+    }
+
+    #[test]
+    fn a_frozen_primary_is_refused_without_force_and_killed_with_it() {
+        let probes = || {
+            vec![
+                down("no answer"),
+                up(standby("0/5000000")),
+                up(standby("0/5000000")),
+            ]
+        };
+        let frozen = [(NodeId(0), Down::Frozen)];
+        assert_eq!(run(probes(), &frozen, &opts("r1")), [pair("p", "fencing")]);
+        let inv = inventory();
+        let topo = Topology::discover(&inv, probes());
+        let o = Options {
+            force: true,
+            ..opts("r1")
+        };
+        let plan = preflight(&topo, &frozen, &o).expect("forced");
+        assert_eq!(
+            plan.kill
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>(),
+            ["p"]
+        );
+        assert!(plan.unfenced.is_empty());
+        let shown: Vec<String> = plan.steps().iter().map(|s| s.to_string()).collect();
+        assert!(
+            shown[1].starts_with("first stop p, whose server runs without answering"),
+            "{shown:?}"
         );
     }
 

@@ -1,0 +1,163 @@
+//! After a failover the live cluster is the truth (issue "live topology"): real timelines on
+//! standbys whose WAL receiver is down, the new primary's files rendered as a primary's, a dying
+//! primary fenced, a frozen one stopped only with --force, split-brain advice that keeps the
+//! newer primary. Real PostgreSQL and sshd test hosts.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{Frozen, Lab};
+
+const ROLES: &[(&str, &str, Option<&str>)] = &[
+    ("p", "primary", None),
+    ("r1", "replica", None),
+    ("r2", "replica", None),
+];
+
+fn kill9_postmaster(lab: &Lab, host: &str) {
+    let pid = lab.postmaster_pid(host);
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let start = Instant::now();
+    while lab.server_running(host) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{host} still runs after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(
+        out.lines()
+            .skip_while(|l| !l.starts_with('{'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn host_timeline(v: &serde_json::Value, name: &str) -> serde_json::Value {
+    v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {v}"))["timeline"]
+        .clone()
+}
+
+/// Case 4: a standby whose WAL receiver is down reports the timeline it replays, not its last
+/// restartpoint's; promote says the timelines as they are.
+#[test]
+fn a_standby_without_its_wal_receiver_reports_its_real_timeline() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    lab.psql("p", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
+    lab.wait_replayed("p", &["r1", "r2"]);
+    kill9_postmaster(&lab, "p");
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes", "--format", "json"]);
+    r.expect_code(0);
+    assert_eq!(json(&r.stdout)["new_timeline"], 2, "{}", r.stderr);
+    lab.psql("r1", "INSERT INTO t VALUES (2)");
+    lab.wait_replayed("r1", &["r2"]);
+
+    // r2 follows r1 on timeline 2; with r1 gone its WAL receiver stops.
+    kill9_postmaster(&lab, "r1");
+    let st = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);
+    let v = json(&st.stdout);
+    assert_eq!(host_timeline(&v, "r2"), 2, "{}", st.stdout);
+
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r2", "--yes", "--format", "json"]);
+    r.expect_code(0);
+    let v = json(&r.stdout);
+    assert_eq!(v["old_timeline"], 2, "{}", r.stderr);
+    assert_eq!(v["new_timeline"], 3, "{}", r.stderr);
+    assert_eq!(lab.psql("r2", "SELECT count(*) FROM t"), "2");
+}
+
+/// Cases 1, 2 and 5: after a switchover (inventory not edited), the new primary's files are a
+/// primary's; it is then killed, and a promote straight away (its postmaster may still be
+/// dying) fences it — the real old primary, not the inventory's — and a rebuild straight after
+/// counts the gone server as stopped.
+#[test]
+fn promote_fences_the_live_old_primary_even_with_a_stale_inventory() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    lab.pgrepl(&["-i", &inv, "switchover", "r1", "--yes"])
+        .expect_code(0);
+    let conf = std::fs::read_to_string(lab.host("r1").data_dir.join("postgresql.conf")).unwrap();
+    assert!(
+        !conf.contains("primary_conninfo") && !conf.contains("primary_slot_name"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("this host is the inventory's primary"),
+        "{conf}"
+    );
+    lab.psql("r1", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
+    lab.wait_replayed("r1", &["p", "r2"]);
+
+    // r1 dies; promote r2 at once, without waiting for the postmaster to be gone.
+    let pid = lab.postmaster_pid("r1");
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r2", "--yes", "--format", "json"]);
+    r.expect_code(0);
+    let v = json(&r.stdout);
+    assert_eq!(v["unfenced"], serde_json::json!([]), "{}", r.stderr);
+    assert!(r.stderr.contains("r1: fenced"), "{}", r.stderr);
+    assert!(r.stderr.contains("rebuild r1"), "{}", r.stderr);
+    assert!(!r.stderr.contains("rebuild p"), "{}", r.stderr);
+    assert!(lab.host("r1").data_dir.join("standby.signal").exists());
+    assert_eq!(v["siblings_following"], serde_json::json!(["p"]));
+
+    // A boot script starting r1 again gets a standby, never a second primary.
+    lab.start_server("r1");
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "t");
+    lab.stop_server("r1");
+
+    let rb = lab.pgrepl(&["-i", &inv, "rebuild", "r1", "--yes", "--format", "json"]);
+    rb.expect_code(0);
+    assert_eq!(json(&rb.stdout)["upstream"], "r2", "{}", rb.stderr);
+    lab.psql("r2", "INSERT INTO t VALUES (2)");
+    lab.wait_replayed("r2", &["p", "r1"]);
+    assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "2");
+}
+
+/// Case 7: a primary whose postmaster is frozen (SIGSTOP) while its host answers over SSH is
+/// never taken for dead: promote refuses (also with --yes) and names --force; with --force it
+/// kills the postmaster, proves it down and fences it before promoting.
+#[test]
+fn a_frozen_primary_is_stopped_only_with_force() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    let frozen = Frozen::new(lab.postmaster_pid("p"));
+    let before = lab.snapshot(&["r1", "r2"]);
+    let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes"]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains("p [fencing]") && r.stderr.contains("does not answer"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_eq!(lab.snapshot(&["r1", "r2"]), before);
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "t");
+
+    let r = lab.pgrepl(&[
+        "-i", &inv, "promote", "r1", "--force", "--yes", "--format", "json",
+    ]);
+    r.expect_code(0);
+    assert_eq!(
+        json(&r.stdout)["unfenced"],
+        serde_json::json!([]),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("SIGKILL"), "{}", r.stderr);
+    assert!(r.stderr.contains("p: fenced"), "{}", r.stderr);
+    drop(frozen);
+    assert!(!lab.server_running("p"));
+    assert!(lab.host("p").data_dir.join("standby.signal").exists());
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "f");
+}
