@@ -41,6 +41,8 @@ pub struct Context<'a> {
     /// Slots this run created for replicas that are not cloned yet: dropped if the run fails
     /// or is interrupted, so the upstream keeps no stray slot (host, slot).
     pending_slots: std::sync::Mutex<Vec<(String, String)>>,
+    /// The primary a switchover stopped before promoting its candidate (see `rollback_pending`).
+    pending_rollback: std::sync::Mutex<Option<String>>,
 }
 
 /// Settings of a run that come from the command line (as plain values, not clap types).
@@ -86,6 +88,7 @@ impl<'a> Context<'a> {
             kept: Default::default(),
             locks: Default::default(),
             pending_slots: Default::default(),
+            pending_rollback: Default::default(),
         })
     }
 }
@@ -205,47 +208,20 @@ impl Context<'_> {
             .retain(|(_, s)| s != slot);
     }
 
-    /// After a failure or an interruption: drops the slots of clones that did not finish, once
-    /// no WAL sender uses them (the base backup was stopped when its connection ended).
-    pub async fn undo(&self) {
-        let pending = std::mem::take(&mut *self.pending_slots.lock().expect("not poisoned"));
-        for (host, slot) in pending {
-            let Some(h) = self.inv.host(&host) else {
-                continue;
-            };
-            let r = async {
-                let t = self.kept(h).await?;
-                let db = self.db(t.as_ref(), h).await?;
-                let exists = crate::wait::poll_until(
-                    "base backup's WAL sender gone (10s)",
-                    std::time::Duration::from_secs(10),
-                    std::time::Duration::from_millis(100),
-                    || async {
-                        let slots = db.slots().await?;
-                        Ok(match slots.iter().find(|s| s.name == slot) {
-                            None => crate::wait::Poll::Ready(false),
-                            Some(s) if !s.active => crate::wait::Poll::Ready(true),
-                            Some(_) => crate::wait::Poll::Pending(format!("slot {slot} active")),
-                        })
-                    },
-                )
-                .await?;
-                if exists {
-                    db.drop_slot(&slot).await?;
-                }
-                anyhow::Ok(())
-            }
-            .await;
-            match r {
-                Ok(()) => self.ui.info(format!(
-                    "{host}: dropped slot {slot}, created by this run for a clone that did not finish"
-                )),
-                Err(e) => self.ui.warn(format!(
-                    "{host}: could not drop slot {slot} of an unfinished clone: {e:#}; \
-                     re-run the command, or drop it: SELECT pg_drop_replication_slot('{slot}')"
-                )),
-            }
-        }
+    /// The slots of clones this run did not finish (taken: `steps::undo` drops them).
+    pub fn take_pending_slots(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.pending_slots.lock().expect("not poisoned"))
+    }
+
+    /// A switchover stopped (and fenced) the primary `host` and has not promoted the candidate
+    /// yet: if the run ends now, `steps::undo` starts `host` again as the primary.
+    pub fn rollback_pending(&self, host: &str) {
+        *self.pending_rollback.lock().expect("not poisoned") = Some(host.to_string());
+    }
+
+    /// The candidate is being promoted (or the rollback is under way): nothing to restart.
+    pub fn take_pending_rollback(&self) -> Option<String> {
+        self.pending_rollback.lock().expect("not poisoned").take()
     }
 }
 

@@ -94,7 +94,7 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
         // connection closed. A second Ctrl-C abandons the cleanup.
         ui.finish_progress();
         tokio::select! {
-            _ = ctx.undo() => {},
+            _ = steps::undo::undo(&ctx) => {},
             _ = interrupted() => {},
         }
     }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Frozen, Lab};
+use crate::harness::{spawn_pgrepl, wait_for, Frozen, Lab};
 
 const ROLES: &[(&str, &str, Option<&str>)] = &[
     ("p", "primary", None),
@@ -160,4 +160,39 @@ fn a_frozen_primary_is_stopped_only_with_force() {
     assert!(!lab.server_running("p"));
     assert!(lab.host("p").data_dir.join("standby.signal").exists());
     assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "f");
+}
+
+/// Case 8: a switchover fences the old primary before it promotes the candidate, and one
+/// interrupted between the stop and the promotion starts the old primary again (it never leaves
+/// the cluster without a writable node); the re-run it names then completes.
+#[test]
+fn an_interrupted_switchover_rolls_back_before_the_promotion() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    // r1 receives WAL but applies commits an hour late: the switchover waits for it to replay
+    // past the old primary's shutdown checkpoint.
+    lab.psql("r1", "ALTER SYSTEM SET recovery_min_apply_delay = '1h'");
+    lab.psql("r1", "SELECT pg_reload_conf()");
+    lab.psql("p", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
+    let sw = spawn_pgrepl(&["-i", &inv, "switchover", "r1", "--yes"]);
+    let signal = lab.host("p").data_dir.join("standby.signal");
+    wait_for("p stopped and fenced", Duration::from_secs(60), || {
+        !lab.server_running("p") && signal.exists()
+    });
+    sw.signal(libc::SIGTERM);
+    let r = sw.wait();
+    r.expect_code(130);
+    assert!(r.stderr.contains("p is the primary again"), "{}", r.stderr);
+    assert_eq!(lab.psql("p", "SELECT pg_is_in_recovery()"), "f");
+    assert!(!signal.exists());
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "t");
+    lab.psql("p", "INSERT INTO t VALUES (2)");
+
+    // The re-run finishes the job once r1 can catch up.
+    lab.psql("r1", "ALTER SYSTEM RESET recovery_min_apply_delay");
+    lab.psql("r1", "SELECT pg_reload_conf()");
+    lab.pgrepl(&["-i", &inv, "switchover", "r1", "--yes"])
+        .expect_code(0);
+    assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "2");
+    assert!(signal.exists(), "the old primary is a standby now");
 }

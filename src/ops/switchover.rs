@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 use crate::db::Db;
 use crate::error::{exit, Error, OnStep, StepFailure};
 use crate::inventory::{Host, Inventory, Role, Secret};
-use crate::pg::{ctl, Lsn};
+use crate::pg::{ctl, datadir, Lsn};
 use crate::steps::config::{converge_running, install_passfile};
 use crate::steps::exec::run_step;
 use crate::steps::probe::{collect, discover};
 use crate::steps::rewind::rewind_from;
 use crate::steps::server::{
-    control_data, is_running, server, start, start_as_standby, stop_and_prove_down, wait_writable,
+    control_data, fence, is_running, server, standby_signal, start, start_as_standby,
+    stop_and_prove_down, wait_writable,
 };
 use crate::steps::slots::{drop_stale_slots, ensure_slot};
 use crate::steps::streaming::verify_streaming;
@@ -189,6 +190,8 @@ impl Switchover<'_, '_, '_> {
                 .rollback(&format!("stopping {} failed: {e}", old.name))
                 .await);
         }
+        // From here until the promotion, an interrupted run starts it again (`steps::undo`).
+        self.ctx.rollback_pending(&old.name);
         self.done(old, Step::StopOld, "stopped (fast)", t0);
         let t0 = Instant::now();
         let ckpt = match control_data(self.old_t, old)
@@ -207,6 +210,13 @@ impl Switchover<'_, '_, '_> {
             &format!("shutdown checkpoint at {ckpt}"),
             t0,
         );
+        // Fenced before the candidate is promoted: however this run ends from here on, a
+        // restart of the old primary (a boot script) gives a standby, never a second primary.
+        if let Err(e) = fence(self.ctx, self.old_t, old).await {
+            return Err(self
+                .rollback(&format!("fencing {} failed: {e}", old.name))
+                .await);
+        }
         Ok(ckpt)
     }
 
@@ -242,6 +252,8 @@ impl Switchover<'_, '_, '_> {
     /// back; once it may be writable (the point of no return), a failure is "incomplete".
     async fn promote(&self) -> Result<(), Error> {
         let cand = self.plan.candidate;
+        // The old primary stays fenced from here on: an interruption must not restart it.
+        self.ctx.take_pending_rollback();
         if let Err(e) = self.cdb.promote(self.plan.promote_timeout).await {
             if self.cdb.in_recovery().await.unwrap_or(false) {
                 let why = format!("promoting {} failed: {e:#}", cand.name);
@@ -358,7 +370,15 @@ impl Switchover<'_, '_, '_> {
             "switchover failed before the promotion ({why}); starting {} again as primary",
             old.name
         ));
+        ctx.take_pending_rollback();
         let restarted = async {
+            run_step(
+                self.old_t,
+                &datadir::remove_file(&standby_signal(old)),
+                "lift the fence",
+                None,
+            )
+            .await?;
             if !is_running(self.old_t, old).await? {
                 start(ctx, self.old_t, old).await?;
             }

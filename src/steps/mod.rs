@@ -18,3 +18,4 @@ pub mod roles;
 pub mod server;
 pub mod slots;
 pub mod streaming;
+pub mod undo;

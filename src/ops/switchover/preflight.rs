@@ -38,7 +38,8 @@ pub enum Step {
     /// Stop the old primary (fast): its final WAL, shutdown checkpoint included, reaches the
     /// standbys.
     StopOld,
-    /// Read the shutdown checkpoint's LSN with pg_controldata.
+    /// Read the shutdown checkpoint's LSN with pg_controldata; fence the old primary
+    /// (standby.signal) so that nothing but pgrepl can start it as a primary again.
     ReadShutdownCheckpoint,
     /// Wait until the candidate has received and replayed past it.
     CatchUp,
@@ -87,7 +88,7 @@ impl fmt::Display for Shown<'_, '_> {
             ),
             Step::ReadShutdownCheckpoint => write!(
                 f,
-                "read its shutdown checkpoint LSN: {}",
+                "read its shutdown checkpoint LSN and fence it (standby.signal): {}",
                 controldata::cmd(&p.old.bin_dir, &p.old.data_dir)
                     .full_argv()
                     .join(" ")
