@@ -57,6 +57,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub accept_new_host_keys: bool,
 
+    /// The subcommand to run, with its own arguments.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -64,7 +65,9 @@ pub struct Cli {
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
+    /// Tables and sentences for people.
     Text,
+    /// One JSON document on stdout, for scripts.
     Json,
     /// Prometheus text format (status only).
     Prometheus,
@@ -73,8 +76,11 @@ pub enum FormatArg {
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorArg {
+    /// Color when writing to a terminal, unless NO_COLOR is set.
     Auto,
+    /// Color even when not writing to a terminal.
     Always,
+    /// No color.
     Never,
 }
 
@@ -151,8 +157,11 @@ pub struct RebuildArgs {
 /// `rebuild --method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
+    /// pg_rewind when its preconditions hold, else (or if it fails) a fresh clone.
     Auto,
+    /// pg_rewind only: refused when its preconditions do not hold, no fallback.
     Rewind,
+    /// A fresh clone with pg_basebackup, even when pg_rewind is possible.
     Clone,
 }
 

@@ -28,9 +28,13 @@ pub struct HeldLock {
 
 /// What every operation works with.
 pub struct Context<'a> {
+    /// The loaded inventory, every value validated (`inventory::load`).
     pub inv: Inventory,
+    /// The run's one output owner: everything printed goes through it.
     pub ui: &'a Ui,
+    /// The config file templates (embedded, or overridden by `--templates`), rendered per host.
     pub renderer: Renderer,
+    /// `--accept-new-host-keys`: trust an unknown SSH host key on first use (never a changed one).
     pub accept_new_host_keys: bool,
     /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
     run_dir: tempfile::TempDir,
@@ -47,8 +51,13 @@ pub struct Context<'a> {
 
 /// Settings of a run that come from the command line (as plain values, not clap types).
 pub struct RunOptions<'p> {
+    /// `-i` / `PGREPL_INVENTORY`: the inventory file; `None` makes [`Context::new`] fail with an
+    /// inventory error.
     pub inventory: Option<&'p Path>,
+    /// `--templates` / `PGREPL_TEMPLATES`: a directory whose templates replace the embedded ones;
+    /// `None` for the embedded ones.
     pub templates: Option<&'p Path>,
+    /// `--accept-new-host-keys`: trust unknown SSH host keys on first use (never a changed one).
     pub accept_new_host_keys: bool,
 }
 

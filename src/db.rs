@@ -80,19 +80,29 @@ impl std::fmt::Debug for Db {
 /// A physical or logical slot.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SlotInfo {
+    /// `pg_replication_slots.slot_name`.
     pub name: String,
+    /// `pg_replication_slots.slot_type`: `physical` or `logical`.
     pub slot_type: String,
+    /// `pg_replication_slots.active`: a connection is using the slot now.
     pub active: bool,
 }
 
 /// One row of `pg_stat_replication`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReplicationRow {
+    /// `application_name` of the WAL receiver: the replica's inventory host name for pgrepl's
+    /// standbys, `pgrepl_clone_<slot>` during a clone.
     pub application_name: String,
+    /// `host(client_addr)`: the receiver's IP address as text; `None` over a Unix socket.
     pub client_addr: Option<String>,
+    /// `state`: `startup`, `catchup`, `streaming`, `backup` or `stopping`; empty when NULL.
     pub state: String,
+    /// `sync_state`: `async`, `potential`, `sync` or `quorum`; empty when NULL.
     pub sync_state: String,
+    /// `sent_lsn` as text (`X/Y`, e.g. `0/3000148`): WAL sent to the receiver; `None` when NULL.
     pub sent_lsn: Option<String>,
+    /// `replay_lsn` as text (`X/Y`): WAL the receiver has replayed; `None` until reported.
     pub replay_lsn: Option<String>,
 }
 

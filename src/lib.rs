@@ -4,6 +4,7 @@
 //! logging behind `-v` (`Ui::init_logging`), starts tokio, hands the `Operation` to its function
 //! under `ops/`, and renders any error exactly once with its exit code.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod context;

@@ -77,10 +77,13 @@ pub fn clear(data_dir: &str, remote_pid: u32) -> Cmd {
 pub struct Holder {
     /// The command (`switchover`, `rebuild`, ...).
     pub op: String,
+    /// The OS user that ran the holder's pgrepl (`unknown` when its uid has no name).
     pub user: String,
+    /// Host name of the machine the holder's pgrepl ran on (`/proc/sys/kernel/hostname`).
     pub machine: String,
     /// `/proc/sys/kernel/random/boot_id` of the holder's machine: a PID means nothing across boots.
     pub boot: String,
+    /// The PID of the holder's pgrepl on that machine.
     pub pid: u32,
     /// The holder's process start time (clock ticks since boot): a PID can be reused.
     pub start: u64,

@@ -1,7 +1,8 @@
 //! Renders postgresql.conf, pg_hba.conf and pg_ident.conf for each host from minijinja
 //! templates: embedded in the binary, overridable from a directory the user names. Rendering is
 //! deterministic (sorted maps, no timestamps), fails on an undefined variable, and quotes every
-//! postgresql.conf value through `pgquote`.
+//! postgresql.conf value through `pgquote`. Text only: it contacts no host and installs nothing
+//! (`steps::config` does).
 
 use std::path::{Path, PathBuf};
 
@@ -30,8 +31,11 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 /// The rendered files of one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// Content of `postgresql.conf`.
     pub postgresql_conf: String,
+    /// Content of `pg_hba.conf`: pgrepl's rules, then the inventory's `postgres.hba`.
     pub pg_hba_conf: String,
+    /// Content of `pg_ident.conf`: the `pgrepl` map to the OS user (peer, local socket only).
     pub pg_ident_conf: String,
 }
 

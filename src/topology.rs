@@ -12,6 +12,7 @@ use crate::pg::Lsn;
 /// One host's probe: the state its server reported, or why there is none.
 #[derive(Debug, Clone)]
 pub struct Probe {
+    /// The server's answer (`Db::node_state`), or why there is none: its error, or the timeout.
     pub state: Result<NodeState, String>,
 }
 
@@ -22,6 +23,7 @@ pub struct NodeId(pub usize);
 /// One host as the cluster sees it now.
 #[derive(Debug, Clone)]
 pub struct Node<'i> {
+    /// Its position in the inventory's host list (and in [`Topology::nodes`]).
     pub id: NodeId,
     /// The inventory's description of the host (addresses, paths, slot name).
     pub host: &'i Host,

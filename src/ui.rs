@@ -20,7 +20,9 @@ use crate::error::Error;
 /// Output format of read commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Tables and sentences for people.
     Text,
+    /// One JSON document on stdout.
     Json,
     /// Prometheus text exposition format (`status` only).
     Prometheus,
@@ -29,16 +31,22 @@ pub enum Format {
 /// Color policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorChoice {
+    /// Color on a stream that is a terminal, unless `NO_COLOR` is set.
     Auto,
+    /// Color even when not writing to a terminal.
     Always,
+    /// No color.
     Never,
 }
 
 /// How a word on stdout should stand out (green, yellow, red on a color terminal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
+    /// Healthy (green).
     Good,
+    /// Needs attention (bold yellow).
     Warning,
+    /// Broken or critical (bold red).
     Bad,
 }
 

@@ -19,6 +19,7 @@ pub enum Poll<T> {
 pub struct TimedOut {
     /// The setting that bounds this wait (e.g. `timeouts.streaming`).
     pub deadline_name: String,
+    /// Time spent from the first probe until giving up (at least the deadline).
     pub waited: Duration,
     /// What the probe last saw.
     pub last_seen: String,

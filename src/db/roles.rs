@@ -6,7 +6,9 @@ use super::{quote_ident, quote_literal, Db};
 /// A role's attributes, as `init` checks them.
 #[derive(Debug, Clone)]
 pub struct RoleInfo {
+    /// `pg_authid.rolcanlogin`: the role may log in.
     pub login: bool,
+    /// `pg_authid.rolreplication`: the role may start streaming replication.
     pub replication: bool,
     /// Any attribute beyond LOGIN REPLICATION (superuser, createdb, createrole, bypassrls).
     pub extra_privileges: bool,

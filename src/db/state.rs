@@ -1,5 +1,6 @@
 //! `Db::node_state`: everything `status` and the preflights read from one server, in one round
-//! trip (the server builds one JSON document), parsed into `pg::state::NodeState`.
+//! trip (the server builds one JSON document), parsed into `pg::state::NodeState`. Read-only: one
+//! SELECT that changes nothing; what the state means is `health`'s to judge.
 
 use super::Db;
 use crate::pg::wal::{replay_timeline, FirstSegment};

@@ -37,7 +37,9 @@ use super::Context;
 pub enum Method {
     /// pg_rewind when its preconditions hold, else (or if it fails) a fresh clone.
     Auto,
+    /// pg_rewind only: refused when its preconditions do not hold, no fallback to a clone.
     Rewind,
+    /// A fresh pg_basebackup clone via `<data_dir>.pgrepl-new`, even when pg_rewind is possible.
     Clone,
 }
 
@@ -46,6 +48,7 @@ pub enum Method {
 pub struct Options {
     /// The host to rebuild as a replica.
     pub host: String,
+    /// `--method`: how to rebuild (default [`Method::Auto`]).
     pub method: Method,
     /// Keep `<data_dir>.pgrepl-old` after a clone.
     pub keep_old: bool,

@@ -2,6 +2,7 @@
 //! dead or frozen host costs its timeout and delays no other. The live state is assessed by
 //! `health` (pure) and printed as a table, JSON (`schemas/status.schema.json`) or Prometheus
 //! text. `--wait` polls until healthy against a deadline; `--watch` redraws on a terminal.
+//! Read-only: it changes nothing on any host and takes no lock.
 
 use std::time::Duration;
 

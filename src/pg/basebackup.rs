@@ -1,17 +1,25 @@
 //! `pg_basebackup`: the argv that clones a replica, and its progress output.
 //!
 //! The password never appears here: libpq reads it from the 0600 file named by `PGPASSFILE`.
+//! Nothing here runs it (`steps::clone` does).
 
 use crate::transport::Cmd;
 
 /// What a clone needs to know.
 pub struct CloneSpec<'a> {
+    /// Directory of the server binaries on the replica's host (`pg_basebackup` runs from it).
     pub bin_dir: &'a str,
+    /// Where to copy on the replica's host: the staging `<data_dir>.pgrepl-new`, absent or empty.
     pub data_dir: &'a str,
+    /// Address (IP or DNS name) of the upstream server to clone from.
     pub upstream_address: &'a str,
+    /// TCP port of the upstream server.
     pub upstream_port: u16,
+    /// The replication role to connect as.
     pub user: &'a str,
+    /// The replica's physical slot on the upstream (`--slot`); it must exist already.
     pub slot: &'a str,
+    /// Path on the replica's host of the 0600 password file libpq reads (`PGPASSFILE`).
     pub passfile: &'a str,
     /// `application_name` while cloning, so the base backup is recognisable in pg_stat_replication.
     pub application_name: &'a str,
@@ -44,7 +52,9 @@ pub fn clone_cmd(s: &CloneSpec<'_>) -> Cmd {
 /// One progress report: `12345/67890 kB (18%), 0/1 tablespace`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
+    /// Copied so far, in kB (1024 bytes).
     pub done_kb: u64,
+    /// Estimated total, in kB (1024 bytes); the copy can end above it.
     pub total_kb: u64,
 }
 

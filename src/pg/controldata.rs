@@ -1,4 +1,5 @@
-//! `pg_controldata`: argv and a parser for the fields pgrepl reads, in the C locale.
+//! `pg_controldata`: argv and a parser for the fields pgrepl reads, in the C locale. Nothing here
+//! runs the command or judges the fields (`pg::rewind` and `steps` do).
 
 use super::Lsn;
 use crate::transport::Cmd;
@@ -14,12 +15,17 @@ pub fn cmd(bin_dir: &str, data_dir: &str) -> Cmd {
 /// The fields of `pg_controldata` that pgrepl uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ControlData {
+    /// `Database system identifier`: a decimal u64 as text, shared by a primary and its clones.
     pub system_identifier: Option<String>,
     /// e.g. `in production`, `in archive recovery`, `shut down`, `shut down in recovery`.
     pub cluster_state: Option<String>,
+    /// `Latest checkpoint location` (printed `X/Y`).
     pub checkpoint_lsn: Option<Lsn>,
+    /// `Latest checkpoint's TimeLineID`.
     pub timeline: Option<u32>,
+    /// `Data page checksum version`: true when non-zero (checksums on).
     pub data_checksums: Option<bool>,
+    /// `wal_log_hints setting`: true when `on`.
     pub wal_log_hints: Option<bool>,
 }
 

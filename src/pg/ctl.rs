@@ -1,12 +1,15 @@
 //! `initdb` and `pg_ctl`: argv builders. Service control goes through these functions so that a
 //! later `systemctl` or Debian `pg_ctlcluster` backend replaces one file, not the operations.
+//! Builds argv only: nothing here runs a command or decides when to.
 
 use crate::transport::Cmd;
 
 /// Where one server lives on its host.
 #[derive(Debug, Clone)]
 pub struct Server<'a> {
+    /// Directory of the server binaries on the host (`initdb`, `pg_ctl`).
     pub bin_dir: &'a str,
+    /// Absolute path of the data directory on the host (`--pgdata`).
     pub data_dir: &'a str,
     /// pg_ctl's `-l` file: the server's output until (and unless) a logging collector takes over.
     pub log_file: &'a str,

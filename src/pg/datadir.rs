@@ -106,15 +106,21 @@ pub fn remove_file(path: &str) -> Cmd {
 pub enum DirState {
     /// Does not exist; `parent_writable` says whether it can be created.
     Absent {
+        /// The parent directory is writable by the OS user, so the directory can be created.
         parent_writable: bool,
     },
+    /// An existing directory with no entries (hidden ones included).
     Empty,
     /// A PostgreSQL data directory of `major` version; `standby` if standby.signal is present.
     PgData {
+        /// Major version from `PG_VERSION` (e.g. 16); `None` when it is not a number.
         major: Option<u32>,
+        /// `standby.signal` is present.
         standby: bool,
     },
+    /// The path exists but is not a directory.
     NotADirectory,
+    /// A directory the OS user cannot list (no read or search permission).
     Unreadable,
     /// Holds files, but not a PostgreSQL data directory.
     Other,

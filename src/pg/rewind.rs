@@ -1,5 +1,6 @@
 //! `pg_rewind`: its preconditions (read from pg_controldata) and its argv. It connects to the
 //! source as the least-privilege rewind role; the password comes from the 0600 password file.
+//! Builds argv and judges control data only: running the rewind is `steps::rewind`'s.
 
 use super::controldata::ControlData;
 use crate::transport::Cmd;
@@ -42,12 +43,19 @@ pub fn complete_crash_recovery(bin_dir: &str, data_dir: &str) -> Cmd {
 
 /// What a rewind needs to know.
 pub struct RewindSpec<'a> {
+    /// Directory of the server binaries on the target's host (`pg_rewind` runs from it).
     pub bin_dir: &'a str,
+    /// The target's data directory, absolute (`--target-pgdata`); its server must be stopped.
     pub data_dir: &'a str,
+    /// Address (IP or DNS name) of the source server: the live primary.
     pub source_address: &'a str,
+    /// TCP port of the source server.
     pub source_port: u16,
+    /// The rewind role to connect as (LOGIN, EXECUTE on pg_rewind's functions; no superuser).
     pub user: &'a str,
+    /// Path on the target's host of the 0600 password file (libpq `passfile=`).
     pub passfile: &'a str,
+    /// Add `--dry-run`: check that the rewind would work, change nothing.
     pub dry_run: bool,
 }
 

@@ -1,5 +1,6 @@
 //! Cloning a replica with `pg_basebackup`, run on the replica's own host, into a staging
-//! directory that replaces the data directory only when the copy is complete.
+//! directory that replaces the data directory only when the copy is complete. The copy never
+//! outlives the run (`Cmd::until_disconnect`); whether to clone is the caller's plan.
 
 use std::sync::Arc;
 use std::time::Instant;

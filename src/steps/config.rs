@@ -1,5 +1,6 @@
 //! A host's configuration: install the rendered files (only those that differ), apply them to a
 //! running server (reload, or restart when a restart-only setting changed), and the password file.
+//! The files' content is `render`'s; this file only installs and applies it.
 
 use std::time::Instant;
 

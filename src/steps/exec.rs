@@ -1,5 +1,6 @@
 //! Running one command as a named step on a host, and installing one file: the two things
 //! every other step is made of. A failure names the host, the step and the command's stderr tail.
+//! It knows no operation and no server state: what to run is the caller's.
 
 use crate::error::{Error, OnStep};
 use crate::pg::datadir;

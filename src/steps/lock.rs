@@ -1,6 +1,7 @@
 //! Taking, holding and releasing the cluster lock (see `crate::lock` for the design): every
 //! mutating command calls [`Context::lock`] before its preflight, and `lib::run` releases the
-//! lock when the command ends, however it ends.
+//! lock when the command ends, however it ends. The record, its parsing and the stale decision are
+//! `crate::lock`'s; this file only runs them on hosts.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

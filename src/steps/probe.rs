@@ -1,5 +1,6 @@
 //! Discovering the live topology: every host probed at once, each under its own deadline, so a
-//! dead or frozen host costs its timeout and delays no other.
+//! dead or frozen host costs its timeout and delays no other. Reads only and changes nothing; what
+//! the state means is `health`'s.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,6 @@
 //! `pg_rewind` of a stopped node against the live primary: crash recovery first when needed, a
-//! dry run, then the real rewind; the fence (standby.signal) is lifted for it and put back.
+//! dry run, then the real rewind; the fence (standby.signal) is lifted for it and put back. The
+//! argv and preconditions are `pg::rewind`'s; whether to rewind is the caller's plan.
 
 use std::time::Instant;
 

@@ -1,5 +1,6 @@
 //! The server's life on one host: is it running, start, stop and prove it down, read its
-//! control data, fence it, promote it and wait until it accepts writes, start it as a standby.
+//! control data, fence it, promote it and wait until it accepts writes, start it as a standby. The
+//! commands are `pg::ctl`'s; when to stop, fence or promote is the operation's plan.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,7 @@
 //! Replication slots: create a replica's slot on its upstream (re-create one that lost WAL), and
-//! drop the stale slots a former primary kept for replicas that follow someone else now.
+//! drop the stale slots a former primary kept for replicas that follow someone else now. Apart from
+//! a slot that lost WAL, it never drops an active slot, a logical one, or one not named after an
+//! inventory host's slot.
 
 use crate::context::Context;
 use crate::db::Db;

@@ -1,5 +1,6 @@
 //! Verifying replication against PostgreSQL itself: each replica `streaming` in its upstream's
-//! `pg_stat_replication`, its slot there active, polled against `timeouts.streaming`.
+//! `pg_stat_replication`, its slot there active, polled against `timeouts.streaming`. Reads only
+//! and changes nothing; it waits only through `wait::poll_until`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

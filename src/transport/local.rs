@@ -1,6 +1,6 @@
 //! The local transport: the same operations on this machine. When pgrepl runs as root it runs
 //! every command as the inventory's OS user through `runuser` (PostgreSQL refuses to run as
-//! root); run as that user, it runs them directly.
+//! root); run as that user, it runs them directly. It runs argv, never a shell string.
 
 use std::path::PathBuf;
 use std::process::Stdio;

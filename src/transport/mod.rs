@@ -20,8 +20,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// One command: argv, extra environment, stdin. Never a shell string.
 #[derive(Clone, Default)]
 pub struct Cmd {
+    /// The program (a path, or a name looked up in `PATH`), then its arguments; no shell.
     pub argv: Vec<String>,
+    /// Extra environment `(name, value)`, passed as an `env K=V` prefix (values hidden in logs).
     pub env: Vec<(String, String)>,
+    /// Bytes written to stdin, then closed; `None`: stdin is /dev/null (unless `hold_stdin`).
     pub stdin: Option<Vec<u8>>,
     /// Keep stdin open (and empty) until the command ends: see [`Cmd::until_disconnect`].
     pub hold_stdin: bool,
@@ -44,24 +47,29 @@ kill "$watcher" 2>/dev/null
 exit "$status""#;
 
 impl Cmd {
+    /// A command running `program` (a path, or a name looked up in `PATH`) without arguments.
     pub fn new(program: impl Into<String>) -> Self {
         Cmd {
             argv: vec![program.into()],
             ..Cmd::default()
         }
     }
+    /// Appends one argument, passed as is (never through a shell).
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.argv.push(a.into());
         self
     }
+    /// Appends arguments, in order.
     pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, it: I) -> Self {
         self.argv.extend(it.into_iter().map(Into::into));
         self
     }
+    /// Adds an environment variable for the command (its value is hidden in logs).
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
         self
     }
+    /// Sets the bytes fed to stdin (may be secret: `Debug` shows only their length).
     pub fn stdin(mut self, data: Vec<u8>) -> Self {
         self.stdin = Some(data);
         self
@@ -175,7 +183,9 @@ impl fmt::Debug for Cmd {
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The command's standard output.
     Stdout,
+    /// The command's standard error.
     Stderr,
 }
 
@@ -187,6 +197,7 @@ pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 pub struct Output {
     /// Exit status; `None` if killed by a signal.
     pub code: Option<i32>,
+    /// What the command wrote to stdout (lossy UTF-8, cut after the first 16 MiB).
     pub stdout: String,
     /// The last lines of stderr (at most [`STDERR_TAIL`]).
     pub stderr_tail: Vec<String>,
@@ -197,6 +208,7 @@ pub const STDERR_TAIL: usize = 20;
 const MAX_STDOUT: usize = 16 << 20;
 
 impl Output {
+    /// Did the command exit with status 0?
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
@@ -235,7 +247,9 @@ pub trait Transport: Send + Sync {
 
 /// A running command started by [`Transport::spawn`].
 pub struct Spawned {
+    /// The command's stdin, open until dropped or shut down (its EOF ends a lock holder).
     pub stdin: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    /// The command's stdout, to read line by line.
     pub stdout: tokio::io::BufReader<Box<dyn AsyncRead + Send + Unpin>>,
     /// Resolves to the exit code when the command ends (`None`: killed or connection lost).
     pub exit: std::pin::Pin<Box<dyn std::future::Future<Output = Option<i32>> + Send>>,

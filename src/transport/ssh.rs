@@ -3,7 +3,8 @@
 //! or a flag allows accept-new (never "no"); a private, 0700 control directory per run.
 //!
 //! Every argument goes through openssh's `.arg()` escaping. Commands run as the SSH user, and
-//! through `sudo -n -u <os_user>` when the SSH user is not the OS user.
+//! through `sudo -n -u <os_user>` when the SSH user is not the OS user. Knows nothing about
+//! PostgreSQL.
 
 use std::borrow::Cow;
 use std::num::NonZeroUsize;
@@ -21,16 +22,25 @@ use super::{collect, Cmd, LineSink, Output, Spawned, Transport};
 /// How to reach one host over SSH.
 #[derive(Debug, Clone)]
 pub struct SshTarget {
+    /// The host's inventory name (for messages and its forwarded-socket directory).
     pub host: String,
     /// The ssh destination (an address, or a `~/.ssh/config` alias).
     pub destination: String,
+    /// The SSH login user (`access.ssh.user`, default `postgres.os_user`).
     pub user: String,
+    /// The SSH port (the host's `ssh_port`, default `access.ssh.port`).
     pub port: u16,
+    /// A private key file on this machine (`access.ssh.identity_file`); `None`: ssh's own choice.
     pub identity_file: Option<PathBuf>,
+    /// A known_hosts file on this machine (`access.ssh.known_hosts_file`); `None`: ssh's default.
     pub known_hosts_file: Option<PathBuf>,
+    /// An ssh config file on this machine (`access.ssh.config_file`); `None`: ssh's defaults.
     pub config_file: Option<PathBuf>,
+    /// Add an unknown host key on first use (flag or `host_keys: accept-new`); never a changed one.
     pub accept_new_host_keys: bool,
+    /// ssh's `ConnectTimeout` (`timeouts.connect`).
     pub connect_timeout: Duration,
+    /// The PostgreSQL OS user commands run as: through `sudo -n -u` when it is not `user`.
     pub os_user: String,
 }
 

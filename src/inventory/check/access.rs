@@ -1,5 +1,6 @@
 //! `access:`: the transport and the ssh settings shared by every host (login user, port, and
-//! files on this machine). Per-host ssh destinations are checked with the hosts.
+//! files on this machine). Per-host ssh destinations are checked with the hosts. Like every
+//! checker, it judges values only: no YAML reading, no I/O, no secrets.
 
 use std::path::Path;
 

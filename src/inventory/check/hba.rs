@@ -1,6 +1,7 @@
 //! `postgres.hba`: extra pg_hba.conf rules, appended after pgrepl's own. Types and methods are
 //! PostgreSQL's; a network line may not use `trust` or `password`; fields are held to the
-//! characters pg_hba.conf reads without quoting.
+//! characters pg_hba.conf reads without quoting. Like every checker, it judges values only: no YAML
+//! reading, no I/O, no secrets.
 
 use serde_saphyr::{Location, Spanned};
 

@@ -1,6 +1,7 @@
 //! `cluster` and the scalar keys of `postgres:` (version, os_user, locale, port). The paths
 //! under `postgres:` are templates resolved per host (`hosts`); settings and hba rules have
-//! their own checkers.
+//! their own checkers. Like every checker, it judges values only: no YAML reading, no I/O, no
+//! secrets.
 
 use serde_saphyr::Spanned;
 

@@ -1,6 +1,7 @@
 //! `postgres.settings`: extra postgresql.conf settings. Names are PostgreSQL parameter names,
 //! values one line; settings pgrepl renders itself are refused with the key that sets them, and
-//! the replication capacity and `wal_level` may not be set below what streaming needs.
+//! the replication capacity and `wal_level` may not be set below what streaming needs. Like every
+//! checker, it judges values only: no YAML reading, no I/O, no secrets.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
 //! `status:`: the lag thresholds `status` grades replicas by. Sizes take PostgreSQL's units
-//! (`16MB`), seconds must be non-negative, and no warning may sit above its critical value.
+//! (`16MB`), seconds must be non-negative, and no warning may sit above its critical value. Like
+//! every checker, it judges values only: no YAML reading, no I/O, no secrets.
 
 use serde_saphyr::Spanned;
 

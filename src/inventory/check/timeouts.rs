@@ -1,5 +1,6 @@
 //! `timeouts:`: deadlines in whole seconds. A missing or zero value means the default; there
-//! is nothing to refuse beyond the types the schema already enforces.
+//! is nothing to refuse beyond the types the schema already enforces. Like every checker, it judges
+//! values only: no YAML reading, no I/O, no secrets.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! How the hosts relate: exactly one primary, every replica's upstream resolved (the primary
 //! unless `upstream:` says otherwise) and every chain ending at the primary, and no two hosts
-//! sharing an endpoint, a slot, or a data directory on one machine.
+//! sharing an endpoint, a slot, or a data directory on one machine. Like every checker, it judges
+//! values only: no YAML reading, no I/O, no secrets.
 
 use std::collections::{BTreeSet, HashMap};
 

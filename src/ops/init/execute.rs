@@ -1,6 +1,7 @@
 //! Walking an [`InitPlan`]: one method per step kind, through the shared `steps`. Each step
 //! reports what it did (with its duration) through `Ui` and records the changes it made for
-//! the run's summary; the replicas of a wave run in parallel and the wave ends when all have.
+//! the run's summary; the replicas of a wave run in parallel and the wave ends when all have. It
+//! decides nothing: what runs, where and in which order is the plan's (`preflight`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

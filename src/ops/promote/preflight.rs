@@ -30,6 +30,7 @@ pub enum Down {
 pub struct Plan<'i> {
     /// The standby to promote.
     pub target: &'i Host,
+    /// The target's node in the live topology (its position in the inventory's host list).
     pub target_id: NodeId,
     /// Its WAL position now (the larger of received and replayed).
     pub target_lsn: Option<Lsn>,
