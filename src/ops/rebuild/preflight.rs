@@ -91,7 +91,17 @@ impl<'e> Plan<'e> {
     pub fn describe(&self) -> String {
         let (h, up) = (self.host, self.upstream);
         let what = match self.method {
-            Method::Rewind => format!("rewind {} on {} to follow {} (falls back to a fresh clone if the rewind fails)", h.data_dir, h.name, up.name),
+            Method::Rewind => format!(
+                "rewind {} on {} to follow {}{}",
+                h.data_dir,
+                h.name,
+                up.name,
+                if self.fallback {
+                    " (falls back to a fresh clone if the rewind fails)"
+                } else {
+                    ""
+                }
+            ),
             _ => format!("replace {} on {} with a fresh clone of {} (the old data is kept in {} until the new replica streams)", h.data_dir, h.name, up.name, datadir::old_dir(&h.data_dir)),
         };
         let server = if self.running {
