@@ -57,6 +57,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub accept_new_host_keys: bool,
 
+    /// Leave the inventory file alone after promote, switchover and rebuild (pgrepl then prints
+    /// the edit to make instead of updating role: and upstream: itself).
+    #[arg(long, global = true)]
+    pub no_write_inventory: bool,
+
     /// The subcommand to run, with its own arguments.
     #[command(subcommand)]
     pub command: Command,

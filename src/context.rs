@@ -36,6 +36,9 @@ pub struct Context<'a> {
     pub renderer: Renderer,
     /// `--accept-new-host-keys`: trust an unknown SSH host key on first use (never a changed one).
     pub accept_new_host_keys: bool,
+    /// After promote, switchover and rebuild, update the inventory file's roles and upstreams
+    /// (off with `--no-write-inventory`).
+    pub write_inventory: bool,
     /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
     run_dir: tempfile::TempDir,
     /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
@@ -59,6 +62,8 @@ pub struct RunOptions<'p> {
     pub templates: Option<&'p Path>,
     /// `--accept-new-host-keys`: trust unknown SSH host keys on first use (never a changed one).
     pub accept_new_host_keys: bool,
+    /// Not `--no-write-inventory`: update `role:`/`upstream:` in the file after a change.
+    pub write_inventory: bool,
 }
 
 impl<'a> Context<'a> {
@@ -93,6 +98,7 @@ impl<'a> Context<'a> {
             ui,
             renderer,
             accept_new_host_keys: opts.accept_new_host_keys,
+            write_inventory: opts.write_inventory,
             run_dir,
             kept: Default::default(),
             locks: Default::default(),

@@ -83,6 +83,7 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
             inventory: cli.inventory.as_deref(),
             templates: cli.templates.as_deref(),
             accept_new_host_keys: cli.accept_new_host_keys,
+            write_inventory: !cli.no_write_inventory,
         },
         ui,
     )?;

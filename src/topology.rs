@@ -225,6 +225,34 @@ impl<'i> Topology<'i> {
         Some(n.live()?.replay_lsn?.bytes_until(upstream_pos?))
     }
 
+    /// The inventory as it stands once `new_primary` is the primary, from the live state:
+    /// `Inventory::with_primary`; then each host in `moved` (the hosts this run re-points)
+    /// whose upstream is neither the new primary nor a live standby — it is down, or it is the
+    /// primary being replaced — follows the new primary instead. Other hosts keep what the
+    /// inventory says. The hosts keep their order (`NodeId(i)` is still `hosts[i]`).
+    pub fn intent_after(&self, new_primary: &str, moved: &[&str]) -> Inventory {
+        let mut inv = self.inv.with_primary(new_primary);
+        for h in inv.hosts.iter_mut() {
+            let Some(u) = h.upstream.as_deref() else {
+                continue;
+            };
+            let upstream_ok =
+                u == new_primary || (u != h.name && self.find(u).is_some_and(|n| n.is_standby()));
+            if !upstream_ok && moved.contains(&h.name.as_str()) {
+                h.upstream = Some(new_primary.to_string());
+            }
+        }
+        inv
+    }
+
+    /// The names of the live standbys but `except`: the hosts a change of primary re-points.
+    pub fn standby_names(&self, except: &[&str]) -> Vec<&'i str> {
+        self.standbys()
+            .map(|n| n.name())
+            .filter(|n| !except.contains(n))
+            .collect()
+    }
+
     /// The reachable standby with the most WAL, other than `except`; the first in inventory
     /// order among equals.
     pub fn most_advanced_standby(&self, except: Option<NodeId>) -> Option<&Node<'i>> {
@@ -348,6 +376,44 @@ mod tests {
                 .map(|n| n.name())
                 .collect::<Vec<_>>(),
             ["r1"]
+        );
+    }
+
+    #[test]
+    fn after_a_failover_replicas_of_a_gone_node_follow_the_new_primary() {
+        // r2 cascades from r1 in the inventory; r1 is gone: re-pointed, r2 follows p.
+        let mut inv = inventory();
+        inv.hosts[2].upstream = Some("r1".into());
+        let t = Topology::discover(
+            &inv,
+            vec![
+                up(standby("0/5000000")),
+                down("gone"),
+                up(standby("0/5000000")),
+            ],
+        );
+        assert_eq!(t.standby_names(&["p"]), ["r2"]);
+        let eff = t.intent_after("p", &["r2"]);
+        assert_eq!(eff.hosts[2].upstream.as_deref(), Some("p"));
+        // Not re-pointed by this run, it keeps what the inventory says.
+        assert_eq!(
+            t.intent_after("p", &[]).hosts[2].upstream.as_deref(),
+            Some("r1")
+        );
+        // While r1 is a live standby, r2 keeps cascading from it.
+        let t = Topology::discover(
+            &inv,
+            vec![
+                up(standby("0/5000000")),
+                up(standby("0/5000000")),
+                up(standby("0/5000000")),
+            ],
+        );
+        assert_eq!(
+            t.intent_after("p", &["r1", "r2"]).hosts[2]
+                .upstream
+                .as_deref(),
+            Some("r1")
         );
     }
 

@@ -84,8 +84,21 @@ fn a_standby_without_its_wal_receiver_reports_its_real_timeline() {
 fn promote_fences_the_live_old_primary_even_with_a_stale_inventory() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(ROLES);
-    lab.pgrepl(&["-i", &inv, "switchover", "r1", "--yes"])
-        .expect_code(0);
+    // The inventory is left stale on purpose: it still says p is the primary.
+    let sw = lab.pgrepl(&[
+        "-i",
+        &inv,
+        "switchover",
+        "r1",
+        "--yes",
+        "--no-write-inventory",
+    ]);
+    sw.expect_code(0);
+    assert!(
+        sw.stderr.contains("--no-write-inventory") && sw.stderr.contains("role: primary on r1"),
+        "{}",
+        sw.stderr
+    );
     let conf = std::fs::read_to_string(lab.host("r1").data_dir.join("postgresql.conf")).unwrap();
     assert!(
         !conf.contains("primary_conninfo") && !conf.contains("primary_slot_name"),
@@ -122,6 +135,9 @@ fn promote_fences_the_live_old_primary_even_with_a_stale_inventory() {
     lab.psql("r2", "INSERT INTO t VALUES (2)");
     lab.wait_replayed("r2", &["p", "r1"]);
     assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "2");
+    // promote made the inventory true: healthy, with no edit by hand.
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
 }
 
 /// Case 7: a primary whose postmaster is frozen (SIGSTOP) while its host answers over SSH is
@@ -195,4 +211,56 @@ fn an_interrupted_switchover_rolls_back_before_the_promotion() {
         .expect_code(0);
     assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "2");
     assert!(signal.exists(), "the old primary is a standby now");
+}
+
+/// Case 3: a cascading replica whose upstream was the primary that failed follows the new
+/// primary in the same promote, though the inventory (left stale) still describes an older
+/// topology; the inventory is then made true, and the failed node is rebuilt.
+#[test]
+fn a_cascade_from_the_failed_primary_follows_the_new_one() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(&[
+        ("p", "primary", None),
+        ("r1", "replica", None),
+        ("r2", "replica", Some("r1")),
+    ]);
+    lab.pgrepl(&[
+        "-i",
+        &inv,
+        "switchover",
+        "r1",
+        "--yes",
+        "--no-write-inventory",
+    ])
+    .expect_code(0);
+    lab.psql("r1", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
+    lab.wait_replayed("r1", &["p", "r2"]);
+    kill9_postmaster(&lab, "r1");
+
+    let r = lab.pgrepl(&["-i", &inv, "promote", "p", "--yes", "--format", "json"]);
+    r.expect_code(0);
+    assert_eq!(
+        json(&r.stdout)["siblings_following"],
+        serde_json::json!(["r2"]),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        lab.psql(
+            "p",
+            "SELECT application_name || ':' || state FROM pg_stat_replication"
+        ),
+        "r2:streaming"
+    );
+    let text = std::fs::read_to_string(&inv).unwrap();
+    assert!(
+        text.contains("upstream: p") && !text.contains("upstream: r1"),
+        "{text}"
+    );
+
+    lab.pgrepl(&["-i", &inv, "rebuild", "r1", "--yes"])
+        .expect_code(0);
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+    assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "1");
 }

@@ -14,6 +14,7 @@
 //! `ops`, ...).
 
 mod check;
+mod edit;
 mod model;
 mod raw;
 mod secrets;
@@ -24,6 +25,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use edit::{edit_text, write_back};
 pub use model::{
     needed_slots, needed_wal_senders, HbaRule, Host, HostKeyPolicy, Inventory, Role, SshSettings,
     Thresholds, Timeouts, TransportKind,

@@ -21,6 +21,7 @@ use crate::inventory::{Host, Inventory};
 use crate::pg::{datadir, Lsn};
 use crate::steps::config::converge_running;
 use crate::steps::probe::discover;
+use crate::steps::record::keep_inventory_true;
 use crate::steps::server::{
     fence, is_running, kill_and_prove_down, promote, stop_and_prove_down, wait_gone,
 };
@@ -57,7 +58,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     Promotion {
         ctx,
         plan: &plan,
-        eff: ctx.inv.with_primary(&plan.target.name),
+        eff: topo.intent_after(&plan.target.name, &topo.standby_names(&[])),
     }
     .execute(started)
     .await
@@ -278,12 +279,7 @@ impl Promotion<'_, '_, '_> {
                 h.name, h.name
             ));
         }
-        let old_primary = &ctx.inv.primary().name;
-        if old_primary != target {
-            ctx.ui.info(format!(
-                "update {inv_path}: set role: primary on {target} and role: replica on {old_primary}"
-            ));
-        }
+        keep_inventory_true(ctx, &self.eff);
         for h in plan.stop.iter().chain(&plan.kill).chain(&plan.fence) {
             ctx.ui.info(format!(
                 "{} is fenced; bring it back as a replica of {target}: pgrepl -i {inv_path} rebuild {}",

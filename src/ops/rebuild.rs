@@ -21,6 +21,7 @@ use crate::steps::clone::clone_via_staging;
 use crate::steps::config::install_passfile;
 use crate::steps::exec::run_step;
 use crate::steps::probe::discover;
+use crate::steps::record::keep_inventory_true;
 use crate::steps::rewind::rewind_from;
 use crate::steps::server::{control_data, is_running, start_as_standby, stop_and_prove_down};
 use crate::steps::slots::{drop_stale_slots, ensure_slot};
@@ -61,7 +62,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     ctx.lock("rebuild").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let primary = source(&topo, &o).map_err(|problems| Error::Preflight { problems })?;
-    let eff = ctx.inv.with_primary(primary.name());
+    let eff = topo.intent_after(primary.name(), &[o.host.as_str()]);
     let t = ctx.kept(h).await;
     let password = match &t {
         Ok(_) => Some(ctx.inv.replication_password()?),
@@ -215,9 +216,11 @@ impl Rebuild<'_, '_, '_> {
         }
     }
 
-    /// The closing line (and the JSON document with `--format json`).
+    /// The closing line (and the JSON document with `--format json`); the inventory then says
+    /// what the cluster is.
     fn report(&self, used: Method, why: &str, started: Instant) {
         let (ctx, h, up) = (self.ctx, self.plan.host, self.plan.upstream);
+        keep_inventory_true(ctx, self.eff);
         let m = if used == Method::Rewind {
             "rewind"
         } else {

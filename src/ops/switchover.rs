@@ -26,6 +26,7 @@ use crate::pg::{ctl, datadir, Lsn};
 use crate::steps::config::{converge_running, install_passfile};
 use crate::steps::exec::run_step;
 use crate::steps::probe::{collect, discover};
+use crate::steps::record::keep_inventory_true;
 use crate::steps::rewind::rewind_from;
 use crate::steps::server::{
     control_data, fence, is_running, server, standby_signal, start, start_as_standby,
@@ -33,6 +34,7 @@ use crate::steps::server::{
 };
 use crate::steps::slots::{drop_stale_slots, ensure_slot};
 use crate::steps::streaming::verify_streaming;
+use crate::topology::Topology;
 use crate::transport::Transport;
 use crate::ui::Format;
 use crate::wait::{poll_until, Poll};
@@ -93,13 +95,25 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     Switchover {
         ctx,
         plan: &plan,
-        eff: ctx.inv.with_primary(&cand.name),
+        eff: switchover_intent(&topo, &plan),
         old_t: to.as_ref(),
         cdb: &cdb,
         password: &password,
     }
     .execute(started)
     .await
+}
+
+/// The inventory once the candidate is the primary: every standby it re-points follows a live
+/// standby or the candidate, and the old primary follows the candidate directly.
+fn switchover_intent(topo: &Topology<'_>, plan: &Plan<'_>) -> Inventory {
+    let mut moved = topo.standby_names(&[]);
+    moved.push(&plan.old.name);
+    let mut eff = topo.intent_after(&plan.candidate.name, &moved);
+    if let Some(h) = eff.hosts.iter_mut().find(|h| h.name == plan.old.name) {
+        h.upstream = Some(plan.candidate.name.clone());
+    }
+    eff
 }
 
 /// One switchover being carried out.
@@ -351,12 +365,7 @@ impl Switchover<'_, '_, '_> {
             gap.as_secs_f64(),
             started.elapsed().as_secs_f64()
         ));
-        ctx.ui.info(format!(
-            "update {}: set role: primary on {} and role: replica on {}",
-            ctx.inv.file.display(),
-            cand.name,
-            old.name
-        ));
+        keep_inventory_true(ctx, &self.eff);
         if ctx.ui.format() == Format::Json {
             ctx.ui.json(&serde_json::json!({ "old_primary": old.name, "new_primary": cand.name, "timeline": tli, "shutdown_checkpoint_lsn": ckpt.to_string(), "write_gap_seconds": gap.as_secs_f64(), "seconds": started.elapsed().as_secs_f64() }));
         }
@@ -407,10 +416,14 @@ impl Switchover<'_, '_, '_> {
         }
     }
 
-    /// After the point of no return: exit 7 with each node's state and the next command.
+    /// After the point of no return: exit 7 with each node's state and the next command. The
+    /// candidate is the primary now: the inventory says so.
     async fn incomplete(&self, step: &str, why: String, next: String) -> Error {
         let ctx = self.ctx;
         let view = collect(ctx, ctx.inv.timeouts.status, &ctx.inv.thresholds).await;
+        if view.primary.as_deref() == Some(self.plan.candidate.name.as_str()) {
+            keep_inventory_true(ctx, &self.eff);
+        }
         let states: Vec<String> = view
             .hosts
             .iter()

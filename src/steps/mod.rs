@@ -13,6 +13,7 @@ pub mod exec;
 pub mod facts;
 pub mod lock;
 pub mod probe;
+pub mod record;
 pub mod rewind;
 pub mod roles;
 pub mod server;
