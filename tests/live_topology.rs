@@ -264,3 +264,49 @@ fn a_cascade_from_the_failed_primary_follows_the_new_one() {
         .expect_code(0);
     assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "1");
 }
+
+/// Fix commands run as printed: a stale slot's fix, pasted into a shell as is, reaches the host
+/// through the inventory's ssh settings and drops the slot.
+#[test]
+fn a_fix_line_works_when_pasted() {
+    let lab = Lab::new(&["p", "r1"]);
+    let inv = lab.init(&[("p", "primary", None), ("r1", "replica", None)]);
+    lab.psql(
+        "p",
+        "SELECT pg_create_physical_replication_slot('stray', true)",
+    );
+    lab.psql("p", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
+    let st = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);
+    let v = json(&st.stdout);
+    let fix = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "slot_inactive")
+        .unwrap_or_else(|| panic!("{v}"))["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cmd = fix
+        .strip_prefix("drop it if unused: ")
+        .unwrap_or_else(|| panic!("{fix}"));
+    let out = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lab.psql(
+            "p",
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'stray'"
+        ),
+        "0"
+    );
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+}

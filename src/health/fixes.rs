@@ -7,6 +7,17 @@
 
 use crate::inventory::{Host, Inventory, TransportKind};
 
+/// `s` as one word for a POSIX shell: as is when it is made of safe characters, else in single
+/// quotes (a quote inside written `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-=:@,+%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// Builds fix commands for the hosts of one inventory.
 pub struct Fixes<'i> {
     inv: &'i Inventory,
@@ -22,13 +33,43 @@ impl<'i> Fixes<'i> {
         }
     }
 
-    /// `what`, run on `h`: `(as postgres) what` with the local transport, `ssh user@host what`
-    /// with SSH.
+    /// `what`, run on `h`: `(as postgres) what` with the local transport; with SSH, an `ssh`
+    /// command line that works when pasted — the inventory's port, key, known_hosts and config
+    /// file, and `what` single-quoted for the remote shell.
     pub fn on(&self, h: &Host, what: &str) -> String {
         match self.inv.transport {
             TransportKind::Local => format!("(as {}) {what}", self.inv.os_user),
-            TransportKind::Ssh => format!("ssh {}@{} {what}", self.inv.ssh.user, h.ssh_host),
+            TransportKind::Ssh => {
+                let s = &self.inv.ssh;
+                let mut cmd = String::from("ssh");
+                if h.ssh_port != 22 {
+                    cmd.push_str(&format!(" -p {}", h.ssh_port));
+                }
+                if let Some(f) = &s.identity_file {
+                    cmd.push_str(&format!(" -i {}", f.display()));
+                }
+                if let Some(f) = &s.known_hosts_file {
+                    cmd.push_str(&format!(" -o UserKnownHostsFile={}", f.display()));
+                }
+                if let Some(f) = &s.config_file {
+                    cmd.push_str(&format!(" -F {}", f.display()));
+                }
+                format!("{cmd} {}@{} {}", s.user, h.ssh_host, shell_quote(what))
+            }
         }
+    }
+
+    /// `psql` connected to `h`'s server as pgrepl connects: its socket directory, port and the
+    /// `postgres` database, running `sql` (pgrepl's own fixed text with validated names: no
+    /// double quote, `$`, backquote or backslash in it).
+    fn psql(&self, h: &Host, sql: &str) -> String {
+        self.on(
+            h,
+            &format!(
+                "psql -h {} -p {} -d postgres -c \"{sql}\"",
+                h.socket_dir, h.port
+            ),
+        )
     }
 
     /// `pgrepl -i <inventory> rebuild <h>`.
@@ -95,14 +136,14 @@ impl<'i> Fixes<'i> {
 
     /// `pg_wal_replay_resume()` through psql, on `h`.
     pub fn resume_replay(&self, h: &Host) -> String {
-        self.on(h, "psql -c 'SELECT pg_wal_replay_resume()'")
+        self.psql(h, "SELECT pg_catalog.pg_wal_replay_resume()")
     }
 
     /// `pg_drop_replication_slot('<slot>')` through psql, on `h`.
     pub fn drop_slot(&self, h: &Host, slot: &str) -> String {
-        self.on(
+        self.psql(
             h,
-            &format!("psql -c \"SELECT pg_drop_replication_slot('{slot}')\""),
+            &format!("SELECT pg_catalog.pg_drop_replication_slot('{slot}')"),
         )
     }
 

@@ -331,7 +331,7 @@ mod rules {
         assert_eq!(
             f.fix,
             format!(
-                "check the host and its server: ssh postgres@10.0.0.3 {}/pg_ctl status -D {}",
+                "check the host and its server: ssh postgres@10.0.0.3 '{}/pg_ctl status -D {}'",
                 r2.bin_dir, r2.data_dir
             )
         );
@@ -390,7 +390,7 @@ mod rules {
         assert_eq!(
             f.fix,
             format!(
-                "keep p (timeline 1, WAL up to 0/5000000: the newest); stop every other writable node, now: ssh postgres@10.0.0.2 {}/pg_ctl stop -m fast -D {}; ssh postgres@10.0.0.3 {}/pg_ctl stop -m fast -D {}; then rebuild each as a replica: pgrepl -i i.yml rebuild r1; pgrepl -i i.yml rebuild r2",
+                "keep p (timeline 1, WAL up to 0/5000000: the newest); stop every other writable node, now: ssh postgres@10.0.0.2 '{}/pg_ctl stop -m fast -D {}'; ssh postgres@10.0.0.3 '{}/pg_ctl stop -m fast -D {}'; then rebuild each as a replica: pgrepl -i i.yml rebuild r1; pgrepl -i i.yml rebuild r2",
                 r1.bin_dir, r1.data_dir, r2.bin_dir, r2.data_dir
             )
         );
@@ -529,7 +529,7 @@ mod rules {
         assert_eq!(
             f.fix,
             format!(
-                "read its server log (ssh postgres@10.0.0.3 tail -n 50 {}); if it cannot catch up, rebuild it: pgrepl -i i.yml rebuild r2",
+                "read its server log (ssh postgres@10.0.0.3 'tail -n 50 {}'); if it cannot catch up, rebuild it: pgrepl -i i.yml rebuild r2",
                 r2.log_file
             )
         );
@@ -600,7 +600,7 @@ mod rules {
         assert_eq!(f.message, "WAL replay is paused on r1");
         assert_eq!(
             f.fix,
-            "resume it: ssh postgres@10.0.0.2 psql -c 'SELECT pg_wal_replay_resume()'"
+            "resume it: ssh postgres@10.0.0.2 'psql -h /var/run/postgresql -p 5432 -d postgres -c \"SELECT pg_catalog.pg_wal_replay_resume()\"'"
         );
     }
 
@@ -708,7 +708,7 @@ mod rules {
         );
         assert_eq!(
             f.fix,
-            "drop it if unused: ssh postgres@10.0.0.1 psql -c \"SELECT pg_drop_replication_slot('orphan')\""
+            "drop it if unused: ssh postgres@10.0.0.1 'psql -h /var/run/postgresql -p 5432 -d postgres -c \"SELECT pg_catalog.pg_drop_replication_slot('\\''orphan'\\'')\"'"
         );
     }
 
@@ -742,7 +742,7 @@ mod rules {
         assert_eq!(
             f.fix,
             format!(
-                "bring r2 back (ssh postgres@10.0.0.3 {}/pg_ctl start -D {} -l {}), or drop the slot if it is gone for good",
+                "bring r2 back (ssh postgres@10.0.0.3 '{}/pg_ctl start -D {} -l {}'), or drop the slot if it is gone for good",
                 r2.bin_dir, r2.data_dir, r2.log_file
             )
         );
@@ -770,7 +770,7 @@ mod rules {
         );
         assert_eq!(
             f.fix,
-            "r2 now streams from another host: drop this stale slot: ssh postgres@10.0.0.1 psql -c \"SELECT pg_drop_replication_slot('r2')\""
+            "r2 now streams from another host: drop this stale slot: ssh postgres@10.0.0.1 'psql -h /var/run/postgresql -p 5432 -d postgres -c \"SELECT pg_catalog.pg_drop_replication_slot('\\''r2'\\'')\"'"
         );
     }
 
@@ -813,7 +813,7 @@ mod rules {
         assert_eq!(
             f.fix,
             format!(
-                "restart it when convenient: ssh postgres@10.0.0.2 {}/pg_ctl restart -m fast -D {}",
+                "restart it when convenient: ssh postgres@10.0.0.2 '{}/pg_ctl restart -m fast -D {}'",
                 r1h.bin_dir, r1h.data_dir
             )
         );
@@ -868,7 +868,7 @@ mod rules {
         let r1 = &inv.hosts[1];
         assert_eq!(
             fix.resume_replay(r1),
-            "(as postgres) psql -c 'SELECT pg_wal_replay_resume()'"
+            "(as postgres) psql -h /var/run/postgresql -p 5433 -d postgres -c \"SELECT pg_catalog.pg_wal_replay_resume()\""
         );
         assert_eq!(
             fix.tail_log(r1),
