@@ -310,3 +310,42 @@ fn a_fix_line_works_when_pasted() {
     lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
         .expect_code(0);
 }
+
+/// Case 9: after a crash of a primary whose replicas lagged, promote reads the old primary's
+/// end of WAL (its host is reachable) and says how many bytes the new timeline does not have.
+#[test]
+fn promote_reports_what_a_crash_lost() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    lab.psql("p", "CREATE TABLE t(x int); INSERT INTO t VALUES (0)");
+    lab.wait_replayed("p", &["r1", "r2"]);
+    // The replicas are down while p takes writes; p then crashes; they come back.
+    lab.stop_server("r1");
+    lab.stop_server("r2");
+    lab.psql("p", "INSERT INTO t SELECT generate_series(1, 50000)");
+    kill9_postmaster(&lab, "p");
+    lab.start_server("r1");
+    lab.start_server("r2");
+    let r = lab.pgrepl(&[
+        "-i",
+        &inv,
+        "promote",
+        "r1",
+        "--yes",
+        "--allow-data-loss",
+        "--format",
+        "json",
+    ]);
+    r.expect_code(0);
+    let v = json(&r.stdout);
+    let lost = v["bytes_maybe_lost"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(lost > 100_000, "{v}");
+    assert!(v["old_primary_last_lsn"].is_string(), "{v}");
+    assert!(
+        r.stderr.contains(&format!("{lost} bytes may be lost")),
+        "{}",
+        r.stderr
+    );
+}

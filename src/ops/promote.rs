@@ -23,7 +23,7 @@ use crate::steps::config::converge_running;
 use crate::steps::probe::discover;
 use crate::steps::record::keep_inventory_true;
 use crate::steps::server::{
-    fence, is_running, kill_and_prove_down, promote, stop_and_prove_down, wait_gone,
+    end_of_wal, fence, is_running, kill_and_prove_down, promote, stop_and_prove_down, wait_gone,
 };
 use crate::steps::slots::ensure_slot;
 use crate::steps::streaming::verify_streaming;
@@ -152,25 +152,24 @@ impl Promotion<'_, '_, '_> {
     /// Stops (--force) and fences each running primary, then fences each stopped one. Returns
     /// the last stopped primary's shutdown checkpoint.
     async fn stop_and_fence(&self) -> Result<Option<(String, Lsn)>, Error> {
-        let mut old_last = None;
+        let mut ends: Vec<(String, Lsn)> = Vec::new();
         for p in &self.plan.stop {
             let t = self.ctx.kept(p).await.on_step(&p.name, "stop PostgreSQL")?;
             let cd = stop_and_prove_down(self.ctx, t.as_ref(), p).await?;
             fence(self.ctx, t.as_ref(), p).await?;
-            if let Some(l) = cd.checkpoint_lsn {
-                old_last = Some((p.name.clone(), l));
-            }
+            ends.extend(cd.checkpoint_lsn.map(|l| (p.name.clone(), l)));
         }
-        for h in &self.plan.kill {
-            let t = self.ctx.kept(h).await.on_step(&h.name, "stop PostgreSQL")?;
-            kill_and_prove_down(self.ctx, t.as_ref(), h).await?;
-            fence(self.ctx, t.as_ref(), h).await?;
-        }
-        for h in &self.plan.fence {
+        for h in self.plan.kill.iter().chain(&self.plan.fence) {
             let t = self.ctx.kept(h).await.on_step(&h.name, "fence")?;
+            if self.plan.kill.iter().any(|k| k.name == h.name) {
+                kill_and_prove_down(self.ctx, t.as_ref(), h).await?;
+            }
+            // How far the old primary wrote (its WAL, read while it is down): what the new
+            // timeline may not have.
+            ends.extend(end_of_wal(t.as_ref(), h).await.map(|l| (h.name.clone(), l)));
             fence(self.ctx, t.as_ref(), h).await?;
         }
-        Ok(old_last)
+        Ok(ends.into_iter().max_by_key(|(_, l)| *l))
     }
 
     /// The host of `id` as the inventory stands after the promotion.
@@ -269,7 +268,7 @@ impl Promotion<'_, '_, '_> {
             o.promoted_at.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
             match (&o.old_last, lost) {
                 (Some((n, l)), Some(b)) => format!("{n}'s last WAL position {l}: {b} bytes may be lost"),
-                _ => "the old primary's last WAL position is unknown (it was not stopped by pgrepl)".into(),
+                _ => "the old primary's last WAL position is unknown (its host could not be reached)".into(),
             },
             o.to_writable.as_secs_f64()
         ));

@@ -9,6 +9,7 @@ pub mod rewind;
 pub mod scram;
 pub mod state;
 pub mod wal;
+pub mod waldump;
 
 use std::fmt;
 

@@ -172,6 +172,16 @@ pub async fn control_data(t: &dyn Transport, h: &Host) -> Result<ControlData, Er
     Ok(controldata::parse(&out.stdout))
 }
 
+/// How far a stopped server's WAL goes: `pg_waldump` from its last checkpoint until the WAL
+/// ends. `None` when that cannot be read (the answer is then "unknown", never a guess).
+pub async fn end_of_wal(t: &dyn Transport, h: &Host) -> Option<crate::pg::Lsn> {
+    let cd = control_data(t, h).await.ok()?;
+    let cmd =
+        crate::pg::waldump::end_cmd(&h.bin_dir, &h.data_dir, cd.checkpoint_lsn?, cd.timeline?);
+    let out = t.run(&cmd, None).await.ok()?;
+    crate::pg::waldump::parse_end(&out.stderr_tail.join("\n")).max(cd.checkpoint_lsn)
+}
+
 /// The path of a data directory's `standby.signal`.
 pub fn standby_signal(h: &Host) -> String {
     format!("{}/standby.signal", h.data_dir)
