@@ -691,6 +691,17 @@ fn a_changed_host_key_is_refused_even_in_accept_new_mode() {
             r.stderr
         );
         assert!(r.stderr.contains("known_hosts"), "{}", r.stderr);
+        // The hint names the inventory's known_hosts file, says the key CHANGED, asks for the
+        // fingerprint to be compared before anything is added, and never offers accept-new
+        // (which does not accept a changed key).
+        assert!(
+            r.stderr.contains(&lab.known_hosts.display().to_string())
+                && r.stderr.contains("CHANGED")
+                && r.stderr.contains("ssh-keygen -lf"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("accept-new"), "{}", r.stderr);
     }
     assert_eq!(
         fs::read_to_string(&lab.known_hosts).unwrap(),

@@ -91,7 +91,7 @@ impl SshTransport {
                 msg.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            anyhow::anyhow!("{}", explain_connect_error(&msg))
+            anyhow::anyhow!("{}", explain_connect_error(&msg, &target))
         })?;
         let forward_dir = control_dir.join(format!("pg-{}", target.host));
         Ok(SshTransport {
@@ -104,13 +104,43 @@ impl SshTransport {
     }
 }
 
-fn explain_connect_error(msg: &str) -> String {
+/// The connection error with what to do about it. For host keys: which `known_hosts` file is
+/// read, and a way to add a key only after comparing its fingerprint with the host's own; a
+/// changed key is never to be accepted blindly (accept-new does not accept one either).
+fn explain_connect_error(msg: &str, target: &SshTarget) -> String {
     let lower = msg.to_lowercase();
-    if lower.contains("host key verification failed") || lower.contains("no matching host key") {
+    let file = target
+        .known_hosts_file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "~/.ssh/known_hosts".into());
+    let port = if target.port == 22 {
+        String::new()
+    } else {
+        format!(" -p {}", target.port)
+    };
+    let verify = format!(
+        "ssh-keyscan{port} -t ed25519 {d} > /tmp/{h}.key && ssh-keygen -lf /tmp/{h}.key, compare that \
+         fingerprint with the one the host itself shows (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub \
+         on its console), and only then: cat /tmp/{h}.key >> {file}",
+        d = target.destination,
+        h = target.host
+    );
+    if lower.contains("has changed") || lower.contains("identification has changed") {
         format!(
-            "{msg}\nthe host key is unknown or has changed; verify it and add it to known_hosts \
-             (ssh-keyscan <address> >> ~/.ssh/known_hosts), or set access.ssh.host_keys: accept-new \
-             in the inventory to trust a new host on first use"
+            "{msg}\nthe host key of {} has CHANGED since it was recorded in {file}: that is either a \
+             reinstalled host or someone in between. Find out which before anything else; if the host \
+             was reinstalled, remove the old key (ssh-keygen -R {} -f {file}) and add the new one: {verify}",
+            target.destination, target.destination
+        )
+    } else if lower.contains("host key verification failed")
+        || lower.contains("no matching host key")
+        || lower.contains("host key is known")
+    {
+        format!(
+            "{msg}\nthe host key of {} is not in {file}: {verify}; or, to trust a host on first use, set \
+             access.ssh.host_keys: accept-new in the inventory (or pass --accept-new-host-keys)",
+            target.destination
         )
     } else {
         msg.trim().to_string()
