@@ -349,3 +349,33 @@ fn promote_reports_what_a_crash_lost() {
         r.stderr
     );
 }
+
+/// init and check plan from the live primary once the cluster exists: after a switchover that
+/// left the inventory stale, init converges the cluster as it is (nothing to change) and makes
+/// the inventory true; status is then healthy.
+#[test]
+fn init_after_a_failover_plans_from_the_live_primary() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    lab.pgrepl(&[
+        "-i",
+        &inv,
+        "switchover",
+        "r1",
+        "--yes",
+        "--no-write-inventory",
+    ])
+    .expect_code(0);
+    lab.pgrepl(&["-i", &inv, "check"]).expect_code(0);
+    let r = lab.pgrepl(&["-i", &inv, "init"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("r1 is the live primary") && r.stderr.contains("init: no changes"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("updated"), "{}", r.stderr);
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "f");
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+}

@@ -12,14 +12,16 @@ use crate::pg::datadir::DirState;
 use crate::steps::facts::{gather, HostFacts};
 use crate::ui::Format;
 
-use super::{preflight, Context, HostPlan};
+use super::{live_primary, preflight, Context, HostPlan};
 
 /// `pgrepl check`: exit 0 and "no problems found", or [`Error::Preflight`] (exit 4) listing
 /// every problem after the table or JSON document (on stdout) is printed.
 pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
-    let outcome = preflight(&ctx.inv, &facts);
+    // As init does: once the cluster exists, the live primary is the primary.
+    let live = live_primary(&ctx.inv, &facts).map(|p| ctx.inv.with_primary(p));
+    let outcome = preflight(live.as_ref().unwrap_or(&ctx.inv), &facts);
     let problems: Vec<Problem> = outcome.as_ref().err().cloned().unwrap_or_default();
     let plan = outcome.map(|p| p.hosts).unwrap_or_default();
     match ctx.ui.format() {

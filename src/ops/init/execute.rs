@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::context::{Context, Transports};
 use crate::error::{Error, OnStep};
-use crate::inventory::{Host, Secret};
+use crate::inventory::{Host, Inventory, Secret};
 use crate::pg::{ctl, datadir};
 use crate::render::Rendered;
 use crate::steps::clone::clone_via_staging;
@@ -27,6 +27,9 @@ use super::plan::{InitPlan, InitStep, Lane, SlotFor};
 pub(super) struct Executor<'c, 'u> {
     /// The run's context.
     pub ctx: &'c Context<'u>,
+    /// The cluster to build or converge: the inventory, with the live primary as primary once
+    /// the cluster exists.
+    pub inv: &'c Inventory,
     /// Every host's connection (preflight made sure each is `Ok`).
     pub transports: &'c Transports,
     /// Every host's rendered configuration files, by host name.
@@ -60,7 +63,9 @@ impl Executor<'_, '_> {
 
     /// The inventory host a step names (the plan only names inventory hosts).
     fn host(&self, name: &str) -> Result<&Host, Error> {
-        self.ctx.host_named(name)
+        self.inv
+            .host(name)
+            .map_or_else(|| self.ctx.host_named(name), Ok)
     }
 
     /// The connection to a host a step names (preflight proved every host reachable).
@@ -112,7 +117,7 @@ impl Executor<'_, '_> {
     }
 
     async fn initdb(&self, host: &str) -> Result<(), Error> {
-        let inv = &self.ctx.inv;
+        let inv = self.inv;
         let h = self.host(host)?;
         let t0 = Instant::now();
         run_step(
@@ -214,7 +219,7 @@ impl Executor<'_, '_> {
     async fn clone_replica(&self, host: &str) -> Result<(), Error> {
         let (ctx, h, t) = (self.ctx, self.host(host)?, self.transport(host)?);
         let t = t.as_ref();
-        clone_via_staging(ctx, &ctx.inv, t, h).await?;
+        clone_via_staging(ctx, self.inv, t, h).await?;
         // The data directory was blank: the moved-aside copy is an empty directory.
         run_step(
             t,
@@ -230,7 +235,7 @@ impl Executor<'_, '_> {
 
     async fn verify_streaming(&self, primary: &str, replicas: usize) -> Result<(), Error> {
         let t0 = Instant::now();
-        verify_streaming(self.ctx, &self.ctx.inv, &[]).await?;
+        verify_streaming(self.ctx, self.inv, &[]).await?;
         self.ctx.ui.done(
             primary,
             &format!("{replicas} replica(s) streaming, every slot active"),

@@ -20,10 +20,12 @@ pub mod preflight;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::error::{exit, Error};
+use crate::error::{exit, Error, OnStep};
+use crate::inventory::Inventory;
 use crate::render::Rendered;
 use crate::steps::config::restart_settings;
-use crate::steps::facts::gather;
+use crate::steps::facts::{gather, HostFacts};
+use crate::steps::record::keep_inventory_true;
 
 use self::execute::Executor;
 pub use self::plan::{HostPlan, InitPlan, InitStep};
@@ -44,10 +46,25 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
 
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
+    // Once the cluster exists, the live primary is the primary, whatever the file says.
+    let live = match live_primary(inv, &facts) {
+        Some(p) => {
+            ctx.ui.info(format!(
+                "init: {p} is the live primary (the inventory says {}): converging the cluster as it is",
+                inv.primary().name
+            ));
+            inv.with_primary(p)
+        }
+        None => inv.clone(),
+    };
+    let inv = &live;
     let mut plan = preflight(inv, &facts).map_err(|problems| Error::Preflight { problems })?;
     let mut rendered = BTreeMap::new();
     for h in &inv.hosts {
-        rendered.insert(h.name.clone(), ctx.rendered(h)?);
+        rendered.insert(
+            h.name.clone(),
+            ctx.renderer.render(inv, h).on_step(&h.name, "render")?,
+        );
     }
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
@@ -58,14 +75,29 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
 
     let executor = Executor {
         ctx,
+        inv,
         transports: &transports,
         rendered: &rendered,
         password: &password,
         changes: Default::default(),
     };
     executor.walk(&plan).await?;
+    keep_inventory_true(ctx, inv);
     summary(ctx, &executor.into_changes(), t_all);
     Ok(exit::OK)
+}
+
+/// The one host that runs and accepts writes, when it is not the inventory's primary: the
+/// cluster exists and an earlier failover or switchover moved the primary (the file was not
+/// updated). `None` when the inventory's primary is the live one, or when no single host is.
+pub fn live_primary<'f>(inv: &Inventory, facts: &'f [HostFacts]) -> Option<&'f str> {
+    let mut writable = facts
+        .iter()
+        .filter(|f| f.running && f.in_recovery == Some(false));
+    match (writable.next(), writable.next()) {
+        (Some(f), None) if f.name != inv.primary().name => Some(&f.name),
+        _ => None,
+    }
 }
 
 /// The restart-only settings that installing the rendered files would change on each running
