@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Frozen, Lab};
+use crate::harness::{json_doc, Frozen, Lab};
 
 const ROLES: &[(&str, &str, Option<&str>)] = &[
     ("p", "primary", None),
@@ -12,27 +12,11 @@ const ROLES: &[(&str, &str, Option<&str>)] = &[
 ];
 
 fn kill9_postmaster(lab: &Lab, host: &str) {
-    let pid = lab.postmaster_pid(host);
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let start = Instant::now();
-    while lab.server_running(host) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{host} still runs after SIGKILL"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.kill9_postmaster(host);
 }
 
 fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(
-        out.lines()
-            .skip_while(|l| !l.starts_with('{'))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .as_str(),
-    )
-    .unwrap_or_else(|e| panic!("{e}: {out}"))
+    json_doc(out)
 }
 
 /// Scenarios 1 and 6: crash, promote, the old primary restarted by hand stays read-only, rebuild by rewind.

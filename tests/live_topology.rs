@@ -3,9 +3,9 @@
 //! primary fenced, a frozen one stopped only with --force, split-brain advice that keeps the
 //! newer primary. Real PostgreSQL and sshd test hosts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{spawn_pgrepl, wait_for, Frozen, Lab};
+use crate::harness::{json_doc, spawn_pgrepl, wait_for, Frozen, Lab};
 
 const ROLES: &[(&str, &str, Option<&str>)] = &[
     ("p", "primary", None),
@@ -14,27 +14,11 @@ const ROLES: &[(&str, &str, Option<&str>)] = &[
 ];
 
 fn kill9_postmaster(lab: &Lab, host: &str) {
-    let pid = lab.postmaster_pid(host);
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let start = Instant::now();
-    while lab.server_running(host) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{host} still runs after SIGKILL"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.kill9_postmaster(host);
 }
 
 fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(
-        out.lines()
-            .skip_while(|l| !l.starts_with('{'))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .as_str(),
-    )
-    .unwrap_or_else(|e| panic!("{e}: {out}"))
+    json_doc(out)
 }
 
 fn host_timeline(v: &serde_json::Value, name: &str) -> serde_json::Value {

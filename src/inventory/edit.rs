@@ -138,7 +138,7 @@ fn apply(lines: &mut Vec<String>, op: &Op) -> Result<(), String> {
             if before.trim().is_empty() {
                 // Block style: the key is alone on its line.
                 lines.remove(l - 1);
-            } else if before.contains('{') {
+            } else if before.contains("{") {
                 let tail: String = chars[end..].iter().collect();
                 let new = remove_flow_pair(before, &tail);
                 lines[l - 1] = new;

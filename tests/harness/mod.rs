@@ -527,6 +527,18 @@ impl Lab {
         Frozen::new(pid)
     }
 
+    /// SIGKILL to a host's postmaster, then waits (30 s at most) until `pg_ctl status` says
+    /// it is gone: a crash.
+    pub fn kill9_postmaster(&self, host: &str) {
+        let pid = self.postmaster_pid(host);
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+        wait_for(
+            &format!("{host} gone after SIGKILL"),
+            Duration::from_secs(30),
+            || !self.server_running(host),
+        );
+    }
+
     /// The pid of a host's sshd.
     pub fn sshd_pid(&self, host: &str) -> i32 {
         let k = self
@@ -981,6 +993,18 @@ pub fn spawn_pgrepl(args: &[&str]) -> Bg {
         out,
         err,
     }
+}
+
+/// The JSON document a command printed on stdout (skipping any line before its first `{`).
+pub fn json_doc(out: &str) -> serde_json::Value {
+    serde_json::from_str(
+        out.lines()
+            .skip_while(|l| !l.starts_with('{'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 /// Polls `cond` every 20 ms until it holds; panics naming `what` after `within`.
