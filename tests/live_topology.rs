@@ -363,3 +363,40 @@ fn init_after_a_failover_plans_from_the_live_primary() {
     lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
         .expect_code(0);
 }
+
+/// Stale slots: a replica re-pointed in the inventory (`upstream:` changed) follows its new
+/// upstream after `init`, and its slot on the old upstream is dropped (it would retain WAL there
+/// for nobody).
+#[test]
+fn init_drops_the_slot_a_repointed_replica_left_behind() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(&[
+        ("p", "primary", None),
+        ("r1", "replica", None),
+        ("r2", "replica", Some("r1")),
+    ]);
+    assert_eq!(
+        lab.psql(
+            "r1",
+            "SELECT string_agg(slot_name, ',') FROM pg_replication_slots"
+        ),
+        "r2"
+    );
+    let inv2 = lab.ssh_inventory(ROLES, "");
+    assert_eq!(inv2.to_str().unwrap(), inv);
+    let r = lab.pgrepl(&["-i", &inv, "init"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("r1: dropped stale slot r2"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        lab.psql("r1", "SELECT count(*) FROM pg_replication_slots"),
+        "0"
+    );
+    assert_eq!(
+        lab.psql("p", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication"),
+        "r1:streaming,r2:streaming"
+    );
+}

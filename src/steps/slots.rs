@@ -37,14 +37,16 @@ pub async fn ensure_slot(
     Ok(())
 }
 
-/// Drops slots a rewound node kept from its past (a former primary keeps its replicas' slots):
-/// only inactive physical slots named after inventory hosts that do not follow it now.
+/// Drops the slots `h` keeps for hosts that do not follow it now (a former primary keeps its
+/// replicas' slots; a replica re-pointed elsewhere leaves its slot behind): only inactive
+/// physical slots named after inventory hosts. Returns the slots dropped.
 pub async fn drop_stale_slots(
     ctx: &Context<'_>,
     inv: &Inventory,
     t: &dyn Transport,
     h: &Host,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
+    let mut dropped = Vec::new();
     let step = "drop stale slots";
     let db = ctx.db(t, h).await.on_step(&h.name, step)?;
     let followers: Vec<&str> = inv.followers_of(&h.name).map(|f| f.slot.as_str()).collect();
@@ -56,7 +58,8 @@ pub async fn drop_stale_slots(
                 "{}: dropped stale slot {} (no host follows {} on it now)",
                 h.name, s.name, h.name
             ));
+            dropped.push(s.name);
         }
     }
-    Ok(())
+    Ok(dropped)
 }

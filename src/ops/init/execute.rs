@@ -17,6 +17,7 @@ use crate::steps::config::{apply_config, install_configs, install_passfile};
 use crate::steps::exec::run_step;
 use crate::steps::roles::ensure_role;
 use crate::steps::server::{server, start};
+use crate::steps::slots::drop_stale_slots;
 use crate::steps::streaming::verify_streaming;
 use crate::transport::Transport;
 
@@ -47,6 +48,19 @@ impl Executor<'_, '_> {
             match step {
                 InitStep::Wave { replicas, .. } => self.wave(replicas).await?,
                 step => self.step(step).await?,
+            }
+        }
+        self.drop_stale_slots().await
+    }
+
+    /// Once every replica streams: on each host, the inactive slots named after an inventory
+    /// host that no longer follows it (a replica re-pointed with `upstream:`) are dropped, so
+    /// they retain no WAL there for nobody. Slots pgrepl cannot tell are its own are left alone.
+    async fn drop_stale_slots(&self) -> Result<(), Error> {
+        for h in &self.inv.hosts {
+            let t = self.transport(&h.name)?;
+            for slot in drop_stale_slots(self.ctx, self.inv, t.as_ref(), h).await? {
+                self.note(format!("{}: dropped stale slot {slot}", h.name));
             }
         }
         Ok(())
