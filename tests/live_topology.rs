@@ -332,6 +332,30 @@ fn promote_reports_what_a_crash_lost() {
         "{}",
         r.stderr
     );
+
+    // The rewind of the old primary says what it discards and keeps that WAL aside.
+    let rb = lab.pgrepl(&[
+        "-i", &inv, "rebuild", "p", "--method", "rewind", "--yes", "--format", "json",
+    ]);
+    rb.expect_code(0);
+    let v = json(&rb.stdout);
+    let discarded = v["discarded_bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(discarded > 100_000, "{v}");
+    assert!(rb.stderr.contains("pg_rewind discarded"), "{}", rb.stderr);
+    let kept = std::path::PathBuf::from(
+        v["discarded_wal_kept_in"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}")),
+    );
+    assert!(
+        std::fs::read_dir(&kept).unwrap().count() > 0,
+        "{}",
+        kept.display()
+    );
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
 }
 
 /// init and check plan from the live primary once the cluster exists: after a switchover that

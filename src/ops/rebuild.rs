@@ -22,7 +22,7 @@ use crate::steps::config::install_passfile;
 use crate::steps::exec::run_step;
 use crate::steps::probe::discover;
 use crate::steps::record::keep_inventory_true;
-use crate::steps::rewind::rewind_from;
+use crate::steps::rewind::{rewind_from, Discarded};
 use crate::steps::server::{control_data, is_running, start_as_standby, stop_and_prove_down};
 use crate::steps::slots::{drop_stale_slots, ensure_slot};
 use crate::steps::streaming::verify_streaming;
@@ -145,17 +145,19 @@ impl Rebuild<'_, '_, '_> {
         let udb = ctx.session(up, "create replication slot").await?;
         ensure_slot(ctx, &udb, &up.name, &h.slot, &h.name).await?;
         let (mut used, mut why) = (self.plan.method, self.plan.reason.clone());
+        let mut discarded = Discarded::default();
         if used == Method::Rewind {
-            if let Err(e) = rewind_from(ctx, t, h, self.plan.primary, self.eff).await {
-                if !self.plan.fallback {
-                    return Err(e);
+            match rewind_from(ctx, t, h, self.plan.primary, self.eff).await {
+                Ok(d) => discarded = d,
+                Err(e) if !self.plan.fallback => return Err(e),
+                Err(e) => {
+                    ctx.ui.warn(format!(
+                        "{}: pg_rewind failed, falling back to a fresh clone: {e}",
+                        h.name
+                    ));
+                    used = Method::Clone;
+                    why = format!("pg_rewind failed: {}", first_line(&e));
                 }
-                ctx.ui.warn(format!(
-                    "{}: pg_rewind failed, falling back to a fresh clone: {e}",
-                    h.name
-                ));
-                used = Method::Clone;
-                why = format!("pg_rewind failed: {}", first_line(&e));
             }
         }
         if used == Method::Clone {
@@ -192,7 +194,7 @@ impl Rebuild<'_, '_, '_> {
             let old = datadir::old_dir(&h.data_dir);
             run_step(t, &datadir::remove_ours(&old), "remove the old copy", None).await?;
         }
-        self.report(used, &why, started);
+        self.report(used, &why, &discarded, started);
         Ok(exit::OK)
     }
 
@@ -218,7 +220,7 @@ impl Rebuild<'_, '_, '_> {
 
     /// The closing line (and the JSON document with `--format json`); the inventory then says
     /// what the cluster is.
-    fn report(&self, used: Method, why: &str, started: Instant) {
+    fn report(&self, used: Method, why: &str, lost: &Discarded, started: Instant) {
         let (ctx, h, up) = (self.ctx, self.plan.host, self.plan.upstream);
         keep_inventory_true(ctx, self.eff);
         let m = if used == Method::Rewind {
@@ -232,8 +234,19 @@ impl Rebuild<'_, '_, '_> {
             up.name,
             started.elapsed().as_secs_f64()
         ));
+        if let (Some(b), Some((at, tli))) = (lost.bytes.filter(|b| *b > 0), lost.diverged_at) {
+            ctx.ui.warn(format!(
+                "{}: pg_rewind discarded {b} bytes of WAL {} wrote after it left timeline {tli} at {at}; {}",
+                h.name,
+                h.name,
+                match &lost.kept_in {
+                    Some(d) => format!("they are kept in {d} on {} until you remove it", h.name),
+                    None => "they could not be kept aside".into(),
+                }
+            ));
+        }
         if ctx.ui.format() == Format::Json {
-            ctx.ui.json(&serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && self.plan.keep_old }));
+            ctx.ui.json(&serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && self.plan.keep_old, "diverged_at": lost.diverged_at.map(|(l, _)| l.to_string()), "discarded_bytes": lost.bytes, "discarded_wal_kept_in": lost.kept_in }));
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct ControlData {
     pub data_checksums: Option<bool>,
     /// `wal_log_hints setting`: true when `on`.
     pub wal_log_hints: Option<bool>,
+    /// "Bytes per WAL segment".
+    pub wal_segment_size: Option<u64>,
 }
 
 /// Parses `pg_controldata` output (C locale).
@@ -46,6 +48,7 @@ pub fn parse(out: &str) -> ControlData {
                 c.data_checksums = v.parse::<u32>().ok().map(|n| n != 0)
             }
             "wal_log_hints setting" => c.wal_log_hints = Some(v == "on"),
+            "Bytes per WAL segment" => c.wal_segment_size = v.parse().ok(),
             _ => {}
         }
     }

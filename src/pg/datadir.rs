@@ -71,6 +71,28 @@ pub fn staging_dir(data_dir: &str) -> String {
     format!("{data_dir}.pgrepl-new")
 }
 
+/// Where the WAL a rewind discards (written after the fork) is kept until the DBA removes it.
+pub fn discarded_dir(data_dir: &str) -> String {
+    format!("{data_dir}.pgrepl-discarded-wal")
+}
+
+/// `ls -1` of a data directory's `pg_wal` (C locale).
+pub fn list_wal(data_dir: &str) -> Cmd {
+    Cmd::new("ls")
+        .args(["-1", "--", &format!("{data_dir}/pg_wal")])
+        .env("LC_ALL", "C")
+}
+
+/// Copies `files` (names in `<data_dir>/pg_wal`) into `into`, which is created if needed.
+pub fn keep_wal(data_dir: &str, files: &[String], into: &str) -> Cmd {
+    Cmd::new("sh")
+        .args(["-c", KEEP_WAL, "pgrepl-keep-wal", into])
+        .args(files.iter().map(|f| format!("{data_dir}/pg_wal/{f}")))
+}
+
+/// `$1`: the directory to create; the rest: files to copy into it, preserving times and modes.
+const KEEP_WAL: &str = r#"d="$1"; shift; mkdir -p -- "$d" && exec cp -p -- "$@" "$d"/"#;
+
 /// Where the replaced data directory is kept until the new copy streams.
 pub fn old_dir(data_dir: &str) -> String {
     format!("{data_dir}.pgrepl-old")

@@ -41,6 +41,37 @@ pub fn complete_crash_recovery(bin_dir: &str, data_dir: &str) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+/// The fork pg_rewind found, from its line `servers diverged at WAL location 0/3000000 on
+/// timeline 1`: the LSN and the timeline the target left there.
+pub fn parse_divergence(line: &str) -> Option<(super::Lsn, u32)> {
+    let rest = line.split("servers diverged at WAL location ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    let lsn = super::Lsn::parse(words.next()?)?;
+    let tli = (words.next()? == "on" && words.next()? == "timeline")
+        .then(|| words.next())??
+        .trim_end_matches('.')
+        .parse()
+        .ok()?;
+    Some((lsn, tli))
+}
+
+/// The WAL segment files (names in `pg_wal`) of `tli` from the segment holding `from` on: what a
+/// rewind discards, for a target whose WAL segments are `seg_size` bytes.
+pub fn segments_from(names: &str, tli: u32, from: super::Lsn, seg_size: u64) -> Vec<String> {
+    let Some(first) = from.0.checked_div(seg_size) else {
+        return Vec::new();
+    };
+    let per_log = 0x1_0000_0000 / seg_size.max(1);
+    let first = format!("{tli:08X}{:08X}{:08X}", first / per_log, first % per_log);
+    names
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.len() == 24 && n.chars().all(|c| c.is_ascii_hexdigit()))
+        .filter(|n| n[..8] == first[..8] && *n >= first.as_str())
+        .map(str::to_string)
+        .collect()
+}
+
 /// What a rewind needs to know.
 pub struct RewindSpec<'a> {
     /// Directory of the server binaries on the target's host (`pg_rewind` runs from it).
@@ -89,6 +120,18 @@ pub fn cmd(s: &RewindSpec<'_>) -> Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn divergence_and_the_segments_after_it() {
+        let l = "pg_rewind: servers diverged at WAL location 0/3000148 on timeline 1";
+        assert_eq!(parse_divergence(l), Some((super::super::Lsn(0x3000148), 1)));
+        assert_eq!(parse_divergence("pg_rewind: Done!"), None);
+        let names = "000000010000000000000002\n000000010000000000000003\n000000010000000000000004\n000000020000000000000003\n00000002.history\narchive_status\n";
+        assert_eq!(
+            segments_from(names, 1, super::super::Lsn(0x3000148), 16 << 20),
+            ["000000010000000000000003", "000000010000000000000004"]
+        );
+    }
 
     #[test]
     fn preconditions() {
