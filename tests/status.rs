@@ -250,6 +250,12 @@ fn two_writable_nodes_are_split_brain() {
         .unwrap_or_else(|| panic!("{v}"));
     assert_eq!(f["severity"], "critical");
     assert!(f["message"].as_str().unwrap().contains("p, r2"), "{f}");
+    // What the old primary wrote since r2 left timeline 1 is said (read from r2's history).
+    assert!(
+        f["message"].as_str().unwrap().contains("; p wrote ")
+            && f["message"].as_str().unwrap().contains("after the fork at"),
+        "{f}"
+    );
     // The newer primary (r2, timeline 2) is kept; the old one is stopped and rebuilt.
     let fix = f["fix"].as_str().unwrap();
     assert!(fix.starts_with("keep r2 (timeline 2"), "{f}");

@@ -20,6 +20,9 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'last_replay_age_s', EXTRACT(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::pg_catalog.float8,
   'wal_file', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
   'checkpoint_tli', (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()),
+  'timeline_history', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_read_file(
+               'pg_wal/' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) || '.history',
+               0, 1048576, true) END,
   'wal_segment_size', (SELECT setting::pg_catalog.int8 FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size'),
   'wal_timelines', CASE WHEN pg_catalog.pg_is_in_recovery() THEN (SELECT COALESCE(pg_catalog.json_agg(t ORDER BY t.tli), '[]'::pg_catalog.json) FROM (
                SELECT pg_catalog.substr(name, 1, 8) AS tli, pg_catalog.min(pg_catalog.substr(name, 9, 16)) AS first
@@ -63,6 +66,7 @@ struct RawNode {
     last_replay_age_s: Option<f64>,
     wal_file: Option<String>,
     checkpoint_tli: Option<u32>,
+    timeline_history: Option<String>,
     wal_segment_size: Option<u64>,
     wal_timelines: Option<Vec<RawFirstSegment>>,
     receiver: Option<RawReceiver>,
@@ -195,6 +199,7 @@ impl Db {
                 .collect(),
             pending_restart: r.pending_restart,
             rewindable: r.data_checksums || r.wal_log_hints,
+            timeline_history: r.timeline_history,
             max_wal_senders: r.max_wal_senders,
             max_replication_slots: r.max_replication_slots,
         })

@@ -99,6 +99,27 @@ pub fn no_primary(topo: &Topology) -> Option<Finding> {
     ))
 }
 
+/// What each writable node but `kept` wrote after it left `kept`'s history (the fork point in
+/// `kept`'s timeline history file): what a rebuild of it discards. Empty when unknown.
+fn written_after_fork(kept: &Node, writable: &[&Node]) -> String {
+    let Some(history) = kept.live().and_then(|s| s.timeline_history.as_deref()) else {
+        return String::new();
+    };
+    writable
+        .iter()
+        .filter(|n| n.id != kept.id)
+        .filter_map(|n| {
+            let fork = crate::pg::wal::fork_point(history, n.timeline()?)?;
+            let end = n.live()?.current_lsn?;
+            Some(format!(
+                "; {} wrote {} bytes after the fork at {fork} (a rebuild of it discards them)",
+                n.name(),
+                fork.bytes_until(end)
+            ))
+        })
+        .collect()
+}
+
 /// `split_brain` (critical), when more than one node accepts writes.
 /// Fix: keep the node on the newest timeline with the most WAL (`Topology::leader`), stop every
 /// other writable node now, then rebuild each stopped one as a replica. It never advises
@@ -125,9 +146,10 @@ pub fn split_brain(topo: &Topology) -> Option<Finding> {
         FindingCode::SplitBrain,
         None,
         format!(
-            "{} nodes accept writes: {} (split-brain)",
+            "{} nodes accept writes: {} (split-brain){}",
             names.len(),
-            names.join(", ")
+            names.join(", "),
+            kept.map(|k| written_after_fork(k, &writable)).unwrap_or_default()
         ),
         format!(
             "keep {}{}; stop every other writable node, now: {}; then rebuild each as a replica: {}",

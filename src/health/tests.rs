@@ -402,12 +402,20 @@ mod rules {
         // 2) and took writes since: keep r1, stop and rebuild p.
         let mut newer = primary("0/6000000", &[]);
         newer.timeline = Some(2);
+        newer.timeline_history = Some("1\t0/5800000\tno recovery target specified\n".into());
         let probes = vec![
             up(primary("0/7000000", &[])),
             up(newer),
             up(standby("0/5000000")),
         ];
         let f = with(probes, rules::split_brain).expect("fires");
+        assert!(
+            f.message.ends_with(
+                "; p wrote 25165824 bytes after the fork at 0/5800000 (a rebuild of it discards them)"
+            ),
+            "{}",
+            f.message
+        );
         assert!(
             f.fix
                 .starts_with("keep r1 (timeline 2, WAL up to 0/6000000"),

@@ -35,6 +35,9 @@ pub struct NodeState {
     pub pending_restart: Vec<String>,
     /// Data checksums or wal_log_hints: pg_rewind can rewind this node.
     pub rewindable: bool,
+    /// A primary's timeline history file (`pg_wal/<timeline>.history`: one line per earlier
+    /// timeline, `parent<TAB>switchpoint<TAB>reason`); `None` on timeline 1 and on standbys.
+    pub timeline_history: Option<String>,
     /// `max_wal_senders`.
     pub max_wal_senders: i32,
     /// `max_replication_slots`.

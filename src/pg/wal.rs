@@ -38,9 +38,26 @@ pub fn replay_timeline(segments: &[FirstSegment], replay: Lsn, seg_size: u64) ->
         .max()
 }
 
+/// Where a timeline history says the server left timeline `tli` (its switchpoint): the fork
+/// point between it and a node that stayed on `tli`. `None` when the history does not name `tli`.
+pub fn fork_point(history: &str, tli: u32) -> Option<Lsn> {
+    history.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next()?.parse::<u32>().ok()? == tli).then(|| Lsn::parse(f.next()?))?
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fork_points_come_from_the_history_file() {
+        let h = "1\t0/3000148\tno recovery target specified\n\n2\t0/5000000\tno recovery target specified\n";
+        assert_eq!(fork_point(h, 1), Lsn::parse("0/3000148"));
+        assert_eq!(fork_point(h, 2), Lsn::parse("0/5000000"));
+        assert_eq!(fork_point(h, 3), None);
+    }
 
     fn seg(tli: &str, first: &str) -> FirstSegment {
         FirstSegment {
