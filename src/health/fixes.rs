@@ -33,12 +33,12 @@ impl<'i> Fixes<'i> {
         }
     }
 
-    /// `what`, run on `h`: `(as postgres) what` with the local transport; with SSH, an `ssh`
+    /// `what`, run on `h`: `sudo -u postgres what` with the local transport; with SSH, an `ssh`
     /// command line that works when pasted — the inventory's port, key, known_hosts and config
     /// file, and `what` single-quoted for the remote shell.
     pub fn on(&self, h: &Host, what: &str) -> String {
         match self.inv.transport {
-            TransportKind::Local => format!("(as {}) {what}", self.inv.os_user),
+            TransportKind::Local => format!("sudo -u {} {what}", self.inv.os_user),
             TransportKind::Ssh => {
                 let s = &self.inv.ssh;
                 let mut cmd = String::from("ssh");

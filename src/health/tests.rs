@@ -876,11 +876,11 @@ mod rules {
         let r1 = &inv.hosts[1];
         assert_eq!(
             fix.resume_replay(r1),
-            "(as postgres) psql -h /var/run/postgresql -p 5433 -d postgres -c \"SELECT pg_catalog.pg_wal_replay_resume()\""
+            "sudo -u postgres psql -h /var/run/postgresql -p 5433 -d postgres -c \"SELECT pg_catalog.pg_wal_replay_resume()\""
         );
         assert_eq!(
             fix.tail_log(r1),
-            format!("(as postgres) tail -n 50 {}", r1.log_file)
+            format!("sudo -u postgres tail -n 50 {}", r1.log_file)
         );
         assert_eq!(
             fix.rebuild_clone(r1),

@@ -103,7 +103,7 @@ pub fn edit_text(
         apply(&mut lines, op)?;
     }
     let edited = lines.join("\n");
-    verify(&edited, path, wanted)?;
+    verify(text, &edited, path, wanted)?;
     Ok((edited, changes))
 }
 
@@ -122,11 +122,16 @@ fn apply(lines: &mut Vec<String>, op: &Op) -> Result<(), String> {
     let end = scalar_end(&chars, start);
     match op {
         Op::Replace { value, .. } => {
-            let new: String = chars[..start]
-                .iter()
-                .chain(value.chars().collect::<Vec<_>>().iter())
-                .chain(chars[end..].iter())
-                .collect();
+            // The original quoting is kept: a quoted scalar stays quoted the same way.
+            let quote = match chars[start] {
+                q @ ('"' | '\'') => q.to_string(),
+                _ => String::new(),
+            };
+            let new: String = chars[..start].iter().collect::<String>()
+                + &quote
+                + value
+                + &quote
+                + &chars[end..].iter().collect::<String>();
             lines[l - 1] = new;
         }
         Op::RemoveUpstream { .. } => {
@@ -135,13 +140,18 @@ fn apply(lines: &mut Vec<String>, op: &Op) -> Result<(), String> {
                 .rfind("upstream")
                 .ok_or_else(|| format!("line {l}: no upstream key before its value"))?;
             let before = &head[..key];
-            if before.trim().is_empty() {
+            let tail: String = chars[end..].iter().collect();
+            let rest = tail.trim();
+            if before.trim().is_empty() && (rest.is_empty() || rest.starts_with('#')) {
                 // Block style: the key is alone on its line.
                 lines.remove(l - 1);
-            } else if before.contains("{") {
-                let tail: String = chars[end..].iter().collect();
-                let new = remove_flow_pair(before, &tail);
-                lines[l - 1] = new;
+            } else if before.trim().is_empty() && rest.starts_with(',') {
+                // A flow mapping spread over lines, the pair first on its line: the pair and
+                // its comma go, the rest of the line stays.
+                let kept = rest[1..].trim_start();
+                lines[l - 1] = format!("{before}{kept}");
+            } else if before.contains("{") || before.trim_end().ends_with(',') {
+                lines[l - 1] = remove_flow_pair(before, &tail);
             } else {
                 return Err(format!(
                     "line {l}: the upstream key shares its line with other keys"
@@ -200,7 +210,9 @@ fn scalar_end(chars: &[char], start: usize) -> usize {
             let mut i = start;
             while i < chars.len() {
                 let ch = chars[i];
-                if matches!(ch, ',' | '}' | ']') || (ch == '#' && i > 0 && chars[i - 1] == ' ') {
+                if matches!(ch, ',' | '}' | ']' | '\r')
+                    || (ch == '#' && i > 0 && chars[i - 1] == ' ')
+                {
                     break;
                 }
                 i += 1;
@@ -213,21 +225,22 @@ fn scalar_end(chars: &[char], start: usize) -> usize {
     }
 }
 
-/// The edited text must load, and describe exactly `wanted`'s roles and upstreams.
-fn verify(edited: &str, path: &Path, wanted: &Inventory) -> Result<(), String> {
+/// The edited text must load, describe exactly `wanted`'s roles and upstreams, and differ from
+/// the original in nothing else.
+fn verify(original: &str, edited: &str, path: &Path, wanted: &Inventory) -> Result<(), String> {
     let got =
         super::parse(edited, path).map_err(|e| format!("the edited file would be invalid: {e}"))?;
+    let up = |h: &super::model::Host, inv: &Inventory| match h.role {
+        Role::Primary => None,
+        Role::Replica => h
+            .upstream
+            .clone()
+            .or_else(|| Some(inv.primary().name.clone())),
+    };
     for w in &wanted.hosts {
         let g = got
             .host(&w.name)
             .ok_or_else(|| format!("{} is missing from the edited file", w.name))?;
-        let up = |h: &super::model::Host, inv: &Inventory| match h.role {
-            Role::Primary => None,
-            Role::Replica => h
-                .upstream
-                .clone()
-                .or_else(|| Some(inv.primary().name.clone())),
-        };
         if g.role != w.role || up(g, &got) != up(w, wanted) {
             return Err(format!(
                 "the edited file would not describe {} as wanted",
@@ -235,7 +248,21 @@ fn verify(edited: &str, path: &Path, wanted: &Inventory) -> Result<(), String> {
             ));
         }
     }
+    let before = super::parse(original, path).map_err(|e| format!("it does not load: {e}"))?;
+    if roles_aside(&before) != roles_aside(&got) {
+        return Err("the edit would change more than roles and upstreams".into());
+    }
     Ok(())
+}
+
+/// Everything an inventory says but its roles and upstreams, for comparison.
+fn roles_aside(inv: &Inventory) -> String {
+    let mut i = inv.clone();
+    for h in &mut i.hosts {
+        h.role = Role::Replica;
+        h.upstream = None;
+    }
+    format!("{i:?}")
 }
 
 /// Rewrites the inventory file at `path` so that it describes `wanted` (roles and upstreams):
@@ -245,29 +272,42 @@ fn verify(edited: &str, path: &Path, wanted: &Inventory) -> Result<(), String> {
 /// Why it was not written (it cannot be read or written, or cannot be edited in place); the
 /// caller then prints the edit for the DBA.
 pub fn write_back(path: &Path, wanted: &Inventory) -> Result<Vec<String>, String> {
+    use std::os::unix::fs::MetadataExt;
+    // A symlinked inventory: the file it points to is the one to edit.
+    let path = &std::fs::canonicalize(path).map_err(|e| format!("cannot read it: {e}"))?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
     let (edited, changes) = edit_text(&text, path, wanted)?;
     if changes.is_empty() {
         return Ok(changes);
     }
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o200 == 0 {
+        return Err("it is read-only".into());
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mode = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read it: {e}"))?
-        .permissions()
-        .mode();
     let mut tmp = tempfile::Builder::new()
         .prefix(".pgrepl-inventory-")
         .tempfile_in(dir)
         .map_err(|e| format!("cannot write beside it in {}: {e}", dir.display()))?;
     tmp.write_all(edited.as_bytes())
         .and_then(|_| tmp.as_file().sync_all())
-        .and_then(|_| {
-            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode & 0o7777))
-        })
+        .and_then(|_| std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)))
         .map_err(|e| format!("cannot write beside it: {e}"))?;
+    // Same owner as before, or no change at all.
+    if (meta.uid(), meta.gid())
+        != (tmp
+            .as_file()
+            .metadata()
+            .map(|m| (m.uid(), m.gid()))
+            .unwrap_or((u32::MAX, u32::MAX)))
+    {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| format!("cannot keep its owner ({e})"))?;
+    }
     tmp.persist(path)
         .map_err(|e| format!("cannot replace it: {}", e.error))?;
     Ok(changes)
@@ -365,6 +405,47 @@ mod tests {
         wanted.hosts[2].upstream = Some("r1".into());
         let err = edit_text(BLOCK, Path::new("i.yml"), &wanted).unwrap_err();
         assert!(err.contains("r2 would need an upstream"), "{err}");
+    }
+
+    #[test]
+    fn a_multi_line_flow_mapping_loses_only_the_upstream_pair() {
+        let text = "cluster: c\npostgres: {version: 15}\nreplication: {password_env: X}\nhosts:\n  - {name: p, address: 10.0.0.1, role: primary}\n  - {name: r1, address: 10.0.0.2,\n     upstream: p, port: 5433,\n     role: replica}\n";
+        let wanted = load(text).with_primary("r1");
+        let (edited, _) = edit_text(text, Path::new("i.yml"), &wanted).unwrap();
+        assert!(
+            edited.contains("\n     port: 5433,\n     role: primary}\n"),
+            "{edited}"
+        );
+        assert_eq!(load(&edited).host("r1").unwrap().port, 5433);
+    }
+
+    #[test]
+    fn quotes_and_line_endings_are_kept() {
+        let text = "cluster: c\r\npostgres: {version: 15}\r\nreplication: {password_env: X}\r\nhosts:\r\n  - name: p\r\n    address: 10.0.0.1\r\n    role: 'primary'\r\n  - name: r1\r\n    address: 10.0.0.2\r\n    role: \"replica\"\r\n";
+        let wanted = load(text).with_primary("r1");
+        let (edited, _) = edit_text(text, Path::new("i.yml"), &wanted).unwrap();
+        assert!(edited.contains("    role: 'replica'\r\n"), "{edited:?}");
+        assert!(edited.contains("    role: \"primary\"\r\n"), "{edited:?}");
+    }
+
+    #[test]
+    fn a_read_only_file_is_left_alone_and_a_symlink_edits_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.yml");
+        std::fs::write(&path, FLOW).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let wanted = load(FLOW).with_primary("r2");
+        assert_eq!(write_back(&path, &wanted).unwrap_err(), "it is read-only");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), FLOW);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("link.yml");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        write_back(&link, &wanted).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(super::super::load(&path).unwrap().primary().name, "r2");
     }
 
     #[test]

@@ -4,13 +4,19 @@
 //! DBA. Touches no host.
 
 use crate::context::Context;
-use crate::inventory::{write_back, Inventory, Role};
+use crate::inventory::{edit_text, write_back, Inventory, Role};
 
 /// Makes the inventory file describe `wanted` (the cluster as it stands after this run), and
 /// says what changed, or prints the edit to make by hand.
 pub fn keep_inventory_true(ctx: &Context<'_>, wanted: &Inventory) {
     let file = ctx.inv.file.display();
-    let edits = described_edits(&ctx.inv, wanted);
+    // The edits as they would be made to the file itself (explicit keys included), else as a
+    // DBA would describe them.
+    let edits = std::fs::read_to_string(&ctx.inv.file)
+        .ok()
+        .and_then(|text| edit_text(&text, &ctx.inv.file, wanted).ok())
+        .map(|(_, changes)| changes)
+        .unwrap_or_else(|| described_edits(&ctx.inv, wanted));
     if edits.is_empty() {
         return;
     }
