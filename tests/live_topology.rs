@@ -79,7 +79,7 @@ fn promote_fences_the_live_old_primary_even_with_a_stale_inventory() {
     ]);
     sw.expect_code(0);
     assert!(
-        sw.stderr.contains("--no-write-inventory") && sw.stderr.contains("role: primary on r1"),
+        sw.stderr.contains("--no-write-inventory") && sw.stderr.contains("r1: role: primary"),
         "{}",
         sw.stderr
     );
