@@ -11,14 +11,6 @@ const ROLES: &[(&str, &str, Option<&str>)] = &[
     ("r2", "replica", None),
 ];
 
-fn kill9_postmaster(lab: &Lab, host: &str) {
-    lab.kill9_postmaster(host);
-}
-
-fn json(out: &str) -> serde_json::Value {
-    json_doc(out)
-}
-
 /// Scenarios 1 and 6: crash, promote, the old primary restarted by hand stays read-only, rebuild by rewind.
 #[test]
 fn failover_after_crash_then_rebuild_the_old_primary_by_rewind() {
@@ -29,11 +21,11 @@ fn failover_after_crash_then_rebuild_the_old_primary_by_rewind() {
         "CREATE TABLE f(id int PRIMARY KEY); INSERT INTO f SELECT generate_series(1, 5000)",
     );
     lab.wait_replayed("p", &["r1", "r2"]);
-    kill9_postmaster(&lab, "p");
+    lab.kill9_postmaster("p");
 
     let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes", "--format", "json"]);
     r.expect_code(0);
-    let v = json(&r.stdout);
+    let v = json_doc(&r.stdout);
     assert_eq!(v["promoted"], "r1");
     assert_eq!(v["old_timeline"], 1);
     assert_eq!(v["new_timeline"], 2);
@@ -68,7 +60,7 @@ fn failover_after_crash_then_rebuild_the_old_primary_by_rewind() {
     assert!(lab.host("p").data_dir.join("standby.signal").exists());
     let rb = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes", "--format", "json"]);
     rb.expect_code(0);
-    let v = json(&rb.stdout);
+    let v = json_doc(&rb.stdout);
     assert_eq!(v["method"], "rewind", "{}", rb.stderr);
     assert_eq!(v["upstream"], "r1");
     assert!(rb.stderr.contains("pg_rewind --dry-run"), "{}", rb.stderr);
@@ -134,7 +126,7 @@ fn promote_refuses_while_the_primary_runs() {
         "-i", &inv, "promote", "r1", "--force", "--yes", "--format", "json",
     ]);
     r.expect_code(0);
-    let v = json(&r.stdout);
+    let v = json_doc(&r.stdout);
     assert_eq!(v["bytes_maybe_lost"], 0, "{v}");
     assert!(v["old_primary_last_lsn"].is_string(), "{v}");
     assert!(
@@ -168,7 +160,7 @@ fn promote_refuses_a_replica_that_is_behind() {
         "CREATE TABLE lag AS SELECT generate_series(1, 10000) AS g",
     );
     lab.wait_replayed("p", &["r2"]);
-    kill9_postmaster(&lab, "p");
+    lab.kill9_postmaster("p");
     let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes"]);
     r.expect_code(4);
     assert!(
@@ -196,7 +188,7 @@ fn promote_refuses_a_replica_that_is_behind() {
     assert_eq!(lab.psql("p", "SELECT pg_is_in_recovery()"), "t");
     let rb = lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes", "--format", "json"]);
     rb.expect_code(0);
-    assert_eq!(json(&rb.stdout)["method"], "rewind", "{}", rb.stderr);
+    assert_eq!(json_doc(&rb.stdout)["method"], "rewind", "{}", rb.stderr);
     assert!(
         !rb.stderr.contains("completed crash recovery"),
         "p was stopped cleanly: {}",
@@ -239,7 +231,7 @@ fn rebuild_needs_confirmation_and_clones_through_a_staging_directory() {
         "json",
     ]);
     r.expect_code(0);
-    assert_eq!(json(&r.stdout)["method"], "clone");
+    assert_eq!(json_doc(&r.stdout)["method"], "clone");
     let old = lab.host("r2").data_dir.with_extension("pgrepl-old");
     assert_eq!(
         std::fs::read_to_string(old.join("pgrepl-test-marker")).unwrap(),
@@ -271,7 +263,7 @@ fn an_unfenceable_old_primary_is_split_brain_and_rebuild_refuses_it() {
     let sshd = Frozen::new(lab.sshd_pid("p"));
     let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes", "--format", "json"]);
     r.expect_code(0);
-    assert_eq!(json(&r.stdout)["unfenced"], serde_json::json!(["p"]));
+    assert_eq!(json_doc(&r.stdout)["unfenced"], serde_json::json!(["p"]));
     drop(sshd);
     drop(pm);
     let st = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);

@@ -13,14 +13,6 @@ const ROLES: &[(&str, &str, Option<&str>)] = &[
     ("r2", "replica", None),
 ];
 
-fn kill9_postmaster(lab: &Lab, host: &str) {
-    lab.kill9_postmaster(host);
-}
-
-fn json(out: &str) -> serde_json::Value {
-    json_doc(out)
-}
-
 fn host_timeline(v: &serde_json::Value, name: &str) -> serde_json::Value {
     v["hosts"]
         .as_array()
@@ -39,22 +31,22 @@ fn a_standby_without_its_wal_receiver_reports_its_real_timeline() {
     let inv = lab.init(ROLES);
     lab.psql("p", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
     lab.wait_replayed("p", &["r1", "r2"]);
-    kill9_postmaster(&lab, "p");
+    lab.kill9_postmaster("p");
     let r = lab.pgrepl(&["-i", &inv, "promote", "r1", "--yes", "--format", "json"]);
     r.expect_code(0);
-    assert_eq!(json(&r.stdout)["new_timeline"], 2, "{}", r.stderr);
+    assert_eq!(json_doc(&r.stdout)["new_timeline"], 2, "{}", r.stderr);
     lab.psql("r1", "INSERT INTO t VALUES (2)");
     lab.wait_replayed("r1", &["r2"]);
 
     // r2 follows r1 on timeline 2; with r1 gone its WAL receiver stops.
-    kill9_postmaster(&lab, "r1");
+    lab.kill9_postmaster("r1");
     let st = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);
-    let v = json(&st.stdout);
+    let v = json_doc(&st.stdout);
     assert_eq!(host_timeline(&v, "r2"), 2, "{}", st.stdout);
 
     let r = lab.pgrepl(&["-i", &inv, "promote", "r2", "--yes", "--format", "json"]);
     r.expect_code(0);
-    let v = json(&r.stdout);
+    let v = json_doc(&r.stdout);
     assert_eq!(v["old_timeline"], 2, "{}", r.stderr);
     assert_eq!(v["new_timeline"], 3, "{}", r.stderr);
     assert_eq!(lab.psql("r2", "SELECT count(*) FROM t"), "2");
@@ -100,7 +92,7 @@ fn promote_fences_the_live_old_primary_even_with_a_stale_inventory() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let r = lab.pgrepl(&["-i", &inv, "promote", "r2", "--yes", "--format", "json"]);
     r.expect_code(0);
-    let v = json(&r.stdout);
+    let v = json_doc(&r.stdout);
     assert_eq!(v["unfenced"], serde_json::json!([]), "{}", r.stderr);
     assert!(r.stderr.contains("r1: fenced"), "{}", r.stderr);
     assert!(r.stderr.contains("rebuild r1"), "{}", r.stderr);
@@ -115,7 +107,7 @@ fn promote_fences_the_live_old_primary_even_with_a_stale_inventory() {
 
     let rb = lab.pgrepl(&["-i", &inv, "rebuild", "r1", "--yes", "--format", "json"]);
     rb.expect_code(0);
-    assert_eq!(json(&rb.stdout)["upstream"], "r2", "{}", rb.stderr);
+    assert_eq!(json_doc(&rb.stdout)["upstream"], "r2", "{}", rb.stderr);
     lab.psql("r2", "INSERT INTO t VALUES (2)");
     lab.wait_replayed("r2", &["p", "r1"]);
     assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "2");
@@ -149,7 +141,7 @@ fn a_frozen_primary_is_stopped_only_with_force() {
     ]);
     r.expect_code(0);
     assert_eq!(
-        json(&r.stdout)["unfenced"],
+        json_doc(&r.stdout)["unfenced"],
         serde_json::json!([]),
         "{}",
         r.stderr
@@ -219,12 +211,12 @@ fn a_cascade_from_the_failed_primary_follows_the_new_one() {
     .expect_code(0);
     lab.psql("r1", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
     lab.wait_replayed("r1", &["p", "r2"]);
-    kill9_postmaster(&lab, "r1");
+    lab.kill9_postmaster("r1");
 
     let r = lab.pgrepl(&["-i", &inv, "promote", "p", "--yes", "--format", "json"]);
     r.expect_code(0);
     assert_eq!(
-        json(&r.stdout)["siblings_following"],
+        json_doc(&r.stdout)["siblings_following"],
         serde_json::json!(["r2"]),
         "{}",
         r.stderr
@@ -261,7 +253,7 @@ fn a_fix_line_works_when_pasted() {
     );
     lab.psql("p", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
     let st = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);
-    let v = json(&st.stdout);
+    let v = json_doc(&st.stdout);
     let fix = v["findings"]
         .as_array()
         .unwrap()
@@ -307,7 +299,7 @@ fn promote_reports_what_a_crash_lost() {
     lab.stop_server("r1");
     lab.stop_server("r2");
     lab.psql("p", "INSERT INTO t SELECT generate_series(1, 50000)");
-    kill9_postmaster(&lab, "p");
+    lab.kill9_postmaster("p");
     lab.start_server("r1");
     lab.start_server("r2");
     let r = lab.pgrepl(&[
@@ -321,7 +313,7 @@ fn promote_reports_what_a_crash_lost() {
         "json",
     ]);
     r.expect_code(0);
-    let v = json(&r.stdout);
+    let v = json_doc(&r.stdout);
     let lost = v["bytes_maybe_lost"]
         .as_u64()
         .unwrap_or_else(|| panic!("{v}"));
@@ -338,7 +330,7 @@ fn promote_reports_what_a_crash_lost() {
         "-i", &inv, "rebuild", "p", "--method", "rewind", "--yes", "--format", "json",
     ]);
     rb.expect_code(0);
-    let v = json(&rb.stdout);
+    let v = json_doc(&rb.stdout);
     let discarded = v["discarded_bytes"]
         .as_u64()
         .unwrap_or_else(|| panic!("{v}"));
