@@ -57,6 +57,11 @@ pub fn edit_text(
     path: &Path,
     wanted: &Inventory,
 ) -> Result<(String, Vec<String>), String> {
+    // A byte-order mark is kept, and kept out of the column arithmetic.
+    if let Some(body) = text.strip_prefix('\u{feff}') {
+        let (edited, changes) = edit_text(body, path, wanted)?;
+        return Ok((format!("\u{feff}{edited}"), changes));
+    }
     let raw = raw::read(text).map_err(|i| format!("{}:{}: {}", i.line, i.column, i.message))?;
     let primary = &wanted.primary().name;
     let mut ops = Vec::new();
@@ -107,8 +112,22 @@ pub fn edit_text(
     Ok((edited, changes))
 }
 
-/// Applies one edit to the lines (1-based positions).
+/// Applies one edit to the lines (1-based positions), keeping a CRLF line's CR.
 fn apply(lines: &mut Vec<String>, op: &Op) -> Result<(), String> {
+    let l = op.at().0;
+    let crlf = lines
+        .get(l.wrapping_sub(1))
+        .is_some_and(|x| x.ends_with('\r'));
+    let count = lines.len();
+    apply_to_line(lines, op)?;
+    if crlf && lines.len() == count && !lines[l - 1].ends_with('\r') {
+        lines[l - 1].push('\r');
+    }
+    Ok(())
+}
+
+/// Applies one edit to its line.
+fn apply_to_line(lines: &mut Vec<String>, op: &Op) -> Result<(), String> {
     let (l, c) = op.at();
     let line = lines
         .get(l.wrapping_sub(1))
@@ -211,13 +230,13 @@ fn scalar_end(chars: &[char], start: usize) -> usize {
             while i < chars.len() {
                 let ch = chars[i];
                 if matches!(ch, ',' | '}' | ']' | '\r')
-                    || (ch == '#' && i > 0 && chars[i - 1] == ' ')
+                    || (ch == '#' && i > 0 && matches!(chars[i - 1], ' ' | '\t'))
                 {
                     break;
                 }
                 i += 1;
             }
-            while i > start && chars[i - 1] == ' ' {
+            while i > start && matches!(chars[i - 1], ' ' | '\t') {
                 i -= 1;
             }
             i
@@ -284,6 +303,9 @@ pub fn write_back(path: &Path, wanted: &Inventory) -> Result<Vec<String>, String
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o200 == 0 {
         return Err("it is read-only".into());
+    }
+    if meta.nlink() > 1 {
+        return Err("it has other hard links, which a replacement would cut off".into());
     }
     let dir = path
         .parent()
@@ -396,6 +418,8 @@ mod tests {
         assert_eq!(scalar_end(&s, 6), 13);
         let s: Vec<char> = "{role: replica}".chars().collect();
         assert_eq!(scalar_end(&s, 7), 14);
+        let s: Vec<char> = "role: replica\t# tab".chars().collect();
+        assert_eq!(scalar_end(&s, 6), 13);
     }
 
     #[test]
@@ -417,6 +441,18 @@ mod tests {
             "{edited}"
         );
         assert_eq!(load(&edited).host("r1").unwrap().port, 5433);
+    }
+
+    #[test]
+    fn crlf_survives_a_flow_pair_removal_and_a_bom_is_kept() {
+        let text = "\u{feff}cluster: c\r\npostgres: {version: 15}\r\nreplication: {password_env: X}\r\nhosts:\r\n  - {name: p, address: 10.0.0.1, role: primary}\r\n  - {name: r1, address: 10.0.0.2,\r\n     upstream: p, port: 5433,\r\n     role: replica}\r\n";
+        let wanted = load(text.trim_start_matches('\u{feff}')).with_primary("r1");
+        let (edited, _) = edit_text(text, Path::new("i.yml"), &wanted).unwrap();
+        assert!(edited.starts_with('\u{feff}'));
+        assert!(
+            edited.contains("\r\n     port: 5433,\r\n     role: primary}\r\n"),
+            "{edited:?}"
+        );
     }
 
     #[test]
