@@ -148,7 +148,7 @@ impl Switchover<'_, '_, '_> {
         let gap_start = Instant::now();
         let ckpt = self.stop_old().await?;
         let t0 = Instant::now();
-        self.catch_up(ckpt).await?;
+        self.fence_and_catch_up(ckpt).await?;
         self.done(
             cand,
             Step::CatchUp,
@@ -224,18 +224,28 @@ impl Switchover<'_, '_, '_> {
             &format!("shutdown checkpoint at {ckpt}"),
             t0,
         );
-        // Fenced before the candidate is promoted: however this run ends from here on, a
-        // restart of the old primary (a boot script) gives a standby, never a second primary.
-        if let Err(e) = fence(self.ctx, self.old_t, old).await {
-            return Err(self
-                .rollback(&format!("fencing {} failed: {e}", old.name))
-                .await);
-        }
         Ok(ckpt)
     }
 
-    /// Step 4: wait (`timeouts.promote`) until the candidate received and replayed past `ckpt`.
-    async fn catch_up(&self, ckpt: Lsn) -> Result<(), Error> {
+    /// Step 4, with the fence: the old primary is fenced (`standby.signal`) while the candidate
+    /// catches up — both before the promotion, so however this run ends from here on, a restart
+    /// of the old primary (a boot script) gives a standby, never a second primary; done side by
+    /// side, the fence costs the write gap nothing. Either failing rolls back.
+    async fn fence_and_catch_up(&self, ckpt: Lsn) -> Result<(), Error> {
+        let old = self.plan.old;
+        let (fenced, caught_up) =
+            tokio::join!(fence(self.ctx, self.old_t, old), self.catch_up(ckpt));
+        let why = match (fenced, caught_up) {
+            (Ok(()), Ok(())) => return Ok(()),
+            (Err(e), _) => format!("fencing {} failed: {e}", old.name),
+            (_, Err(why)) => why,
+        };
+        Err(self.rollback(&why).await)
+    }
+
+    /// Step 4: wait (`timeouts.promote`) until the candidate received and replayed past `ckpt`;
+    /// `Err` says why it did not.
+    async fn catch_up(&self, ckpt: Lsn) -> Result<(), String> {
         let cand = &self.plan.candidate.name;
         let caught_up = poll_until(
             "timeouts.promote",
@@ -254,12 +264,7 @@ impl Switchover<'_, '_, '_> {
             },
         )
         .await;
-        match caught_up {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self
-                .rollback(&format!("{cand} did not catch up: {e:#}"))
-                .await),
-        }
+        caught_up.map_err(|e| format!("{cand} did not catch up: {e:#}"))
     }
 
     /// Step 5: promote the candidate. A refused request while it is still in recovery rolls
