@@ -207,6 +207,20 @@ impl Db {
         Ok(Lsn::parse(&s))
     }
 
+    /// A standby's received and replayed WAL positions (`pg_last_wal_receive_lsn()`,
+    /// `pg_last_wal_replay_lsn()`), in one light query: what a switchover polls while the
+    /// candidate catches up.
+    pub async fn received_and_replayed(&self) -> anyhow::Result<(Option<Lsn>, Option<Lsn>)> {
+        let s = self
+            .one_text(
+                "SELECT COALESCE(pg_catalog.pg_last_wal_receive_lsn()::pg_catalog.text, '-') || ' ' || \
+                 COALESCE(pg_catalog.pg_last_wal_replay_lsn()::pg_catalog.text, '-')",
+            )
+            .await?;
+        let mut w = s.split_whitespace().map(Lsn::parse);
+        Ok((w.next().flatten(), w.next().flatten()))
+    }
+
     /// `CHECKPOINT` (superuser).
     pub async fn checkpoint(&self) -> anyhow::Result<()> {
         self.execute("CHECKPOINT").await

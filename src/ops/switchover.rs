@@ -252,8 +252,7 @@ impl Switchover<'_, '_, '_> {
             self.plan.promote_timeout,
             Duration::from_millis(10),
             || async {
-                let s = self.cdb.node_state().await?;
-                Ok(match (s.receive_lsn, s.replay_lsn) {
+                Ok(match self.cdb.received_and_replayed().await? {
                     (Some(r), Some(p)) if r > ckpt && p > ckpt => Poll::Ready(()),
                     (r, p) => Poll::Pending(format!(
                         "{cand} received {:?}, replayed {:?}, needs past {ckpt}",
