@@ -190,12 +190,12 @@ pub fn standby_signal(h: &Host) -> String {
 /// Writes `standby.signal` into a stopped server's data directory: if it starts again, it starts
 /// read-only, as a standby, never as a second primary.
 pub async fn fence(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> Result<(), Error> {
-    install_file(
+    // One remote command (no read first): a switchover writes it inside its write gap.
+    run_step(
         t,
-        &standby_signal(h),
-        "0600",
-        "",
+        &datadir::write_file(&standby_signal(h), "0600", Vec::new()),
         "fence (write standby.signal)",
+        None,
     )
     .await?;
     ctx.ui.info(format!(
