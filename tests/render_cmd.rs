@@ -1,16 +1,7 @@
 //! `pgrepl render` through the binary: byte-identical output run to run, JSON on stdout only,
 //! user templates winning over the embedded ones, and an undefined variable failing.
 
-use std::path::Path;
-
-use crate::harness::pgrepl;
-
-fn example() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("inventories/example.yml")
-        .display()
-        .to_string()
-}
+use crate::harness::{example_inventory as example, pgrepl};
 
 #[test]
 fn render_is_deterministic_and_scriptable() {

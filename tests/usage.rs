@@ -2,16 +2,7 @@
 //! 2 with clap's message, `--help` exits 0, and an unknown host is the same preflight failure
 //! (exit 4) for every command that takes one.
 
-use std::path::Path;
-
-use crate::harness::pgrepl;
-
-fn example() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("inventories/example.yml")
-        .display()
-        .to_string()
-}
+use crate::harness::{example_inventory as example, pgrepl};
 
 #[test]
 fn a_bad_size_is_a_usage_error() {

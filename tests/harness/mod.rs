@@ -995,6 +995,14 @@ pub fn spawn_pgrepl(args: &[&str]) -> Bg {
     }
 }
 
+/// The path of `inventories/example.yml` (for tests that contact no host).
+pub fn example_inventory() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("inventories/example.yml")
+        .display()
+        .to_string()
+}
+
 /// The JSON document a command printed on stdout (skipping any line before its first `{`).
 pub fn json_doc(out: &str) -> serde_json::Value {
     serde_json::from_str(
