@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::ops::operation::Operation;
-use crate::ops::{promote, rebuild, render, status, switchover};
+use crate::ops::{promote, rebuild, render, slot, status, switchover};
 use crate::ui::{ColorChoice, Format};
 
 /// Set up and run PostgreSQL streaming replication from one inventory file.
@@ -117,6 +117,32 @@ pub enum Command {
     /// Clear a cluster lock left by a pgrepl run that no longer runs (init, promote, rebuild and
     /// switchover take the lock; exit 6 names its holder). Asks, or needs --yes.
     Unlock,
+    /// Replication slots: `slot drop HOST SLOT` drops one (a stale slot a `status` finding
+    /// names), through the inventory's own transport. Asks, or needs --yes.
+    #[command(subcommand)]
+    Slot(SlotCommand),
+}
+
+/// `pgrepl slot`.
+#[derive(Debug, Subcommand)]
+pub enum SlotCommand {
+    /// Drop one replication slot on one host. Refuses a slot in use (an active WAL sender, or
+    /// the slot of a replica that follows that host) unless --force; a slot that is not there
+    /// is nothing to do.
+    Drop(SlotDropArgs),
+}
+
+/// `pgrepl slot drop`.
+#[derive(Debug, clap::Args)]
+pub struct SlotDropArgs {
+    /// The host the slot is on.
+    pub host: String,
+    /// The slot's name.
+    pub slot: String,
+    /// Drop it even when in use: end the WAL sender using it first (its replica then stops
+    /// streaming until it has a slot again: `pgrepl rebuild` or `init`).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `pgrepl switchover`: the candidate, as a positional or `--to`.
@@ -249,6 +275,11 @@ impl Cli {
             Command::Check => Operation::Check,
             Command::Init => Operation::Init,
             Command::Unlock => Operation::Unlock,
+            Command::Slot(SlotCommand::Drop(a)) => Operation::SlotDrop(slot::Options {
+                host: a.host.clone(),
+                slot: a.slot.clone(),
+                force: a.force,
+            }),
             Command::Render(a) => Operation::Render(render::Options {
                 out: a.out.clone(),
                 host: a.host.clone(),

@@ -273,6 +273,28 @@ impl Db {
         Ok(())
     }
 
+    /// Ends the WAL sender (or other backend) using slot `name`, if any: `pg_terminate_backend`
+    /// of its `active_pid`. Returns whether one was signalled.
+    pub async fn terminate_slot_user(&self, name: &str) -> anyhow::Result<bool> {
+        let rows = self
+            .rows(
+                "SELECT pg_catalog.pg_terminate_backend(active_pid) FROM pg_catalog.pg_replication_slots \
+                 WHERE slot_name = $1 AND active_pid IS NOT NULL",
+                &[&name],
+            )
+            .await?;
+        Ok(rows.iter().any(|r| r.get::<_, bool>(0)))
+    }
+
+    /// Whether slot `name` exists and a connection uses it now.
+    pub async fn slot_active(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .slots()
+            .await?
+            .into_iter()
+            .any(|s| s.name == name && s.active))
+    }
+
     /// Drops a replication slot.
     pub async fn drop_slot(&self, name: &str) -> anyhow::Result<()> {
         self.rows("SELECT pg_catalog.pg_drop_replication_slot($1)", &[&name])

@@ -266,8 +266,16 @@ fn a_fix_line_works_when_pasted() {
     let cmd = fix
         .strip_prefix("drop it if unused: ")
         .unwrap_or_else(|| panic!("{fix}"));
+    assert!(cmd.starts_with("pgrepl -i "), "{cmd}");
+    // Pasted as is (no terminal to confirm on here, so with --yes), with pgrepl on PATH.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pgrepl"))
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     let out = std::process::Command::new("sh")
-        .args(["-c", cmd])
+        .args(["-c", &format!("{cmd} --yes")])
+        .env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap()))
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -299,6 +307,9 @@ fn promote_reports_what_a_crash_lost() {
     lab.stop_server("r1");
     lab.stop_server("r2");
     lab.psql("p", "INSERT INTO t SELECT generate_series(1, 50000)");
+    for i in 0..5 {
+        lab.psql("p", &format!("INSERT INTO t VALUES ({i})"));
+    }
     lab.kill9_postmaster("p");
     lab.start_server("r1");
     lab.start_server("r2");
@@ -335,7 +346,18 @@ fn promote_reports_what_a_crash_lost() {
         .as_u64()
         .unwrap_or_else(|| panic!("{v}"));
     assert!(discarded > 100_000, "{v}");
-    assert!(rb.stderr.contains("pg_rewind discarded"), "{}", rb.stderr);
+    // Six commits at least (the big insert and five single rows), with the last one's time.
+    let txns = v["discarded_transactions"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(txns >= 6, "{v}");
+    assert!(v["last_discarded_commit"].is_string(), "{v}");
+    assert!(
+        rb.stderr
+            .contains(&format!("({txns} committed transactions, the last at ")),
+        "{}",
+        rb.stderr
+    );
     let kept = std::path::PathBuf::from(
         v["discarded_wal_kept_in"]
             .as_str()
@@ -415,4 +437,92 @@ fn init_drops_the_slot_a_repointed_replica_left_behind() {
         lab.psql("p", "SELECT string_agg(application_name || ':' || state, ',' ORDER BY application_name) FROM pg_stat_replication"),
         "r1:streaming,r2:streaming"
     );
+}
+
+/// Stale slots: a renamed `slot:` and a replica removed from the inventory leave slots on the
+/// primary that no one uses; `init` drops the inactive ones (it knows them from its record), keeps
+/// an active one and names the command; `slot drop` refuses a slot in use, drops with --force.
+#[test]
+fn init_drops_the_slots_of_renamed_and_removed_replicas() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    let slots_on_p = || {
+        lab.psql(
+            "p",
+            "SELECT string_agg(slot_name || ':' || active, ',' ORDER BY slot_name) FROM pg_replication_slots",
+        )
+    };
+    assert_eq!(slots_on_p(), "r1:true,r2:true");
+
+    // r1's slot is renamed; r2 leaves the inventory while its server still streams.
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let r2 = text.find("  - name: r2\n").expect("r2 in the inventory");
+    let mut edited = text[..r2].to_string();
+    edited = edited.replacen("  - name: r1\n", "  - name: r1\n    slot: r1_new\n", 1);
+    std::fs::write(&inv, edited).unwrap();
+    let r = lab.pgrepl(&["-i", &inv, "init", "--yes"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("p: dropped stale slot r1 (made for r1, which does not use it on p now)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("kept slot r2, which was made for r2, no longer in the inventory,")
+            && r.stderr.contains("slot drop p r2"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(slots_on_p(), "r1_new:true,r2:true");
+
+    // In use: refused without --force (exit 4), whatever --yes says.
+    let r = lab.pgrepl(&["-i", &inv, "slot", "drop", "p", "r1_new", "--yes"]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains("r1 follows p with slot r1_new"),
+        "{}",
+        r.stderr
+    );
+    lab.pgrepl(&["-i", &inv, "slot", "drop", "p", "r2", "--yes"])
+        .expect_code(4);
+    // Destructive: no terminal and no --yes is a refusal (exit 5).
+    lab.pgrepl(&["-i", &inv, "slot", "drop", "p", "r2", "--force"])
+        .expect_code(5);
+
+    // Once r2 is down, init drops its slot; the record on p keeps only r1_new.
+    lab.stop_server("r2");
+    let r = lab.pgrepl(&["-i", &inv, "init", "--yes"]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains(
+            "p: dropped stale slot r2 (made for r2, which is no longer in the inventory)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(slots_on_p(), "r1_new:true");
+    let data = lab.hosts[0].data_dir.display().to_string();
+    let record = lab.run_on("p", &["cat", &format!("{data}.pgrepl-slots")]);
+    assert!(
+        record
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .eq(["r1_new r1"]),
+        "{record}"
+    );
+
+    // --force ends the WAL sender and drops the slot; init gives r1 its slot back.
+    let r = lab.pgrepl(&[
+        "-i", &inv, "slot", "drop", "p", "r1_new", "--force", "--yes",
+    ]);
+    r.expect_code(0);
+    assert_eq!(slots_on_p(), "");
+    lab.pgrepl(&["-i", &inv, "slot", "drop", "p", "r1_new", "--yes"])
+        .expect_code(0);
+    lab.pgrepl(&["-i", &inv, "init", "--yes"]).expect_code(0);
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+    assert_eq!(slots_on_p(), "r1_new:true");
 }

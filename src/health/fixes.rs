@@ -139,11 +139,14 @@ impl<'i> Fixes<'i> {
         self.psql(h, "SELECT pg_catalog.pg_wal_replay_resume()")
     }
 
-    /// `pg_drop_replication_slot('<slot>')` through psql, on `h`.
+    /// `pgrepl -i <inventory> slot drop <h> <slot>`: drops the slot through the inventory's own
+    /// transport (ssh options included).
     pub fn drop_slot(&self, h: &Host, slot: &str) -> String {
-        self.psql(
-            h,
-            &format!("SELECT pg_catalog.pg_drop_replication_slot('{slot}')"),
+        format!(
+            "pgrepl -i {} slot drop {} {}",
+            self.path,
+            h.name,
+            shell_quote(slot)
         )
     }
 

@@ -431,6 +431,26 @@ mod rules {
     }
 
     #[test]
+    fn split_brain_rebuilds_the_standbys_of_the_node_it_stops() {
+        // r2 still streams from p, the old primary that kept taking writes: it replayed them.
+        let mut newer = primary("0/6000000", &[]);
+        newer.timeline = Some(2);
+        let probes = vec![
+            up(primary("0/7000000", &["r2"])),
+            up(newer),
+            up(standby("0/7000000")),
+        ];
+        let f = with(probes, rules::split_brain).expect("fires");
+        assert!(
+            f.fix.ends_with(
+                "rebuild each as a replica: pgrepl -i i.yml rebuild p; and the standbys that replayed their writes: pgrepl -i i.yml rebuild r2"
+            ),
+            "{}",
+            f.fix
+        );
+    }
+
+    #[test]
     fn split_brain_without_the_inventory_primary_keeps_the_first_writable() {
         let probes = vec![
             down("gone"),
@@ -716,7 +736,7 @@ mod rules {
         );
         assert_eq!(
             f.fix,
-            "drop it if unused: ssh postgres@10.0.0.1 'psql -h /var/run/postgresql -p 5432 -d postgres -c \"SELECT pg_catalog.pg_drop_replication_slot('\\''orphan'\\'')\"'"
+            "drop it if unused: pgrepl -i i.yml slot drop p orphan"
         );
     }
 
@@ -778,7 +798,7 @@ mod rules {
         );
         assert_eq!(
             f.fix,
-            "r2 now streams from another host: drop this stale slot: ssh postgres@10.0.0.1 'psql -h /var/run/postgresql -p 5432 -d postgres -c \"SELECT pg_catalog.pg_drop_replication_slot('\\''r2'\\'')\"'"
+            "r2 now streams from another host: drop this stale slot: pgrepl -i i.yml slot drop p r2"
         );
     }
 

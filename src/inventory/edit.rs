@@ -25,14 +25,21 @@ enum Op {
     },
     /// Remove the `upstream:` key whose value starts there.
     RemoveUpstream { line: usize, column: usize },
+    /// Add `upstream: <value>` beside the `role:` key whose value starts there: on a line of
+    /// its own below it (block style, same indentation) or right after it (flow style).
+    AddUpstream {
+        line: usize,
+        column: usize,
+        value: String,
+    },
 }
 
 impl Op {
     fn at(&self) -> (usize, usize) {
         match self {
-            Op::Replace { line, column, .. } | Op::RemoveUpstream { line, column } => {
-                (*line, *column)
-            }
+            Op::Replace { line, column, .. }
+            | Op::RemoveUpstream { line, column }
+            | Op::AddUpstream { line, column, .. } => (*line, *column),
         }
     }
 }
@@ -50,8 +57,8 @@ fn role_word(r: Role) -> &'static str {
 ///
 /// # Errors
 /// A sentence saying why the file cannot be edited in place (it does not parse, a host of
-/// `wanted` is missing, an `upstream:` would have to be added, the key is laid out in a way
-/// this editor does not handle, or the edited text would not describe `wanted`).
+/// `wanted` is missing, a key is laid out in a way this editor does not handle, or the edited
+/// text would not describe `wanted`).
 pub fn edit_text(
     text: &str,
     path: &Path,
@@ -96,8 +103,20 @@ pub fn edit_text(
                 });
                 changes.push(format!("{name}: upstream: {x}"));
             }
+            (Some(u), Role::Replica, None) if &u.value != primary => {
+                ops.push(Op::RemoveUpstream {
+                    line: u.referenced.line() as usize,
+                    column: u.referenced.column() as usize,
+                });
+                changes.push(format!("{name}: no upstream (it follows the primary)"));
+            }
             (None, Role::Replica, Some(x)) if x != primary => {
-                return Err(format!("{name} would need an upstream: {x} line added"));
+                ops.push(Op::AddUpstream {
+                    line: rh.role.referenced.line() as usize,
+                    column: rh.role.referenced.column() as usize,
+                    value: x.to_string(),
+                });
+                changes.push(format!("{name}: upstream: {x}"));
             }
             _ => {}
         }
@@ -177,6 +196,42 @@ fn apply_to_line(lines: &mut Vec<String>, op: &Op) -> Result<(), String> {
                 ));
             }
         }
+        Op::AddUpstream { value, .. } => add_upstream(lines, l, &chars, start, end, value)?,
+    }
+    Ok(())
+}
+
+/// Adds `upstream: value` beside the `role:` whose value spans `start..end` of line `l`
+/// (`chars`): after the value in a flow mapping, or on its own line below at the key's column.
+fn add_upstream(
+    lines: &mut Vec<String>,
+    l: usize,
+    chars: &[char],
+    start: usize,
+    end: usize,
+    value: &str,
+) -> Result<(), String> {
+    let crlf = chars.last() == Some(&'\r');
+    let head: String = chars[..start].iter().collect();
+    let key = head
+        .rfind("role")
+        .ok_or_else(|| format!("line {l}: no role key before its value"))?;
+    let before = &head[..key];
+    let tail: String = chars[end..].iter().collect();
+    if before.contains("{") || before.trim_end().ends_with(',') {
+        // Flow style: the pair goes right after the role's value.
+        let value_text: String = chars[start..end].iter().collect();
+        lines[l - 1] = format!("{head}{value_text}, upstream: {value}{tail}");
+    } else if before.trim_start_matches([' ', '-']).is_empty() {
+        // Block style (`    role: x` or `  - role: x`): a line of its own below, at
+        // the key's column.
+        let cr = if crlf { "\r" } else { "" };
+        let indent = " ".repeat(before.chars().count());
+        lines.insert(l, format!("{indent}upstream: {value}{cr}"));
+    } else {
+        return Err(format!(
+            "line {l}: the role key shares its line with other keys"
+        ));
     }
     Ok(())
 }
@@ -423,12 +478,41 @@ mod tests {
     }
 
     #[test]
-    fn an_upstream_that_would_have_to_be_added_is_refused() {
-        let inv = load(BLOCK);
-        let mut wanted = inv.clone();
+    fn an_upstream_is_added_below_the_role_or_beside_it() {
+        let mut wanted = load(BLOCK);
         wanted.hosts[2].upstream = Some("r1".into());
-        let err = edit_text(BLOCK, Path::new("i.yml"), &wanted).unwrap_err();
-        assert!(err.contains("r2 would need an upstream"), "{err}");
+        let (text, changes) = edit_text(BLOCK, Path::new("i.yml"), &wanted).unwrap();
+        assert_eq!(changes, ["r2: upstream: r1"]);
+        assert!(
+            text.ends_with(
+                "  - name: r2\n    address: 10.0.0.3\n    role: \"replica\"\n    upstream: r1\n"
+            ),
+            "{text}"
+        );
+        // A list item that starts with its role, and CRLF.
+        let first = "cluster: c\r\npostgres: {version: 15}\r\nreplication: {password_env: X}\r\nhosts:\r\n  - name: p\r\n    address: 10.0.0.1\r\n    role: primary\r\n  - name: r1\r\n    address: 10.0.0.2\r\n    role: replica\r\n  - role: replica # cascade\r\n    name: r2\r\n    address: 10.0.0.3\r\n";
+        let mut wanted = load(first);
+        wanted.hosts[2].upstream = Some("r1".into());
+        let (text, _) = edit_text(first, Path::new("i.yml"), &wanted).unwrap();
+        assert!(
+            text.contains(
+                "\r\n  - role: replica # cascade\r\n    upstream: r1\r\n    name: r2\r\n"
+            ),
+            "{text:?}"
+        );
+        // Flow style.
+        let mut wanted = load(FLOW);
+        wanted.hosts[1].upstream = Some("r2".into());
+        wanted.hosts[2].upstream = None;
+        let (text, _) = edit_text(FLOW, Path::new("i.yml"), &wanted).unwrap();
+        assert!(
+            text.contains("  - {name: r1, address: 10.0.0.2, role: replica, upstream: r2}\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  - {name: r2, address: 10.0.0.3, role: replica}\n"),
+            "{text}"
+        );
     }
 
     #[test]

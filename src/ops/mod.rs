@@ -9,6 +9,7 @@ pub mod operation;
 pub mod promote;
 pub mod rebuild;
 pub mod render;
+pub mod slot;
 pub mod status;
 pub mod switchover;
 pub mod unlock;

@@ -1,7 +1,7 @@
 //! What the command line asked for, as plain data: one variant per subcommand, carrying that
 //! command's `Options`. `cli` builds it; `lib` hands it to the operation. No clap types here.
 
-use super::{promote, rebuild, render, status, switchover};
+use super::{promote, rebuild, render, slot, status, switchover};
 
 /// One run's operation and its options.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub enum Operation {
     Switchover(switchover::Options),
     /// `pgrepl unlock`.
     Unlock,
+    /// `pgrepl slot drop`.
+    SlotDrop(slot::Options),
 }
 
 impl Operation {
@@ -36,6 +38,7 @@ impl Operation {
             Operation::Rebuild(_) => "rebuild",
             Operation::Switchover(_) => "switchover",
             Operation::Unlock => "unlock",
+            Operation::SlotDrop(_) => "slot drop",
         }
     }
 }

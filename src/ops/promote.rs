@@ -191,10 +191,10 @@ impl Promotion<'_, '_, '_> {
             let s = self.after(id);
             let up = eff.upstream_of(s).unwrap_or(target);
             if up.name == target.name {
-                ensure_slot(ctx, tdb, &up.name, &s.slot, &s.name).await?;
+                ensure_slot(ctx, tdb, up, &s.slot, &s.name).await?;
             } else {
                 let udb = ctx.session(up, "create replication slot").await?;
-                ensure_slot(ctx, &udb, &up.name, &s.slot, &s.name).await?;
+                ensure_slot(ctx, &udb, up, &s.slot, &s.name).await?;
             }
             let t = ctx
                 .kept(s)

@@ -143,7 +143,7 @@ impl Rebuild<'_, '_, '_> {
         }
         install_passfile(ctx, t, h, self.password).await?;
         let udb = ctx.session(up, "create replication slot").await?;
-        ensure_slot(ctx, &udb, &up.name, &h.slot, &h.name).await?;
+        ensure_slot(ctx, &udb, up, &h.slot, &h.name).await?;
         let (mut used, mut why) = (self.plan.method, self.plan.reason.clone());
         let mut discarded = Discarded::default();
         if used == Method::Rewind {
@@ -235,8 +235,17 @@ impl Rebuild<'_, '_, '_> {
             started.elapsed().as_secs_f64()
         ));
         if let (Some(b), Some((at, tli))) = (lost.bytes.filter(|b| *b > 0), lost.diverged_at) {
+            let txns = match &lost.commits {
+                Some(c) if c.count > 0 => format!(
+                    " ({} committed transactions, the last at {})",
+                    c.count,
+                    c.last_at.as_deref().unwrap_or("?")
+                ),
+                Some(_) => " (no committed transaction)".into(),
+                None => String::new(),
+            };
             ctx.ui.warn(format!(
-                "{}: pg_rewind discarded {b} bytes of WAL {} wrote after it left timeline {tli} at {at}; {}",
+                "{}: pg_rewind discarded {b} bytes of WAL{txns} {} wrote after it left timeline {tli} at {at}; {}",
                 h.name,
                 h.name,
                 match &lost.kept_in {
@@ -246,7 +255,7 @@ impl Rebuild<'_, '_, '_> {
             ));
         }
         if ctx.ui.format() == Format::Json {
-            ctx.ui.json(&serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && self.plan.keep_old, "diverged_at": lost.diverged_at.map(|(l, _)| l.to_string()), "discarded_bytes": lost.bytes, "discarded_wal_kept_in": lost.kept_in }));
+            ctx.ui.json(&serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && self.plan.keep_old, "diverged_at": lost.diverged_at.map(|(l, _)| l.to_string()), "discarded_bytes": lost.bytes, "discarded_transactions": lost.commits.as_ref().map(|c| c.count), "last_discarded_commit": lost.commits.as_ref().and_then(|c| c.last_at.clone()), "discarded_wal_kept_in": lost.kept_in }));
         }
     }
 }

@@ -311,7 +311,7 @@ impl Switchover<'_, '_, '_> {
         let siblings: Vec<&Host> = eff.replicas().filter(|h| h.name != old.name).collect();
         for s in &siblings {
             if eff.upstream_of(s).is_some_and(|u| u.name == cand.name) {
-                ensure_slot(ctx, self.cdb, &cand.name, &s.slot, &s.name).await?;
+                ensure_slot(ctx, self.cdb, cand, &s.slot, &s.name).await?;
             }
             let t = ctx
                 .kept(s)
@@ -327,7 +327,7 @@ impl Switchover<'_, '_, '_> {
         );
         let t0 = Instant::now();
         install_passfile(ctx, self.old_t, old, self.password).await?;
-        ensure_slot(ctx, self.cdb, &cand.name, &old.slot, &old.name).await?;
+        ensure_slot(ctx, self.cdb, cand, &old.slot, &old.name).await?;
         start_as_standby(ctx, eff, self.old_t, old).await?;
         ctx.ui.done(
             &old.name,

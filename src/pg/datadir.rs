@@ -76,6 +76,12 @@ pub fn discarded_dir(data_dir: &str) -> String {
     format!("{data_dir}.pgrepl-discarded-wal")
 }
 
+/// The record of the replication slots pgrepl created on a server, beside its data directory:
+/// what lets `init` tell its own slots (also renamed or removed replicas' ones) from others.
+pub fn slots_record(data_dir: &str) -> String {
+    format!("{data_dir}.pgrepl-slots")
+}
+
 /// `ls -1` of a data directory's `pg_wal` (C locale).
 pub fn list_wal(data_dir: &str) -> Cmd {
     Cmd::new("ls")

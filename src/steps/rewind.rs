@@ -130,6 +130,8 @@ pub struct Discarded {
     pub bytes: Option<u64>,
     /// The directory on the target's host that keeps those WAL segments.
     pub kept_in: Option<String>,
+    /// The transactions committed in that WAL (read with `pg_waldump`), when it could be read.
+    pub commits: Option<crate::pg::waldump::Commits>,
 }
 
 /// Before the real rewind: copies the target's WAL segments from the fork on into
@@ -150,6 +152,14 @@ async fn keep_discarded(
     d.bytes = end.map(|e| fork.bytes_until(e));
     if d.bytes == Some(0) {
         return d;
+    }
+    // What those bytes were, in transactions: pg_waldump reads them (the server is stopped).
+    let cmd = crate::pg::waldump::commits_cmd(&h.bin_dir, &h.data_dir, fork, end, tli);
+    if let Ok(out) = t.run(&cmd, None).await {
+        // It ends with an error where the WAL ends when `end` is unknown: the lines still count.
+        if out.success() || end.is_none() {
+            d.commits = Some(crate::pg::waldump::parse_commits(&out.stdout));
+        }
     }
     let seg = control_data(t, h)
         .await

@@ -17,7 +17,7 @@ use crate::steps::config::{apply_config, install_configs, install_passfile};
 use crate::steps::exec::run_step;
 use crate::steps::roles::ensure_role;
 use crate::steps::server::{server, start};
-use crate::steps::slots::drop_stale_slots;
+use crate::steps::slots::{create_slot, drop_stale_slots};
 use crate::steps::streaming::verify_streaming;
 use crate::transport::Transport;
 
@@ -209,17 +209,7 @@ impl Executor<'_, '_> {
         let existing: Vec<String> = db.slots().await?.into_iter().map(|s| s.name).collect();
         for s in replicas {
             if !existing.contains(&s.slot) {
-                db.create_physical_slot(&s.slot).await.map_err(|e| {
-                    Error::step(
-                        up,
-                        "create replication slot",
-                        format!("slot {}: {e:#}", s.slot),
-                    )
-                })?;
-                ctx.ui.info(format!(
-                    "{up}: created physical replication slot {} for {}",
-                    s.slot, s.replica
-                ));
+                create_slot(ctx, &db, self.host(up)?, &s.slot, &s.replica).await?;
                 self.note(format!("{up}: slot {}", s.slot));
             }
             if s.clone {
