@@ -4,14 +4,11 @@
 //! sender, or the slot of an inventory replica that follows this host) unless `--force`;
 //! dropping asks, or needs `--yes`. A slot that is not there is nothing to do (exit 0).
 
-use std::time::Duration;
-
 use crate::error::{exit, Error, OnStep};
 use crate::inventory::Inventory;
 use crate::pg::state::Slot;
-use crate::steps::slots::forget;
+use crate::steps::slots::{force_drop, forget};
 use crate::ui::Format;
-use crate::wait::{poll_until, Poll};
 
 use super::Context;
 
@@ -112,26 +109,9 @@ pub async fn drop(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
         ),
     )?;
     if terminate {
-        // Its replica reconnects within seconds: end the WAL sender and drop in one round,
-        // again until the drop wins (bounded).
-        poll_until(
-            "slot release (10 s)",
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-            || async {
-                db.terminate_slot_user(&o.slot).await?;
-                match db.drop_slot(&o.slot).await {
-                    Ok(()) => Ok(Poll::Ready(())),
-                    Err(e) if db.slot_active(&o.slot).await? => Ok(Poll::Pending(format!(
-                        "slot {} still active: {e:#}",
-                        o.slot
-                    ))),
-                    Err(e) => Err(e),
-                }
-            },
-        )
-        .await
-        .map_err(|e| Error::step(&h.name, step, e.to_string()))?;
+        force_drop(&db, &o.slot)
+            .await
+            .map_err(|e| Error::step(&h.name, step, e.to_string()))?;
     } else {
         db.drop_slot(&o.slot).await.on_step(&h.name, step)?;
     }

@@ -17,7 +17,7 @@ use crate::error::{Error, OnStep};
 use crate::inventory::{Host, Inventory};
 use crate::pg::datadir;
 use crate::transport::Transport;
-use crate::wait::{poll_until, Poll};
+use crate::wait::{poll_until, Poll, WaitError};
 
 use super::exec::install_file;
 
@@ -224,7 +224,22 @@ pub async fn drop_stale_slots(
     let live = db.node_state().await.on_step(&h.name, step)?.slots;
     let mut dropped = Vec::new();
     for s in stale_slots(inv, h, &record, &live) {
-        if s.active && !(s.in_inventory && released(&db, &s.slot).await) {
+        let in_use = s.active && !(s.in_inventory && released(&db, &s.slot).await);
+        // Still used though its replica was re-pointed or renamed: dropped on confirmation
+        // (ending that WAL sender); a removed replica's slot only once inactive.
+        let confirmed = in_use
+            && s.in_inventory
+            && ctx
+                .ui
+                .confirm(
+                    "init",
+                    &format!(
+                        "drop slot {} on {}: {} no longer uses it, but a WAL sender still does (it is ended)",
+                        s.slot, h.name, s.replica
+                    ),
+                )
+                .is_ok();
+        if in_use && !confirmed {
             ctx.ui.warn(format!(
                 "{}: kept slot {}, which {} but a WAL sender still uses; once nothing streams from it: pgrepl -i {} slot drop {} {}",
                 h.name,
@@ -240,7 +255,13 @@ pub async fn drop_stale_slots(
             ));
             continue;
         }
-        db.drop_slot(&s.slot).await.on_step(&h.name, step)?;
+        if confirmed {
+            force_drop(&db, &s.slot)
+                .await
+                .map_err(|e| Error::step(&h.name, step, e.to_string()))?;
+        } else {
+            db.drop_slot(&s.slot).await.on_step(&h.name, step)?;
+        }
         ctx.ui.info(format!(
             "{}: dropped stale slot {} (made for {}, which {})",
             h.name,
@@ -258,6 +279,27 @@ pub async fn drop_stale_slots(
         forget(ctx, h, &dropped).await;
     }
     Ok(dropped)
+}
+
+/// Drops slot `name` although a connection uses it: ends that WAL sender and drops, again until
+/// the drop wins over the replica reconnecting (10 s at most).
+pub async fn force_drop(db: &Db, name: &str) -> Result<(), WaitError> {
+    poll_until(
+        "slot release (10 s)",
+        STALE_SLOT_RELEASE,
+        Duration::from_millis(100),
+        || async {
+            db.terminate_slot_user(name).await?;
+            match db.drop_slot(name).await {
+                Ok(()) => Ok(Poll::Ready(())),
+                Err(e) if db.slot_active(name).await? => {
+                    Ok(Poll::Pending(format!("slot {name} still active: {e:#}")))
+                }
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await
 }
 
 /// Whether the slot `name` becomes inactive within [`STALE_SLOT_RELEASE`].
