@@ -39,8 +39,6 @@ pub struct Context<'a> {
     /// After promote, switchover and rebuild, update the inventory file's roles and upstreams
     /// (off with `--no-write-inventory`).
     pub write_inventory: bool,
-    /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
-    run_dir: tempfile::TempDir,
     /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
     kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
     /// The cluster lock, while this run holds it.
@@ -50,6 +48,10 @@ pub struct Context<'a> {
     pending_slots: std::sync::Mutex<Vec<(String, String)>>,
     /// The primary a switchover stopped before promoting its candidate (see `rollback_pending`).
     pending_rollback: std::sync::Mutex<Option<String>>,
+    /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
+    /// Declared last so that it is removed after every connection kept above was closed (a
+    /// master is told to exit through its socket in there).
+    run_dir: tempfile::TempDir,
 }
 
 /// Settings of a run that come from the command line (as plain values, not clap types).
@@ -162,6 +164,32 @@ impl Context<'_> {
         Ok(t)
     }
 
+    /// Closes every kept connection and waits (5 s at most) until their ssh masters are gone:
+    /// no ssh process of a run outlives it. Called once the operation has ended.
+    pub async fn close_all(&self) {
+        let kept = std::mem::take(&mut *self.kept.lock().await);
+        let pids: Vec<u32> = kept.values().filter_map(|t| t.master_pid()).collect();
+        // The last reference to each session: dropping it tells its master to exit.
+        drop(kept);
+        let gone = crate::wait::poll_until(
+            "ssh masters exit (5 s)",
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(20),
+            || async {
+                let left: Vec<&u32> = pids.iter().filter(|p| process_alive(**p)).collect();
+                Ok(if left.is_empty() {
+                    crate::wait::Poll::Ready(())
+                } else {
+                    crate::wait::Poll::Pending(format!("ssh masters still running: {left:?}"))
+                })
+            },
+        )
+        .await;
+        if let Err(e) = gone {
+            tracing::warn!("{e}");
+        }
+    }
+
     /// Drops a kept connection (after it failed), so the next use reconnects.
     pub async fn forget(&self, h: &Host) {
         self.kept.lock().await.remove(&h.name);
@@ -260,4 +288,12 @@ impl Context<'_> {
             )],
         })
     }
+}
+
+/// Whether process `pid` on this machine still runs (a zombie counts as gone).
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| !r.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }

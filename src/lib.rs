@@ -101,6 +101,7 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
         }
     }
     ctx.release_locks().await;
+    ctx.close_all().await;
     tracing::info!(
         "{name}: {} after {:.1}s",
         if r.is_ok() { "finished" } else { "failed" },

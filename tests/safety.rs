@@ -811,3 +811,42 @@ mod round_trips {
             .unwrap();
     }
 }
+
+/// The ssh processes (masters included) whose command line names this lab's client key.
+fn ssh_processes(lab: &Lab) -> Vec<String> {
+    let key = lab.client_key.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid = e.ok()?.file_name().to_str()?.parse::<u32>().ok()?;
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let zombie = stat.rsplit(')').next()?.trim_start().starts_with('Z');
+            (!zombie && args.first()?.ends_with("ssh") && args.iter().any(|a| a.contains(&key)))
+                .then(|| format!("{pid}: {}", args.join(" ")))
+        })
+        .collect()
+}
+
+/// Issue "field faults", case 12: no ssh process of a run outlives it — masters are closed
+/// when the command ends, whether it succeeds, refuses or fails.
+#[test]
+fn no_ssh_master_outlives_its_run() {
+    let lab = Lab::new(&["p", "r1"]);
+    let inv = lab.init(&[("p", "primary", None), ("r1", "replica", None)]);
+    assert_eq!(ssh_processes(&lab), Vec::<String>::new(), "after init");
+    lab.pgrepl(&["-i", &inv, "status", "--format", "json"])
+        .expect_code(0);
+    assert_eq!(ssh_processes(&lab), Vec::<String>::new(), "after status");
+    // Refused (the primary cannot be rebuilt): exit 4.
+    lab.pgrepl(&["-i", &inv, "rebuild", "p", "--yes"])
+        .expect_code(4);
+    assert_eq!(ssh_processes(&lab), Vec::<String>::new(), "after a refusal");
+    lab.pgrepl(&["-i", &inv, "switchover", "r1", "--yes"])
+        .expect_code(0);
+    assert_eq!(ssh_processes(&lab), Vec::<String>::new(), "after switchover");
+}

@@ -243,6 +243,10 @@ pub trait Transport: Send + Sync {
     }
     /// Releases the connection.
     async fn close(&self);
+    /// The pid of the local process that keeps this connection open (an ssh master), if any.
+    fn master_pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A running command started by [`Transport::spawn`].

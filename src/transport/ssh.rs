@@ -52,6 +52,8 @@ pub struct SshTransport {
     channels: Arc<Semaphore>,
     forward_dir: PathBuf,
     forwards: Mutex<Vec<(String, u16)>>,
+    /// The master's pid, as it reported it (so a run can wait until it has exited).
+    master_pid: Option<u32>,
 }
 
 impl SshTransport {
@@ -94,14 +96,22 @@ impl SshTransport {
             anyhow::anyhow!("{}", explain_connect_error(&msg, &target))
         })?;
         let forward_dir = control_dir.join(format!("pg-{}", target.host));
+        let master_pid = master_pid(session.control_socket()).await;
         Ok(SshTransport {
             target,
             session: Arc::new(session),
             channels: Arc::new(Semaphore::new(8)),
             forward_dir,
             forwards: Mutex::new(Vec::new()),
+            master_pid,
         })
     }
+}
+
+/// The pid the master behind `ctl` reports (its alive check).
+async fn master_pid(ctl: &Path) -> Option<u32> {
+    let mut c = openssh_mux_client::Connection::connect(ctl).await.ok()?;
+    c.send_alive_check().await.ok().map(|p| p.get())
 }
 
 /// The connection error with what to do about it. For host keys: which `known_hosts` file is
@@ -273,5 +283,9 @@ impl Transport for SshTransport {
 
     async fn close(&self) {
         // Dropping the last Arc<Session> sends `-O exit` to the master.
+    }
+
+    fn master_pid(&self) -> Option<u32> {
+        self.master_pid
     }
 }
