@@ -130,3 +130,36 @@ fn init_reclones_only_a_missing_replica() {
         "2"
     );
 }
+
+/// Issue "field faults", case 8: the caller's libpq environment (a CI job's PGPASSWORD for its
+/// application, PGHOST, PGSSLMODE, …) never reaches the commands pgrepl runs nor the servers it
+/// starts: init, switchover (pg_rewind), rebuild by rewind and by clone all work with it set.
+#[test]
+fn the_callers_libpq_environment_does_not_leak() {
+    let c = LocalLab::new(2);
+    let inv = c.inventory("16MB");
+    let inv = inv.to_str().unwrap();
+    let hostile: &[(&str, &str)] = &[
+        ("PGPASSWORD", "the-application-password"),
+        ("PGHOST", "/nonexistent"),
+        ("PGPORT", "1"),
+        ("PGUSER", "nobody"),
+        ("PGDATABASE", "nope"),
+        ("PGSSLMODE", "require"),
+        ("PGSERVICE", "no_such_service"),
+        ("PGOPTIONS", "-c statement_timeout=1"),
+        ("PGCONNECT_TIMEOUT", "1"),
+        ("PGAPPNAME", "not_pgrepl"),
+    ];
+    pgrepl(&["-i", inv, "init"], hostile).expect_code(0);
+    pgrepl(&["-i", inv, "switchover", "b", "--yes"], hostile).expect_code(0);
+    pgrepl(&["-i", inv, "switchover", "a", "--yes"], hostile).expect_code(0);
+    pgrepl(&["-i", inv, "rebuild", "b", "--method", "rewind", "--yes"], hostile).expect_code(0);
+    pgrepl(&["-i", inv, "rebuild", "b", "--method", "clone", "--yes"], hostile).expect_code(0);
+    pgrepl(&["-i", inv, "status", "--wait", "30"], hostile).expect_code(0);
+    // The servers pgrepl started see none of it either.
+    assert_eq!(
+        c.psql(1, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'"),
+        "1"
+    );
+}

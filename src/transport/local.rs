@@ -71,8 +71,8 @@ impl Transport for LocalTransport {
     async fn run(&self, cmd: &Cmd, sink: Option<LineSink>) -> anyhow::Result<Output> {
         tracing::debug!(host = %self.host, argv = ?cmd.logged_argv(), "run");
         let argv = match &self.switch_to {
-            Some(u) => cmd.argv_as(&["runuser", "-u", u, "--"]),
-            None => cmd.full_argv(),
+            Some(u) => cmd.clean_argv(&["runuser", "-u", u, "--"]),
+            None => cmd.clean_argv(&[]),
         };
         let mut c = tokio::process::Command::new(&argv[0]);
         c.args(&argv[1..])
@@ -115,8 +115,8 @@ impl Transport for LocalTransport {
     async fn spawn(&self, cmd: &Cmd) -> anyhow::Result<Spawned> {
         tracing::debug!(host = %self.host, argv = ?cmd.logged_argv(), "spawn");
         let argv = match &self.switch_to {
-            Some(u) => cmd.argv_as(&["runuser", "-u", u, "--"]),
-            None => cmd.full_argv(),
+            Some(u) => cmd.clean_argv(&["runuser", "-u", u, "--"]),
+            None => cmd.clean_argv(&[]),
         };
         let mut child = tokio::process::Command::new(&argv[0])
             .args(&argv[1..])

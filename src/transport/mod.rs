@@ -46,6 +46,54 @@ status=$?
 kill "$watcher" 2>/dev/null
 exit "$status""#;
 
+/// Environment variables unset for every command pgrepl runs: libpq's connection settings
+/// (PostgreSQL documentation, "Environment Variables" of libpq) and the server tools' own
+/// (`PGDATA`, `PGCTLTIMEOUT`), whatever the caller's environment or the remote login sets.
+pub const CLEARED_ENV: &[&str] = &[
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGREQUIREAUTH",
+    "PGCHANNELBINDING",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGOPTIONS",
+    "PGAPPNAME",
+    "PGSSLMODE",
+    "PGREQUIRESSL",
+    "PGSSLNEGOTIATION",
+    "PGSSLCOMPRESSION",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCERTMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCRL",
+    "PGSSLCRLDIR",
+    "PGSSLSNI",
+    "PGREQUIREPEER",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
+    "PGGSSENCMODE",
+    "PGKRBSRVNAME",
+    "PGGSSLIB",
+    "PGGSSDELEGATION",
+    "PGCONNECT_TIMEOUT",
+    "PGCLIENTENCODING",
+    "PGTARGETSESSIONATTRS",
+    "PGLOADBALANCEHOSTS",
+    "PGDATESTYLE",
+    "PGTZ",
+    "PGGEQO",
+    "PGSYSCONFDIR",
+    "PGLOCALEDIR",
+    "PGDATA",
+    "PGCTLTIMEOUT",
+];
+
 impl Cmd {
     /// A command running `program` (a path, or a name looked up in `PATH`) without arguments.
     pub fn new(program: impl Into<String>) -> Self {
@@ -106,13 +154,20 @@ impl Cmd {
         v
     }
 
-    /// [`Cmd::full_argv`] behind a prefix that switches user (`runuser -u x --`, `sudo -n -u x --`).
-    pub fn argv_as(&self, prefix: &[&str]) -> Vec<String> {
-        prefix
-            .iter()
-            .map(|s| s.to_string())
-            .chain(self.full_argv())
-            .collect()
+    /// What a transport runs: `prefix` (a user switch, or nothing), then `env` with every
+    /// variable of [`CLEARED_ENV`] unset, then the command's own environment and argv. So no
+    /// command — nor a server it starts — sees the caller's (or the remote login's) libpq
+    /// settings: a CI job's `PGPASSWORD` for its application, `PGHOST`, `PGSSLMODE`, `PGSERVICE`…
+    pub fn clean_argv(&self, prefix: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        v.push("env".into());
+        for name in CLEARED_ENV {
+            v.push("-u".into());
+            v.push(name.to_string());
+        }
+        v.extend(self.env.iter().map(|(k, val)| format!("{k}={val}")));
+        v.extend(self.argv.iter().cloned());
+        v
     }
 
     /// The argv as logged with `-vv`: without the [`Cmd::until_disconnect`] wrapper, with every

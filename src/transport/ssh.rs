@@ -174,9 +174,9 @@ impl Transport for SshTransport {
         tracing::debug!(host = %self.target.host, argv = ?cmd.logged_argv(), "run");
         let _permit = self.channels.acquire().await?;
         let argv = if self.target.user != self.target.os_user {
-            cmd.argv_as(&["sudo", "-n", "-u", &self.target.os_user, "--"])
+            cmd.clean_argv(&["sudo", "-n", "-u", &self.target.os_user, "--"])
         } else {
-            cmd.full_argv()
+            cmd.clean_argv(&[])
         };
         let mut c = self.session.command(argv[0].clone());
         c.args(&argv[1..])
@@ -222,9 +222,9 @@ impl Transport for SshTransport {
         tracing::debug!(host = %self.target.host, argv = ?cmd.logged_argv(), "spawn");
         let permit = self.channels.clone().acquire_owned().await?;
         let argv = if self.target.user != self.target.os_user {
-            cmd.argv_as(&["sudo", "-n", "-u", &self.target.os_user, "--"])
+            cmd.clean_argv(&["sudo", "-n", "-u", &self.target.os_user, "--"])
         } else {
-            cmd.full_argv()
+            cmd.clean_argv(&[])
         };
         let mut c = self.session.clone().arc_command(argv[0].clone());
         c.args(&argv[1..])
