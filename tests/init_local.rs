@@ -154,12 +154,23 @@ fn the_callers_libpq_environment_does_not_leak() {
     pgrepl(&["-i", inv, "init"], hostile).expect_code(0);
     pgrepl(&["-i", inv, "switchover", "b", "--yes"], hostile).expect_code(0);
     pgrepl(&["-i", inv, "switchover", "a", "--yes"], hostile).expect_code(0);
-    pgrepl(&["-i", inv, "rebuild", "b", "--method", "rewind", "--yes"], hostile).expect_code(0);
-    pgrepl(&["-i", inv, "rebuild", "b", "--method", "clone", "--yes"], hostile).expect_code(0);
+    pgrepl(
+        &["-i", inv, "rebuild", "b", "--method", "rewind", "--yes"],
+        hostile,
+    )
+    .expect_code(0);
+    pgrepl(
+        &["-i", inv, "rebuild", "b", "--method", "clone", "--yes"],
+        hostile,
+    )
+    .expect_code(0);
     pgrepl(&["-i", inv, "status", "--wait", "30"], hostile).expect_code(0);
     // The servers pgrepl started see none of it either.
     assert_eq!(
-        c.psql(1, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'"),
+        c.psql(
+            1,
+            "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'"
+        ),
         "1"
     );
 }

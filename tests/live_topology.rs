@@ -526,3 +526,43 @@ fn init_drops_the_slots_of_renamed_and_removed_replicas() {
         .expect_code(0);
     assert_eq!(slots_on_p(), "r1_new:true");
 }
+
+/// Issue "field faults", case 11: a host whose name is not a valid slot name (here the primary,
+/// `Postgres-Video-Master`) gets a valid derived slot, so it can become a replica after a
+/// switchover and be rebuilt.
+#[test]
+fn host_names_that_are_not_slot_names_get_valid_slots() {
+    let lab = Lab::new(&["Postgres-Video-Master", "replica-2"]);
+    let inv = lab.init(&[
+        ("Postgres-Video-Master", "primary", None),
+        ("replica-2", "replica", None),
+    ]);
+    assert_eq!(
+        lab.psql(
+            "Postgres-Video-Master",
+            "SELECT string_agg(slot_name || ':' || active, ',') FROM pg_replication_slots"
+        ),
+        "replica_2:true"
+    );
+    lab.pgrepl(&["-i", &inv, "switchover", "replica-2", "--yes"])
+        .expect_code(0);
+    assert_eq!(
+        lab.psql(
+            "replica-2",
+            "SELECT string_agg(slot_name || ':' || active, ',') FROM pg_replication_slots"
+        ),
+        "postgres_video_master:true"
+    );
+    lab.pgrepl(&[
+        "-i",
+        &inv,
+        "rebuild",
+        "Postgres-Video-Master",
+        "--method",
+        "clone",
+        "--yes",
+    ])
+    .expect_code(0);
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+}

@@ -848,5 +848,9 @@ fn no_ssh_master_outlives_its_run() {
     assert_eq!(ssh_processes(&lab), Vec::<String>::new(), "after a refusal");
     lab.pgrepl(&["-i", &inv, "switchover", "r1", "--yes"])
         .expect_code(0);
-    assert_eq!(ssh_processes(&lab), Vec::<String>::new(), "after switchover");
+    assert_eq!(
+        ssh_processes(&lab),
+        Vec::<String>::new(),
+        "after switchover"
+    );
 }

@@ -109,14 +109,34 @@ fn two_primaries_and_loops_and_bad_slots() {
     let i = issues(&text);
     assert!(i.iter().any(|x| x.message.contains("loop")), "{i:?}");
 
-    let i = issues(
-        &GOOD
-            .replace("name: pg2", "name: pg-2")
-            .replace("upstream: pg2", "upstream: pg-2"),
+    // A host name that is not a valid slot name gives a valid one (every host: a primary is a
+    // replica after the next failover).
+    let text = GOOD
+        .replace("name: pg2", "name: PG-2")
+        .replace("upstream: pg2", "upstream: PG-2")
+        .replace("name: pg1", "name: postgres-video-master")
+        .replace("upstream: pg1", "upstream: postgres-video-master");
+    let inv = crate::inventory::parse(&text, Path::new("t.yml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inv.host("PG-2").unwrap().slot, "pg_2");
+    assert_eq!(
+        inv.host("postgres-video-master").unwrap().slot,
+        "postgres_video_master"
     );
+    // Two names that make one slot are refused, whatever their roles.
+    let i = issues(&text.replace("name: pg3", "name: pg_2"));
     assert!(
-        i.iter()
-            .any(|x| x.message.contains("replication slot name") && x.hint.contains("slot: pg_2")),
+        i.iter().any(|x| x.message.contains("both use slot pg_2")),
+        "{i:?}"
+    );
+    let i = issues(&text.replace(
+        "    role: replica\n  - name: pg3",
+        "    role: replica\n    slot: Bad-Slot\n  - name: pg3",
+    ));
+    assert!(
+        i.iter().any(|x| x
+            .message
+            .contains("\"Bad-Slot\" cannot be a replication slot name")
+            && x.hint.contains("slot: bad_slot")),
         "{i:?}"
     );
 }

@@ -4,7 +4,7 @@
 //!
 //! A value is checked before anything derived from it: a host name or cluster name that fails
 //! its own check is reported there, once, and is not substituted into the checks of the paths
-//! and the slot name built from it.
+//! and the slot name built from it (made valid).
 
 use std::collections::HashMap;
 
@@ -12,7 +12,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::postgres::Postgres;
 use super::{check_port, Checker};
-use crate::inventory::model::{Host, Role};
+use crate::inventory::model::Host;
 use crate::inventory::raw::{RawHost, RawPostgres};
 use crate::inventory::validators::{check_remote_path, is_address, is_host_name};
 
@@ -80,7 +80,7 @@ fn check_host(c: &mut Checker, rh: &RawHost, d: &Defaults<'_>, names: &mut Names
         );
     }
     check_endpoints(c, rh);
-    let slot = check_slot(c, rh, name_ok);
+    let slot = check_slot(c, rh);
     let [data_dir, bin_dir, socket_dir] = resolve_paths(c, rh, d, &name, name_ok);
     Host {
         passfile: format!("{data_dir}.pgpass"),
@@ -125,37 +125,29 @@ fn check_endpoints(c: &mut Checker, rh: &RawHost) {
     }
 }
 
-/// The host's slot on its upstream: `slot:`, or the host's name. Checked on replicas; a slot
-/// named after a host name that failed its own check (`name_ok` false) is not checked, as the
-/// name's problem is already reported at the same position.
-fn check_slot(c: &mut Checker, rh: &RawHost, name_ok: bool) -> String {
-    let slot = rh
-        .slot
-        .as_ref()
-        .map(|s| s.value.clone())
-        .unwrap_or_else(|| rh.name.value.clone());
-    let derived_from_bad_name = rh.slot.is_none() && !name_ok;
-    if rh.role.value == Role::Replica
-        && !derived_from_bad_name
-        && !crate::pg::is_valid_slot_name(&slot)
-    {
-        let loc = rh
-            .slot
-            .as_ref()
-            .map(|s| s.referenced)
-            .unwrap_or(rh.name.referenced);
+/// The host's slot on its upstream (any host may become a replica after a failover): `slot:`,
+/// checked as given; or derived from the host's name ([`derived_slot`]), always valid.
+fn check_slot(c: &mut Checker, rh: &RawHost) -> String {
+    let Some(given) = &rh.slot else {
+        return derived_slot(&rh.name.value);
+    };
+    if !crate::pg::is_valid_slot_name(&given.value) {
         c.at(
-            loc,
-            format!("{slot:?} cannot be a replication slot name (the slot is named after the host unless slot: is set)"),
-            format!("slot names allow only a-z, 0-9 and '_' (at most 63): rename the host, or add slot: {}", suggest_slot(&slot)),
+            given.referenced,
+            format!("{:?} cannot be a replication slot name", given.value),
+            format!(
+                "slot names allow only a-z, 0-9 and '_' (at most 63): slot: {}",
+                derived_slot(&given.value)
+            ),
         );
     }
-    slot
+    given.value.clone()
 }
 
-/// A slot name close to `s` that PostgreSQL accepts.
-fn suggest_slot(s: &str) -> String {
-    let mut out: String = s
+/// The slot named after a host: its name in lower case, every character other than a-z, 0-9
+/// and `_` made `_`, at most 63 bytes (`Postgres-Video-Master` → `postgres_video_master`).
+pub fn derived_slot(name: &str) -> String {
+    let mut out: String = name
         .to_lowercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })

@@ -169,14 +169,13 @@ fn check_collisions(
                 "give each host its own address or port",
             );
         }
-        if h.role == Role::Replica {
-            if let Some(other) = slots.insert(&h.slot, &h.name) {
-                c.at(
-                    loc,
-                    format!("{} and {other} both use slot {}", h.name, h.slot),
-                    "set a distinct slot: on one of them",
-                );
-            }
+        // Every host: the primary of today is a replica after the next failover.
+        if let Some(other) = slots.insert(&h.slot, &h.name) {
+            c.at(
+                loc,
+                format!("{} and {other} both use slot {}", h.name, h.slot),
+                "set a distinct slot: on one of them (a slot not set is the host name, made valid)",
+            );
         }
         if let Some(other) = dirs.insert((machine, &h.data_dir), &h.name) {
             c.at(
