@@ -293,3 +293,65 @@ fn failure_after_the_point_of_no_return_is_incomplete_and_rebuild_completes_it()
         .expect_code(0);
     assert_eq!(streams_from(&lab, "r1"), "p:streaming,r2:streaming");
 }
+
+/// A 1+1 cluster whose primary archives WAL with `archive_command`; timeouts.start 5 s.
+fn archiving_lab(command: &str) -> (Lab, String) {
+    let lab = Lab::new(&["p", "r1"]);
+    let roles = &[("p", "primary", None), ("r1", "replica", None)];
+    let extra = format!("    archive_mode: 'on'\n    archive_command: '{command}'\n");
+    let inv = lab.ssh_inventory_with(roles, &extra, false);
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(
+        &inv,
+        text.replace("  streaming: 60\n", "  streaming: 60\n  start: 5\n"),
+    )
+    .unwrap();
+    let inv = inv.to_str().unwrap().to_string();
+    lab.pgrepl(&["-i", &inv, "init"]).expect_code(0);
+    (lab, inv)
+}
+
+/// Issue "field faults", case 6: a primary whose archiver fails would hold its clean shutdown
+/// up; the switchover refuses before stopping anything and says why.
+#[test]
+fn a_failing_archiver_refuses_the_switchover() {
+    let (lab, inv) = archiving_lab("false");
+    lab.psql("p", "CREATE TABLE t(x int); SELECT pg_switch_wal()");
+    let t0 = Instant::now();
+    while lab.psql("p", "SELECT failed_count > 0 FROM pg_stat_archiver") != "t" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the archiver never failed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = lab.psql("p", "SELECT pg_postmaster_start_time()");
+    let r = lab.pgrepl(&["-i", &inv, "switchover", "r1", "--yes"]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains("p's WAL archiver is failing") && r.stderr.contains("archive_command"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(lab.psql("p", "SELECT pg_postmaster_start_time()"), before);
+}
+
+/// Case 6, the stop: an archive_command that hangs holds the fast shutdown up after its
+/// checkpoint; past timeouts.start the switchover sees the checkpoint written, stops what is
+/// left, and completes (it neither hangs nor exits 7).
+#[test]
+fn a_stuck_archiver_does_not_hold_the_switchover_up() {
+    let (lab, inv) = archiving_lab("sleep 120");
+    lab.psql(
+        "p",
+        "CREATE TABLE t(x int); INSERT INTO t VALUES (1); SELECT pg_switch_wal()",
+    );
+    lab.wait_replayed("p", &["r1"]);
+    let r = lab.pgrepl(&["-i", &inv, "switchover", "r1", "--yes"]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("did not end within 5s"), "{}", r.stderr);
+    assert_eq!(lab.psql("r1", "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(lab.psql("r1", "SELECT count(*) FROM t"), "1");
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+}

@@ -135,7 +135,34 @@ fn timeline(r: &RawNode, receiver_tli: Option<u32>) -> Option<u32> {
         .or_else(|| replaying().max(receiver_tli).max(r.checkpoint_tli))
 }
 
+/// The archiver's state in one row (see [`crate::pg::state::Archiver`]).
+const ARCHIVER_SQL: &str = "SELECT pg_catalog.current_setting('archive_mode'), a.archived_count, \
+     a.failed_count, a.last_failed_wal, a.last_failed_time::pg_catalog.text, \
+     a.last_archived_time::pg_catalog.text, \
+     COALESCE(a.last_failed_time > COALESCE(a.last_archived_time, '-infinity'), false), \
+     (SELECT pg_catalog.count(*) FROM pg_catalog.pg_ls_archive_statusdir() s \
+      WHERE s.name OPERATOR(pg_catalog.~~) '%.ready') \
+     FROM pg_catalog.pg_stat_archiver a";
+
 impl Db {
+    /// The WAL archiver's state.
+    pub async fn archiver(&self) -> anyhow::Result<crate::pg::state::Archiver> {
+        let rows = self.rows(ARCHIVER_SQL, &[]).await?;
+        let r = rows
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("pg_stat_archiver returned no row"))?;
+        Ok(crate::pg::state::Archiver {
+            mode: r.get(0),
+            archived_count: r.get(1),
+            failed_count: r.get(2),
+            last_failed_wal: r.get(3),
+            last_failed_time: r.get(4),
+            last_archived_time: r.get(5),
+            failing: r.get(6),
+            ready: r.get(7),
+        })
+    }
+
     /// Everything `status` needs from this server, in one round trip.
     pub async fn node_state(&self) -> anyhow::Result<crate::pg::state::NodeState> {
         use crate::pg::state::{NodeState, Receiver, Sender, Slot};

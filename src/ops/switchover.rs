@@ -65,7 +65,15 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     // "No other pgrepl operation runs on this cluster" (a dry run holds it while it checks).
     ctx.lock("switchover").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
-    let plan = preflight(&topo, &ctx.inv.thresholds, &o)
+    // The primary's archiver: a clean shutdown waits for it.
+    let archiver = match topo.primary() {
+        Some(p) => match ctx.session(p.host, "archiver").await {
+            Ok(db) => db.archiver().await.ok(),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let plan = preflight(&topo, &ctx.inv.thresholds, &o, archiver.as_ref())
         .map_err(|problems| Error::Preflight { problems })?;
     let (old, cand) = (plan.old, plan.candidate);
     if plan.auto {
@@ -200,9 +208,11 @@ impl Switchover<'_, '_, '_> {
         let t0 = Instant::now();
         let stop = ctl::stop(&server(old), self.plan.stop_timeout.as_secs());
         if let Err(e) = run_step(self.old_t, &stop, "stop PostgreSQL", None).await {
-            return Err(self
-                .rollback(&format!("stopping {} failed: {e}", old.name))
-                .await);
+            if let Err(e) = self.finish_held_up_stop(e).await {
+                return Err(self
+                    .rollback(&format!("stopping {} failed: {e}", old.name))
+                    .await);
+            }
         }
         // From here until the promotion, an interrupted run starts it again (`steps::undo`).
         self.ctx.rollback_pending(&old.name);
@@ -225,6 +235,33 @@ impl Switchover<'_, '_, '_> {
             t0,
         );
         Ok(ckpt)
+    }
+
+    /// A fast shutdown that did not end within its deadline: when the shutdown checkpoint is
+    /// written (`pg_controldata` says `shut down`), the server accepts nothing any more and only
+    /// its last processes (a stuck archiver, WAL senders) hold it up: it is stopped `immediate`
+    /// (the checkpoint stays the last record) and the switchover goes on. Otherwise `Err` (the
+    /// caller rolls back).
+    async fn finish_held_up_stop(&self, e: Error) -> Result<(), Error> {
+        let old = self.plan.old;
+        let cd = control_data(self.old_t, old).await?;
+        if cd.cluster_state.as_deref() != Some("shut down") || cd.checkpoint_lsn.is_none() {
+            return Err(e);
+        }
+        self.ctx.ui.warn(format!(
+            "{}: the fast shutdown wrote its checkpoint but did not end within {}s (timeouts.start; a stuck archive_command or WAL sender holds it); stopping what is left (immediate)",
+            old.name,
+            self.plan.stop_timeout.as_secs()
+        ));
+        let secs = self.plan.stop_timeout.as_secs();
+        run_step(
+            self.old_t,
+            &ctl::stop_immediate(&server(old), secs),
+            "stop PostgreSQL (immediate)",
+            None,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Step 4, with the fence: the old primary is fenced (`standby.signal`) while the candidate
@@ -392,9 +429,12 @@ impl Switchover<'_, '_, '_> {
                 None,
             )
             .await?;
-            if !is_running(self.old_t, old).await? {
-                start(ctx, self.old_t, old).await?;
+            // Asked to stop, it may still be shutting down (held up by its archiver or WAL
+            // senders) and accept nothing: stopped for good first, then started.
+            if is_running(self.old_t, old).await? {
+                stop_and_prove_down(ctx, self.old_t, old).await?;
             }
+            start(ctx, self.old_t, old).await?;
             let db = ctx.db(self.old_t, old).await?;
             anyhow::ensure!(
                 !db.in_recovery().await?,
@@ -411,7 +451,8 @@ impl Switchover<'_, '_, '_> {
                 format!("{why}; rolled back: {} is the primary again, verified writable; nothing changed", old.name),
                 "pgrepl status; fix the cause, then retry the switchover".into(),
             )),
-            Err(e) => Error::SwitchoverIncomplete(failure(
+            // Nothing was promoted: not "incomplete" (exit 7), a failed step (exit 1).
+            Err(e) => Error::Step(failure(
                 &old.name,
                 "switchover rollback",
                 format!("{why}; and restarting {} failed: {e:#}", old.name),

@@ -101,3 +101,26 @@ pub struct Slot {
     /// WAL the slot holds back, in bytes (current position minus `restart_lsn`).
     pub retained_bytes: Option<i64>,
 }
+
+/// The WAL archiver of a server (`pg_stat_archiver` and `pg_wal/archive_status`): a clean
+/// shutdown waits for it to archive every segment, so a failing or stuck archiver holds a
+/// switchover's stop up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Archiver {
+    /// `archive_mode`: `off`, `on` or `always`.
+    pub mode: String,
+    /// Segments archived since the statistics were reset.
+    pub archived_count: i64,
+    /// Failed attempts since the statistics were reset.
+    pub failed_count: i64,
+    /// The segment of the last failure.
+    pub last_failed_wal: Option<String>,
+    /// When the last failure was (the server's text form).
+    pub last_failed_time: Option<String>,
+    /// When the last success was.
+    pub last_archived_time: Option<String>,
+    /// The last attempt failed (the last failure is newer than the last success).
+    pub failing: bool,
+    /// Segments waiting to be archived (`.ready` files in `pg_wal/archive_status`).
+    pub ready: i64,
+}

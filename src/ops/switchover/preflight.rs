@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::error::Problem;
 use crate::inventory::Host;
 use crate::inventory::Thresholds;
+use crate::pg::state::Archiver;
 use crate::pg::{controldata, ctl};
 use crate::steps::server::server;
 use crate::topology::{Node, Topology};
@@ -139,6 +140,7 @@ pub fn preflight<'i>(
     topo: &Topology<'i>,
     t: &Thresholds,
     o: &Options,
+    archiver: Option<&Archiver>,
 ) -> Result<Plan<'i>, Vec<Problem>> {
     let inv = topo.inv;
     let inv_path = inv.file.display().to_string();
@@ -175,6 +177,7 @@ pub fn preflight<'i>(
         }
     };
     problems.extend(candidate_problems(topo, old, cand, t, &inv_path));
+    problems.extend(archiver.and_then(|a| archiver_problem(old.host, a)));
     if !old.live().is_some_and(|s| s.rewindable) {
         problems.push(Problem::new(old.name(), "rewind", format!("{} has neither data checksums nor wal_log_hints: if it could not follow, it could not be rewound", old.name()), format!("set wal_log_hints = on (pgrepl init -i {inv_path}) and restart {}", old.name())));
     }
@@ -201,6 +204,42 @@ pub fn preflight<'i>(
         stop_timeout: inv.timeouts.start,
         promote_timeout: inv.timeouts.promote,
     })
+}
+
+/// More segments than this waiting to be archived on the primary refuse a switchover: its clean
+/// shutdown would wait for all of them.
+pub const ARCHIVE_BACKLOG_MAX: i64 = 16;
+
+/// The primary's archiver, when it would hold the clean shutdown up: failing (its last attempt
+/// failed), or far behind ([`ARCHIVE_BACKLOG_MAX`]). Pure.
+pub fn archiver_problem(old: &Host, a: &Archiver) -> Option<Problem> {
+    if a.mode == "off" || !(a.failing || a.ready > ARCHIVE_BACKLOG_MAX) {
+        return None;
+    }
+    let why = if a.failing {
+        format!(
+            "{}'s WAL archiver is failing ({} failed attempts, the last on {} at {}; last success: {})",
+            old.name,
+            a.failed_count,
+            a.last_failed_wal.as_deref().unwrap_or("?"),
+            a.last_failed_time.as_deref().unwrap_or("?"),
+            a.last_archived_time.as_deref().unwrap_or("never")
+        )
+    } else {
+        format!(
+            "{} WAL segments wait to be archived on {}",
+            a.ready, old.name
+        )
+    };
+    Some(Problem::new(
+        &old.name,
+        "archiver",
+        format!("{why}: a clean shutdown waits for archive_command, so the switchover could hang with no primary"),
+        format!(
+            "fix archive_command (its errors are in {}'s server log, {}) or let the archiver catch up (pg_stat_archiver), then re-run",
+            old.name, old.log_file
+        ),
+    ))
 }
 
 /// The candidate: the named host, or with `auto` the standby streaming from the primary with
@@ -325,7 +364,7 @@ mod tests {
     fn refused(probes: Vec<Probe>, to: &str) -> Vec<(String, String)> {
         let inv = inventory();
         let topo = Topology::discover(&inv, probes);
-        preflight(&topo, &Thresholds::default(), &opts(to))
+        preflight(&topo, &Thresholds::default(), &opts(to), None)
             .expect_err("refused")
             .into_iter()
             .map(|p| (p.host, p.check))
@@ -345,7 +384,7 @@ mod tests {
     fn plans_every_step_in_order() {
         let inv = inventory();
         let topo = Topology::discover(&inv, healthy());
-        let plan = preflight(&topo, &Thresholds::default(), &opts("r1")).expect("plan");
+        let plan = preflight(&topo, &Thresholds::default(), &opts("r1"), None).expect("plan");
         let text = plan.describe();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 7);
@@ -368,7 +407,7 @@ mod tests {
             s.replay_lsn = crate::pg::Lsn::parse("0/4000000")
         });
         let topo = Topology::discover(&inv, probes);
-        let plan = preflight(&topo, &Thresholds::default(), &opts("auto")).expect("plan");
+        let plan = preflight(&topo, &Thresholds::default(), &opts("auto"), None).expect("plan");
         assert_eq!(plan.candidate.name, "r2");
         assert!(plan.auto);
     }
@@ -452,5 +491,41 @@ mod tests {
     fn refuses_an_old_primary_that_could_not_be_rewound() {
         let probes = with(healthy(), 0, |s| s.rewindable = false);
         assert_eq!(refused(probes, "r1"), [pair("p", "rewind")]);
+    }
+
+    #[test]
+    fn refuses_a_failing_or_far_behind_archiver() {
+        let inv = crate::topology::fixtures::inventory();
+        let p = inv.primary();
+        let mut a = Archiver {
+            mode: "on".into(),
+            failed_count: 3,
+            last_failed_wal: Some("000000010000000000000003".into()),
+            last_failed_time: Some("2026-11-30 14:00:00+00".into()),
+            failing: true,
+            ..Archiver::default()
+        };
+        let pr = archiver_problem(p, &a).expect("refused");
+        assert!(
+            pr.message
+                .starts_with("p's WAL archiver is failing (3 failed attempts, the last on 000000010000000000000003"),
+            "{}",
+            pr.message
+        );
+        a.failing = false;
+        assert!(archiver_problem(p, &a).is_none());
+        a.ready = ARCHIVE_BACKLOG_MAX + 1;
+        assert!(archiver_problem(p, &a).is_some());
+        a.mode = "off".into();
+        assert!(archiver_problem(p, &a).is_none());
+        // Through the preflight.
+        let a = Archiver {
+            mode: "on".into(),
+            failing: true,
+            ..Archiver::default()
+        };
+        let topo = Topology::discover(&inv, healthy());
+        let err = preflight(&topo, &Thresholds::default(), &opts("r1"), Some(&a)).unwrap_err();
+        assert!(err.iter().any(|p| p.check == "archiver"), "{err:?}");
     }
 }
