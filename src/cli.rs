@@ -33,7 +33,7 @@ pub struct Cli {
     pub format: FormatArg,
 
     /// Answer yes to confirmations (for scripts; without a terminal, pgrepl refuses instead of asking).
-    #[arg(short, long, global = true, env = "PGREPL_YES")]
+    #[arg(short, long, global = true, env = "PGREPL_YES", value_parser = clap::builder::BoolishValueParser::new())]
     pub yes: bool,
 
     /// More detail on stderr: -v steps and timings, -vv every remote command and SQL statement,

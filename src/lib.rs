@@ -61,7 +61,7 @@ pub fn run() -> u8 {
         }
     };
     let result = rt.block_on(execute(&cli, &ui));
-    if matches!(result, Err(error::Error::Interrupted)) {
+    if matches!(result, Err(error::Error::Interrupted)) && ui.stderr_is_terminal() {
         let _ = console::Term::stderr().show_cursor();
     }
     // Close ssh masters and finish child processes promptly.
@@ -77,6 +77,7 @@ pub fn run() -> u8 {
 async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
     let op = cli.operation();
     let name = op.name();
+    let read_only = op.is_read_only();
     let t0 = Instant::now();
     let ctx = ops::Context::new(
         ops::RunOptions {
@@ -102,6 +103,10 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
     }
     ctx.release_locks().await;
     ctx.close_all().await;
+    if read_only && matches!(r, Err(error::Error::Interrupted)) {
+        // Nothing to finish or undo: no "re-run the same command" advice.
+        return Ok(error::exit::INTERRUPTED);
+    }
     tracing::info!(
         "{name}: {} after {:.1}s",
         if r.is_ok() { "finished" } else { "failed" },

@@ -65,6 +65,21 @@ pub struct UiOptions {
     pub color: ColorChoice,
 }
 
+/// Whether a stream gets color: `--color always|never` decide; with `auto`, a non-empty
+/// `NO_COLOR` means none, a `CLICOLOR_FORCE` other than `0` means color even off a terminal,
+/// `CLICOLOR=0` means none, else color on a terminal (no-color.org, bixense.com/clicolors).
+pub fn colored(choice: ColorChoice, tty: bool, env: &dyn Fn(&str) -> Option<String>) -> bool {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty());
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if set("NO_COLOR").is_some() => false,
+        ColorChoice::Auto if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") => true,
+        ColorChoice::Auto if set("CLICOLOR").as_deref() == Some("0") => false,
+        ColorChoice::Auto => tty,
+    }
+}
+
 /// The output owner.
 pub struct Ui {
     opts: UiOptions,
@@ -82,19 +97,11 @@ impl Ui {
     pub fn new(opts: UiOptions) -> Ui {
         let stderr_tty = std::io::stderr().is_terminal();
         let stdin_tty = std::io::stdin().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some();
-        let color = match opts.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => stderr_tty && !no_color,
-        };
+        let env = |k: &str| std::env::var(k).ok();
+        let color = colored(opts.color, stderr_tty, &env);
         console::set_colors_enabled_stderr(color);
         let stdout_tty = std::io::stdout().is_terminal();
-        let stdout_color = match opts.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => stdout_tty && !no_color,
-        };
+        let stdout_color = colored(opts.color, stdout_tty, &env);
         console::set_colors_enabled(stdout_color);
         let bars =
             MultiProgress::with_draw_target(if stderr_tty && !opts.quiet && opts.verbose == 0 {
@@ -215,8 +222,25 @@ impl Ui {
         );
     }
 
+    /// Fails at once (exit 5) when a confirmation for `action` could not be asked for (no
+    /// terminal, no `--yes`): a command that always asks checks this before any work.
+    pub fn confirmable(&self, action: &str) -> Result<(), Error> {
+        if self.opts.yes || (self.stderr_tty && self.stdin_tty) {
+            return Ok(());
+        }
+        Err(Error::ConfirmationRequired {
+            action: action.to_string(),
+        })
+    }
+
+    /// Whether stderr is a terminal.
+    pub fn stderr_is_terminal(&self) -> bool {
+        self.stderr_tty
+    }
+
     /// Asks before a disruptive action. `--yes` answers yes; without a terminal the answer is
-    /// an immediate refusal (exit code 5); on a terminal the user is asked.
+    /// an immediate refusal (exit code 5); on a terminal the user is asked (Ctrl-C there is an
+    /// interruption: exit 130).
     pub fn confirm(&self, action: &str, detail: &str) -> Result<(), Error> {
         if self.opts.yes {
             return Ok(());
@@ -234,6 +258,10 @@ impl Ui {
         });
         match answer {
             Ok(true) => Ok(()),
+            // Ctrl-C at the prompt is an interruption (exit 130), not a "no".
+            Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                Err(Error::Interrupted)
+            }
             _ => Err(Error::Step(crate::error::StepFailure {
                 host: None,
                 step: action.to_string(),
@@ -253,12 +281,10 @@ impl Ui {
     pub fn progress(&self, host: &str, what: &str) -> Progress {
         let bar = if self.drawing() {
             let b = self.bars.add(ProgressBar::new(0));
+            // No bar until the size is known (a full bar reading "0 B/0 B" says nothing).
             b.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>10.bold} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix:>10.bold} {msg} (starting)")
+                    .expect("valid template"),
             );
             b.set_prefix(host.to_string());
             b.set_message(what.to_string());
@@ -402,7 +428,19 @@ impl Progress {
     /// Reports `done` of `total` bytes.
     pub fn set(&self, done: u64, total: u64) {
         if let Some(b) = &self.bar {
-            b.set_length(total);
+            if total == 0 {
+                return;
+            }
+            if b.length() != Some(total) {
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>10.bold} {msg} [{bar:30}] {bytes}/{total_bytes} ({eta})",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                b.set_length(total);
+            }
             b.set_position(done.min(total));
             return;
         }
@@ -434,6 +472,38 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn colors_follow_no_color_and_clicolor() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let auto = ColorChoice::Auto;
+        assert!(colored(auto, true, &env(&[])));
+        assert!(!colored(auto, false, &env(&[])));
+        assert!(!colored(auto, true, &env(&[("NO_COLOR", "1")])));
+        // An empty NO_COLOR is not set (no-color.org).
+        assert!(colored(auto, true, &env(&[("NO_COLOR", "")])));
+        assert!(!colored(auto, true, &env(&[("CLICOLOR", "0")])));
+        assert!(colored(auto, false, &env(&[("CLICOLOR_FORCE", "1")])));
+        assert!(!colored(auto, false, &env(&[("CLICOLOR_FORCE", "0")])));
+        assert!(!colored(
+            auto,
+            false,
+            &env(&[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")])
+        ));
+        assert!(colored(
+            ColorChoice::Always,
+            false,
+            &env(&[("NO_COLOR", "1")])
+        ));
+        assert!(!colored(ColorChoice::Never, true, &env(&[])));
+    }
+
     use super::*;
 
     #[test]

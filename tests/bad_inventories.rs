@@ -47,7 +47,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "bad_slot_name.yml",
-        "14:11",
+        "17:11",
         "cannot be a replication slot name",
         "slot: db_2",
     ),

@@ -16,4 +16,5 @@ mod render_cmd;
 mod safety;
 mod status;
 pub mod switchover;
+mod terminal;
 mod usage;

@@ -145,6 +145,14 @@ fn concurrent_mutating_commands_one_proceeds_the_other_is_locked() {
     let took = t0.elapsed();
     sw.expect_code(6);
     assert!(sw.stderr.contains("rebuild by"), "{}", sw.stderr);
+    // unlock refuses a holder that still runs here, and does not suggest itself.
+    let u = lab.pgrepl(&["-i", inv, "unlock", "--yes"]);
+    u.expect_code(6);
+    assert!(
+        u.stderr.contains("still runs on this machine") && !u.stderr.contains("pgrepl unlock"),
+        "{}",
+        u.stderr
+    );
     assert!(
         rebuild.running(),
         "the rebuild must still run: the switchover did not wait for it"

@@ -27,6 +27,15 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Whether it only reads (check, render, status): an interruption of it has nothing to
+    /// finish or undo (leaving `status --watch` with Ctrl-C is its normal end).
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Operation::Check | Operation::Render(_) | Operation::Status(_)
+        )
+    }
+
     /// The subcommand's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {

@@ -59,6 +59,7 @@ pub struct Options {
 pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let started = Instant::now();
     let h = ctx.host_named(&o.host)?;
+    ctx.ui.confirmable(&format!("rebuild {}", h.name))?;
     ctx.lock("rebuild").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let primary = source(&topo, &o).map_err(|problems| Error::Preflight { problems })?;

@@ -61,6 +61,9 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
         ctx.host_named(&o.to)?;
     }
 
+    if !o.dry_run {
+        ctx.ui.confirmable("switchover")?;
+    }
     // The password is read (its file's mode checked) before anything is contacted.
     let password = ctx.inv.replication_password()?;
     // "No other pgrepl operation runs on this cluster" (a dry run holds it while it checks).

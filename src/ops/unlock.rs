@@ -46,7 +46,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
             }
             Attempt::Busy(Some(holder)) => {
                 if lock::liveness(&holder, &me, start_of) == Liveness::Alive {
-                    return Err(ctx.locked_error(h, Some(&holder)));
+                    return Err(still_running(ctx, h, &holder));
                 }
                 held.push((h, holder));
             }
@@ -76,4 +76,23 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         ));
     }
     Ok(exit::OK)
+}
+
+/// The lock of a holder that still runs on this machine: not "clear it with pgrepl unlock"
+/// (that is this command), but wait for it.
+fn still_running(ctx: &Context<'_>, h: &crate::inventory::Host, holder: &Holder) -> Error {
+    match ctx.locked_error(h, Some(holder)) {
+        Error::Locked {
+            host, file, holder, ..
+        } => Error::Locked {
+            hint: format!(
+                "that pgrepl still runs on this machine: wait for it to finish (pgrepl status -i {})",
+                ctx.inv.file.display()
+            ),
+            host,
+            file,
+            holder,
+        },
+        e => e,
+    }
 }

@@ -730,10 +730,10 @@ pub fn pgrepl(args: &[&str], env: &[(&str, &str)]) -> Run {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    c.env_remove("PGREPL_YES").env_remove("PGREPL_INVENTORY");
     for (k, v) in env {
         c.env(k, v);
     }
-    c.env_remove("PGREPL_YES").env_remove("PGREPL_INVENTORY");
     let child = c.spawn().expect("run pgrepl");
     let pid = child.id() as i32;
     let (tx, rx) = std::sync::mpsc::channel();
