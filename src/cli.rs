@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::ops::operation::Operation;
-use crate::ops::{promote, rebuild, render, slot, status, switchover};
+use crate::ops::{destroy, promote, rebuild, render, slot, status, switchover};
 use crate::ui::{ColorChoice, Format};
 
 /// Set up and run PostgreSQL streaming replication from one inventory file.
@@ -121,6 +121,21 @@ pub enum Command {
     /// names), through the inventory's own transport. Asks, or needs --yes.
     #[command(subcommand)]
     Slot(SlotCommand),
+    /// Tear the cluster down: stop every server of the inventory and remove its data
+    /// directory and every file pgrepl put beside it. Refuses data of another cluster.
+    /// Asks, or needs --yes.
+    Destroy(DestroyArgs),
+}
+
+/// `pgrepl destroy`.
+#[derive(Debug, clap::Args)]
+pub struct DestroyArgs {
+    /// Keep each host's server log (<data_dir>.log).
+    #[arg(long)]
+    pub keep_logs: bool,
+    /// Run every check and print what would be stopped and removed, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `pgrepl slot`.
@@ -275,6 +290,10 @@ impl Cli {
             Command::Check => Operation::Check,
             Command::Init => Operation::Init,
             Command::Unlock => Operation::Unlock,
+            Command::Destroy(a) => Operation::Destroy(destroy::Options {
+                keep_logs: a.keep_logs,
+                dry_run: a.dry_run,
+            }),
             Command::Slot(SlotCommand::Drop(a)) => Operation::SlotDrop(slot::Options {
                 host: a.host.clone(),
                 slot: a.slot.clone(),

@@ -4,6 +4,7 @@
 //! plan of named steps) and an executor that walks the plan through `steps`. No command calls
 //! another command's files (`check` is `init`'s preflight shown, so it lives in `init/`).
 
+pub mod destroy;
 pub mod init;
 pub mod operation;
 pub mod promote;

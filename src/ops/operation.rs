@@ -1,7 +1,7 @@
 //! What the command line asked for, as plain data: one variant per subcommand, carrying that
 //! command's `Options`. `cli` builds it; `lib` hands it to the operation. No clap types here.
 
-use super::{promote, rebuild, render, slot, status, switchover};
+use super::{destroy, promote, rebuild, render, slot, status, switchover};
 
 /// One run's operation and its options.
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub enum Operation {
     Unlock,
     /// `pgrepl slot drop`.
     SlotDrop(slot::Options),
+    /// `pgrepl destroy`.
+    Destroy(destroy::Options),
 }
 
 impl Operation {
@@ -48,6 +50,7 @@ impl Operation {
             Operation::Switchover(_) => "switchover",
             Operation::Unlock => "unlock",
             Operation::SlotDrop(_) => "slot drop",
+            Operation::Destroy(_) => "destroy",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod datadir;
 pub mod rewind;
 pub mod scram;
 pub mod state;
+pub mod teardown;
 pub mod wal;
 pub mod waldump;
 
