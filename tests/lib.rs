@@ -17,3 +17,4 @@ mod safety;
 mod status;
 pub mod switchover;
 mod usage;
+mod versions_smoke;
