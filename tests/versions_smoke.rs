@@ -38,7 +38,11 @@ fn status_all_formats(lab: &Lab, inv: &str, primary: &str) {
     }
     let t = lab.pgrepl(&["-i", inv, "status"]);
     t.expect_code(0);
-    assert!(t.stdout.contains("HOST") && t.stdout.contains("SLOT"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("HOST") && t.stdout.contains("SLOT"),
+        "{}",
+        t.stdout
+    );
     let prom = lab.pgrepl(&["-i", inv, "status", "--format", "prometheus"]);
     prom.expect_code(0);
     promtool_check(&prom.stdout);
@@ -57,7 +61,10 @@ fn init_status_switchover_failover_rebuild_on_this_major() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(ROLES);
     assert_eq!(
-        lab.psql("p", "SELECT current_setting('server_version_num')::int / 10000"),
+        lab.psql(
+            "p",
+            "SELECT current_setting('server_version_num')::int / 10000"
+        ),
         pg_version().to_string(),
         "the servers run the major the environment names"
     );
@@ -72,7 +79,11 @@ fn init_status_switchover_failover_rebuild_on_this_major() {
     let before = lab.snapshot_all();
     let again = lab.pgrepl(&["-i", &inv, "init"]);
     again.expect_code(0);
-    assert!(again.stderr.contains("init: no changes"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("init: no changes"),
+        "{}",
+        again.stderr
+    );
     assert_eq!(lab.snapshot_all(), before);
 
     status_all_formats(&lab, &inv, "p");

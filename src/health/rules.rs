@@ -8,10 +8,10 @@
 //! stream has no `wrong_upstream`.
 
 use crate::inventory::{Host, Role};
-use crate::pg::state::Slot;
 use crate::topology::{Node, Topology};
 
 use super::fixes::Fixes;
+pub use super::slot_rules::{slot_inactive, slot_lost, slots};
 use super::{
     behind_bytes, inventory_upstream, is_streaming, reference_primary, Finding, FindingCode,
     Severity, Thresholds,
@@ -34,7 +34,7 @@ pub fn all(topo: &Topology, t: &Thresholds) -> Vec<Finding> {
     f
 }
 
-fn finding(
+pub(super) fn finding(
     severity: Severity,
     code: FindingCode,
     host: Option<&Host>,
@@ -358,98 +358,6 @@ pub fn lag(topo: &Topology, t: &Thresholds) -> Vec<Finding> {
             })
         })
         .collect()
-}
-
-/// The slot findings of every reachable host, slot by slot in the order its server listed them
-/// (one pass, so that a host's lost and inactive slots keep that order among equals).
-pub fn slots(topo: &Topology) -> Vec<Finding> {
-    let mut f = Vec::new();
-    for n in &topo.nodes {
-        for sl in n.live().map(|s| s.slots.as_slice()).unwrap_or_default() {
-            f.extend(slot_lost(topo, n, sl));
-            f.extend(slot_inactive(topo, n, sl));
-        }
-    }
-    f
-}
-
-/// The replica the inventory gives the slot `name` (the first, in inventory order).
-fn slot_user<'i>(topo: &Topology<'i>, name: &str) -> Option<&'i Host> {
-    topo.inv
-        .hosts
-        .iter()
-        .find(|r| r.role == Role::Replica && r.slot == name)
-}
-
-/// `slot_lost` (critical), for a slot on `on` whose `wal_status` is `lost`: its replica needs
-/// WAL that is gone. Fix: re-clone the inventory's replica of that slot; drop the slot when no
-/// replica uses it.
-pub fn slot_lost(topo: &Topology, on: &Node, sl: &Slot) -> Option<Finding> {
-    if sl.wal_status.as_deref() != Some("lost") {
-        return None;
-    }
-    let fix = Fixes::new(topo.inv);
-    Some(finding(
-        Severity::Critical,
-        FindingCode::SlotLost,
-        Some(on.host),
-        format!(
-            "slot {} on {} has lost WAL its replica needs",
-            sl.name,
-            on.name()
-        ),
-        match slot_user(topo, &sl.name) {
-            Some(r) => format!("re-clone {}: {}", r.name, fix.rebuild_clone(r)),
-            None => format!("drop it if unused: {}", fix.drop_slot(on.host, &sl.name)),
-        },
-    ))
-}
-
-/// `slot_inactive`, for a slot on `on` (not lost) that no WAL sender uses and that retains WAL:
-/// critical when its `wal_status` is `unreserved` (the WAL is about to go), else a warning.
-/// Fix: when its replica streams from another host now, drop this stale slot; when its replica
-/// is away, bring it back (`pg_ctl start`) or drop the slot; drop it when no replica uses it.
-pub fn slot_inactive(topo: &Topology, on: &Node, sl: &Slot) -> Option<Finding> {
-    let retained = sl.retained_bytes.unwrap_or(0);
-    if sl.wal_status.as_deref() == Some("lost") || sl.active || retained <= 0 {
-        return None;
-    }
-    let fix = Fixes::new(topo.inv);
-    let sev = if sl.wal_status.as_deref() == Some("unreserved") {
-        Severity::Critical
-    } else {
-        Severity::Warning
-    };
-    let streams_elsewhere = |r: &Host| {
-        topo.find(&r.name)
-            .is_some_and(|n| n.is_standby() && is_streaming(topo, n) && n.upstream != Some(on.id))
-    };
-    let remedy = match slot_user(topo, &sl.name) {
-        Some(r) if streams_elsewhere(r) => format!(
-            "{} now streams from another host: drop this stale slot: {}",
-            r.name,
-            fix.drop_slot(on.host, &sl.name)
-        ),
-        Some(r) => format!(
-            "bring {} back ({}), or drop the slot if it is gone for good",
-            r.name,
-            fix.pg_ctl_start(r)
-        ),
-        None => format!("drop it if unused: {}", fix.drop_slot(on.host, &sl.name)),
-    };
-    Some(finding(
-        sev,
-        FindingCode::SlotInactive,
-        Some(on.host),
-        format!(
-            "slot {} on {} is inactive and retains {} bytes of WAL (wal_status {})",
-            sl.name,
-            on.name(),
-            retained,
-            sl.wal_status.as_deref().unwrap_or("?")
-        ),
-        remedy,
-    ))
 }
 
 /// `pending_restart` (warning), one per reachable host with settings that wait for a restart

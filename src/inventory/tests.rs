@@ -171,6 +171,46 @@ fn inline_password_and_trust_are_refused() {
 }
 
 #[test]
+fn versions_13_to_18_are_accepted_and_the_others_refused_with_the_range() {
+    for v in [13, 14, 15, 16, 17, 18] {
+        let inv = parse(
+            &GOOD.replace("  version: 15", &format!("  version: {v}")),
+            Path::new("inv.yml"),
+        )
+        .unwrap();
+        assert_eq!(inv.version, v);
+        assert_eq!(
+            inv.host("pg1").unwrap().bin_dir,
+            format!("/usr/lib/postgresql/{v}/bin")
+        );
+    }
+    for v in [12, 19] {
+        let i = issues(&GOOD.replace("  version: 15", &format!("  version: {v}")));
+        assert_eq!(i[0].message, format!("PostgreSQL {v} is not supported"));
+        assert_eq!(i[0].hint, "pgrepl supports PostgreSQL 13 to 18");
+    }
+}
+
+#[test]
+fn hba_oauth_is_accepted_from_18_only() {
+    let oauth = |v: u32| {
+        GOOD.replace(
+            "  version: 15",
+            &format!("  version: {v}\n  hba:\n    - {{type: host, database: all, user: all, address: 10.0.0.0/8, method: oauth}}"),
+        )
+    };
+    let inv = parse(&oauth(18), Path::new("inv.yml")).unwrap();
+    assert_eq!(inv.hba[0].method, "oauth");
+    let i = issues(&oauth(17));
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!(
+        i[0].message,
+        "pg_hba method oauth needs PostgreSQL 18 or later; the inventory's postgres.version is 17"
+    );
+    assert_eq!((i[0].line, i[0].column), (5, 75), "{i:?}");
+}
+
+#[test]
 fn replication_capacity_is_sized_and_checked() {
     assert_eq!((needed_wal_senders(3), needed_slots(3)), (10, 10));
     assert_eq!((needed_wal_senders(12), needed_slots(12)), (24, 13));

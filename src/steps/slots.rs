@@ -1,4 +1,4 @@
-//! Replication slots: create a replica's slot on its upstream (re-create one that lost WAL), and
+//! Replication slots: create a replica's slot on its upstream (re-create an invalidated one), and
 //! drop the stale slots a former primary kept for replicas that follow someone else now. Apart from
 //! a slot that lost WAL, it never drops an active slot, a logical one, or one not named after an
 //! inventory host's slot.
@@ -9,22 +9,30 @@ use crate::error::{Error, OnStep};
 use crate::inventory::{Host, Inventory};
 use crate::transport::Transport;
 
-/// Creates `slot` on a server unless it exists; a slot that lost WAL is dropped and re-created.
+/// Creates `slot` on a server unless it exists; a slot that was invalidated (`wal_status`
+/// `lost`: its WAL was removed, or on 18 it sat idle longer than
+/// `idle_replication_slot_timeout`) is dropped and re-created. Returns whether it created one.
 pub async fn ensure_slot(
     ctx: &Context<'_>,
     db: &Db,
     on: &str,
     slot: &str,
     for_host: &str,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let step = "create replication slot";
     let state = db.node_state().await.on_step(on, step)?;
     match state.slots.iter().find(|s| s.name == slot) {
-        Some(s) if s.wal_status.as_deref() != Some("lost") => return Ok(()),
-        Some(_) => {
+        Some(s) if s.wal_status.as_deref() != Some("lost") => return Ok(false),
+        Some(s) => {
             db.drop_slot(slot).await.on_step(on, step)?;
-            ctx.ui
-                .info(format!("{on}: dropped slot {slot}, which had lost WAL"));
+            let why = match s.invalidation_reason.as_deref() {
+                Some("idle_timeout") => {
+                    "which idle_replication_slot_timeout had invalidated".to_string()
+                }
+                None | Some("wal_removed") => "which had lost WAL".to_string(),
+                Some(other) => format!("which was invalidated ({other})"),
+            };
+            ctx.ui.info(format!("{on}: dropped slot {slot}, {why}"));
         }
         None => {}
     }
@@ -34,7 +42,7 @@ pub async fn ensure_slot(
     ctx.ui.info(format!(
         "{on}: created physical replication slot {slot} for {for_host}"
     ));
-    Ok(())
+    Ok(true)
 }
 
 /// Drops the slots `h` keeps for hosts that do not follow it now (a former primary keeps its

@@ -41,9 +41,9 @@ pub fn pg_version() -> u32 {
     *V.get_or_init(|| {
         if let Ok(v) = std::env::var("PGREPL_TEST_PG_VERSION") {
             if !v.is_empty() {
-                return v
-                    .parse()
-                    .unwrap_or_else(|_| panic!("PGREPL_TEST_PG_VERSION={v:?} is not a major version"));
+                return v.parse().unwrap_or_else(|_| {
+                    panic!("PGREPL_TEST_PG_VERSION={v:?} is not a major version")
+                });
             }
         }
         match std::env::var("PGREPL_TEST_PG_BIN") {

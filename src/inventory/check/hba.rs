@@ -1,5 +1,6 @@
 //! `postgres.hba`: extra pg_hba.conf rules, appended after pgrepl's own. Types and methods are
-//! PostgreSQL's; a network line may not use `trust` or `password`; fields are held to the
+//! PostgreSQL's, of the inventory's major (`oauth` only from 18); a network line may not use
+//! `trust` or `password`; fields are held to the
 //! characters pg_hba.conf reads without quoting. Like every checker, it judges values only: no YAML
 //! reading, no I/O, no secrets.
 
@@ -36,17 +37,22 @@ const METHODS: &[&str] = &[
     "reject",
     "trust",
     "password",
+    "oauth",
 ];
 
+/// `oauth` (OAuth 2.0 bearer tokens) exists in pg_hba.conf from PostgreSQL 18 on.
+const OAUTH_SINCE: u32 = 18;
+
 /// Checks every rule; the rules without a problem, in order.
-pub(super) fn check(c: &mut Checker, raw: &[Spanned<RawHba>]) -> Vec<HbaRule> {
+/// `version` is the inventory's PostgreSQL major.
+pub(super) fn check(c: &mut Checker, raw: &[Spanned<RawHba>], version: u32) -> Vec<HbaRule> {
     raw.iter()
-        .filter_map(|r| check_rule(c, &r.value, r.referenced))
+        .filter_map(|r| check_rule(c, &r.value, r.referenced, version))
         .collect()
 }
 
 /// One rule at `loc`; `None` when it has a problem.
-fn check_rule(c: &mut Checker, r: &RawHba, loc: Location) -> Option<HbaRule> {
+fn check_rule(c: &mut Checker, r: &RawHba, loc: Location, version: u32) -> Option<HbaRule> {
     let before = c.count();
     if !TYPES.contains(&r.kind.value.as_str()) {
         c.at(
@@ -60,6 +66,12 @@ fn check_rule(c: &mut Checker, r: &RawHba, loc: Location) -> Option<HbaRule> {
             r.method.referenced,
             format!("pg_hba method {:?} is unknown", r.method.value),
             "use scram-sha-256 for password logins",
+        );
+    } else if r.method.value == "oauth" && version < OAUTH_SINCE {
+        c.at(
+            r.method.referenced,
+            format!("pg_hba method oauth needs PostgreSQL {OAUTH_SINCE} or later; the inventory's postgres.version is {version}"),
+            "use scram-sha-256 (or cert), or upgrade to PostgreSQL 18",
         );
     }
     let network = r.kind.value != "local";
