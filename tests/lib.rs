@@ -12,6 +12,7 @@ mod failover;
 mod init_local;
 mod init_ssh;
 mod live_topology;
+mod pg18;
 mod render_cmd;
 mod safety;
 mod status;

@@ -94,6 +94,8 @@ pub struct HbaRule {
     pub address: String,
     /// The auth method; never `trust` or `password` on a network line.
     pub method: String,
+    /// The method's options, rendered `name="value"` after it, sorted by name.
+    pub options: BTreeMap<String, String>,
 }
 
 /// SSH settings shared by all hosts (`access.ssh`).
