@@ -199,7 +199,7 @@ fn hba_oauth_is_accepted_from_18_only_with_what_postgresql_needs() {
             &format!("  version: {v}\n  hba:\n    - {{type: host, database: all, user: all, address: 10.0.0.0/8, method: oauth{options}}}\n  settings:\n{settings}"),
         )
     };
-    let opts = ", options: {scope: openid email, issuer: 'https://issuer.example.com'}";
+    let opts = ", options: {scope: openid email, issuer: issuer.example.com}";
     let lib = "    oauth_validator_libraries: my_validator\n";
     let inv = parse(&oauth(18, opts, lib), Path::new("inv.yml")).unwrap();
     assert_eq!(inv.hba[0].method, "oauth");
@@ -209,7 +209,7 @@ fn hba_oauth_is_accepted_from_18_only_with_what_postgresql_needs() {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>(),
-        ["issuer=https://issuer.example.com", "scope=openid email"]
+        ["issuer=issuer.example.com", "scope=openid email"]
     );
     let i = issues(&oauth(17, opts, lib));
     assert_eq!(i.len(), 1, "{i:?}");

@@ -129,7 +129,7 @@ fn check_oauth(c: &mut Checker, r: &RawHba, cluster: &Cluster) {
             c.at(
                 at,
                 format!("pg_hba method oauth needs the option {needed} (PostgreSQL refuses the line without it)"),
-                "add e.g. options: {issuer: https://issuer.example.com, scope: openid}",
+                "add it under the rule's options: issuer (your identity provider's URL) and scope (e.g. openid)",
             );
         }
     }
