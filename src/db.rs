@@ -330,6 +330,18 @@ impl Db {
         self.execute("SELECT pg_catalog.pg_reload_conf()").await
     }
 
+    /// `idle_replication_slot_timeout` as `pg_settings` shows it (seconds; PostgreSQL 18+):
+    /// `None` on a major that does not have it.
+    pub async fn idle_slot_timeout(&self) -> anyhow::Result<Option<i64>> {
+        let rows = self
+            .rows(
+                "SELECT setting::pg_catalog.int8 FROM pg_catalog.pg_settings WHERE name = 'idle_replication_slot_timeout'",
+                &[],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
     /// Which of `names` can only change with a server restart (context `postmaster`).
     pub async fn restart_only(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
         let rows = self

@@ -73,6 +73,17 @@ impl Problem {
     }
 }
 
+/// `host [check]: message`, then `next: hint` on its own line (as preflight renders problems).
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}]: {}", self.host, self.check, self.message)?;
+        match &self.hint {
+            Some(h) => write!(f, "\n    next: {h}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A step that failed on a host: which host, which step, what the command said, what to do next.
 #[derive(Debug, Clone, Default)]
 pub struct StepFailure {

@@ -211,6 +211,7 @@ postgres:
     search_path: \"'$user', public\"
   hba:
     - {type: host, database: app, user: app, address: 10.0.1.0/24, method: scram-sha-256}
+    - {type: host, database: all, user: all, address: 10.0.2.0/24, method: ldap, options: {ldapserver: ldap.example.com, ldapprefix: 'cn=', ldapsuffix: ', dc=example, dc=com'}}
 replication:
   password_env: X
 hosts:
@@ -289,6 +290,11 @@ hosts:
         assert!(
             h.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
                 == ["host", "app", "app", "10.0.1.0/24", "scram-sha-256"]),
+            "{h}"
+        );
+        // Options follow the method as name="value", sorted by name.
+        assert!(
+            h.lines().any(|l| l == "host  all  all  10.0.2.0/24  ldap ldapprefix=\"cn=\" ldapserver=\"ldap.example.com\" ldapsuffix=\", dc=example, dc=com\""),
             "{h}"
         );
         for l in h.lines().filter(|l| l.starts_with("host")) {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{psql_at, Lab, PG_BIN};
+use crate::harness::{pg_tool, psql_at, Lab};
 
 const ROLES: &[(&str, &str, Option<&str>)] = &[
     ("p", "primary", None),
@@ -42,7 +42,7 @@ fn promote_to_first_write(lab: &Lab, inv: &str, target: &str) -> (f64, f64) {
     let writer = std::thread::spawn(move || {
         while !stop2.load(Ordering::Relaxed) {
             let port = h.pg_port.to_string();
-            let psql = format!("{PG_BIN}/psql");
+            let psql = pg_tool("psql");
             let ok = std::process::Command::new("runuser")
                 .args([
                     "-u",
@@ -137,7 +137,7 @@ fn bench_failover() {
         let inv = lab.init_with(ROLES, true);
         let p = lab.host("p").clone();
         let t0 = Instant::now();
-        let pgbench = format!("{PG_BIN}/pgbench");
+        let pgbench = pg_tool("pgbench");
         lab.run_on(
             "p",
             &[

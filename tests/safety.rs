@@ -642,7 +642,7 @@ fn a_hijacked_search_path_cannot_redirect_pgrepls_queries() {
             "-u",
             &lab.os_user,
             "--",
-            &format!("{}/psql", crate::harness::PG_BIN),
+            &crate::harness::pg_tool("psql"),
             "-X",
             "-At",
             "-h",

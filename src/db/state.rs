@@ -8,7 +8,9 @@ use crate::pg::Lsn;
 
 /// Everything `status` reads from one server, built by the server as one JSON document so that
 /// it costs one round trip (simple protocol): through an SSH-forwarded socket each round trip
-/// is expensive, and `status` must stay fast for many hosts.
+/// is expensive, and `status` must stay fast for many hosts. One statement serves PostgreSQL 13
+/// to 18: a column only some majors have is read through `to_jsonb(row)`, so it is NULL where it
+/// does not exist (`pg_replication_slots.invalidation_reason`, 17+).
 const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'in_recovery', pg_catalog.pg_is_in_recovery(),
   'server_version', pg_catalog.current_setting('server_version'),
@@ -36,9 +38,10 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
                FROM pg_catalog.pg_stat_replication) s),
   'slots', (SELECT COALESCE(pg_catalog.json_agg(s ORDER BY s.slot_name), '[]'::pg_catalog.json) FROM (
                SELECT slot_name::pg_catalog.text AS slot_name, slot_type, active, wal_status, safe_wal_size,
+                      pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->>) 'invalidation_reason' AS invalidation_reason,
                       pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
                         ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn)::pg_catalog.int8 AS retained_bytes
-               FROM pg_catalog.pg_replication_slots) s),
+               FROM pg_catalog.pg_replication_slots r) s),
   'pending_restart', (SELECT COALESCE(pg_catalog.json_agg(name ORDER BY name), '[]'::pg_catalog.json)
                FROM pg_catalog.pg_settings WHERE pending_restart),
   'data_checksums', pg_catalog.current_setting('data_checksums') = 'on',
@@ -105,6 +108,7 @@ struct RawSlot {
     active: bool,
     wal_status: Option<String>,
     safe_wal_size: Option<i64>,
+    invalidation_reason: Option<String>,
     retained_bytes: Option<i64>,
 }
 
@@ -221,6 +225,7 @@ impl Db {
                     active: x.active,
                     wal_status: x.wal_status,
                     safe_wal_size: x.safe_wal_size,
+                    invalidation_reason: x.invalidation_reason,
                     retained_bytes: x.retained_bytes,
                 })
                 .collect(),

@@ -12,6 +12,7 @@
 
 pub mod fixes;
 pub mod rules;
+mod slot_rules;
 
 use std::fmt;
 
@@ -198,8 +199,10 @@ pub struct SlotView {
     pub active: bool,
     /// `wal_status` (`reserved`, `extended`, `unreserved`, `lost`).
     pub wal_status: Option<String>,
-    /// `safe_wal_size` (`None`: unlimited).
+    /// `safe_wal_size` (`None`: unlimited, or the slot is lost).
     pub safe_wal_size: Option<i64>,
+    /// `invalidation_reason` (PostgreSQL 17+; `None` below 17 and on a valid slot).
+    pub invalidation_reason: Option<String>,
     /// WAL the slot keeps (position minus `restart_lsn`).
     pub retained_bytes: Option<i64>,
 }
@@ -306,6 +309,7 @@ fn slot_views(topo: &Topology) -> Vec<SlotView> {
                 active: sl.active,
                 wal_status: sl.wal_status.clone(),
                 safe_wal_size: sl.safe_wal_size,
+                invalidation_reason: sl.invalidation_reason.clone(),
                 retained_bytes: sl.retained_bytes,
             });
         }

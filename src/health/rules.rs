@@ -11,13 +11,11 @@ use crate::inventory::{Host, Role};
 use crate::topology::{Node, Topology};
 
 use super::fixes::Fixes;
-
-mod slots;
+pub use super::slot_rules::{slot_inactive, slot_lost, slots};
 use super::{
     behind_bytes, inventory_upstream, is_streaming, reference_primary, Finding, FindingCode,
     Severity, Thresholds,
 };
-pub use slots::{slot_inactive, slot_lost, slots};
 
 /// Every rule's findings, in the order the rules are listed here (`assess` sorts them stably,
 /// so this order decides among findings of one severity on one host).
@@ -36,7 +34,7 @@ pub fn all(topo: &Topology, t: &Thresholds) -> Vec<Finding> {
     f
 }
 
-fn finding(
+pub(super) fn finding(
     severity: Severity,
     code: FindingCode,
     host: Option<&Host>,

@@ -741,6 +741,59 @@ mod rules {
     }
 
     #[test]
+    fn slot_lost_is_worded_by_its_invalidation_reason() {
+        // PostgreSQL 17 says why; wal_removed is the classic loss: re-clone.
+        let probes = slot_on_p(&["r1", "r2"], "r1", |s| {
+            s.wal_status = Some("lost".into());
+            s.invalidation_reason = Some("wal_removed".into());
+        });
+        let f = one(
+            on_p(probes, rules::slot_lost),
+            FindingCode::SlotLost,
+            Severity::Critical,
+            Some("p"),
+        );
+        assert_eq!(f.message, "slot r1 on p has lost WAL its replica needs");
+        assert_eq!(
+            f.fix,
+            "re-clone r1: pgrepl -i i.yml rebuild r1 --method clone"
+        );
+        // 18's idle_replication_slot_timeout: the WAL may still be there; a plain rebuild (or
+        // init) re-creates the slot, no clone.
+        let probes = slot_on_p(&["r1", "r2"], "r1", |s| {
+            s.wal_status = Some("lost".into());
+            s.invalidation_reason = Some("idle_timeout".into());
+        });
+        let f = one(
+            on_p(probes, rules::slot_lost),
+            FindingCode::SlotLost,
+            Severity::Critical,
+            Some("p"),
+        );
+        assert_eq!(
+            f.message,
+            "slot r1 on p was invalidated after sitting idle longer than idle_replication_slot_timeout (its WAL may still be there)"
+        );
+        assert_eq!(
+            f.fix,
+            "re-create the slot and stream again: pgrepl -i i.yml rebuild r1 (or pgrepl init -i i.yml); set idle_replication_slot_timeout to 0"
+        );
+        assert!(!f.fix.contains("--method clone"));
+        let probes = slot_on_p(&["r1", "r2"], "r1", |s| {
+            s.wal_status = Some("lost".into());
+            s.invalidation_reason = Some("rows_removed".into());
+        });
+        let f = one(
+            on_p(probes, rules::slot_lost),
+            FindingCode::SlotLost,
+            Severity::Critical,
+            Some("p"),
+        );
+        assert_eq!(f.message, "slot r1 on p was invalidated (rows_removed)");
+        assert_eq!(f.fix, "re-create the slot: pgrepl -i i.yml rebuild r1");
+    }
+
+    #[test]
     fn slot_lost_is_quiet_while_the_wal_is_there() {
         let probes = slot_on_p(&["r1", "r2"], "r1", |s| {
             s.wal_status = Some("unreserved".into())

@@ -52,7 +52,7 @@ pub struct Inventory {
     pub file: PathBuf,
     /// `cluster`: the cluster's name.
     pub cluster: String,
-    /// `postgres.version`: the PostgreSQL major version, 13 to 17.
+    /// `postgres.version`: the PostgreSQL major version, 13 to 18.
     pub version: u32,
     /// `postgres.os_user`: the OS account owning PostgreSQL, also the superuser role.
     pub os_user: String,
@@ -94,6 +94,8 @@ pub struct HbaRule {
     pub address: String,
     /// The auth method; never `trust` or `password` on a network line.
     pub method: String,
+    /// The method's options, rendered `name="value"` after it, sorted by name.
+    pub options: BTreeMap<String, String>,
 }
 
 /// SSH settings shared by all hosts (`access.ssh`).

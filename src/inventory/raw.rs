@@ -78,6 +78,9 @@ pub(super) struct RawHba {
     #[serde(default)]
     pub(super) address: Option<Spanned<String>>,
     pub(super) method: Spanned<String>,
+    /// `name=value` options after the method (`issuer`, `scope` for oauth; `ldapserver`, ...).
+    #[serde(default)]
+    pub(super) options: BTreeMap<String, Spanned<String>>,
 }
 
 /// `replication:`.

@@ -191,6 +191,77 @@ fn inline_password_and_trust_are_refused() {
 }
 
 #[test]
+fn versions_13_to_18_are_accepted_and_the_others_refused_with_the_range() {
+    for v in [13, 14, 15, 16, 17, 18] {
+        let inv = parse(
+            &GOOD.replace("  version: 15", &format!("  version: {v}")),
+            Path::new("inv.yml"),
+        )
+        .unwrap();
+        assert_eq!(inv.version, v);
+        assert_eq!(
+            inv.host("pg1").unwrap().bin_dir,
+            format!("/usr/lib/postgresql/{v}/bin")
+        );
+    }
+    for v in [12, 19] {
+        let i = issues(&GOOD.replace("  version: 15", &format!("  version: {v}")));
+        assert_eq!(i[0].message, format!("PostgreSQL {v} is not supported"));
+        assert_eq!(i[0].hint, "pgrepl supports PostgreSQL 13 to 18");
+    }
+}
+
+#[test]
+fn hba_oauth_is_accepted_from_18_only_with_what_postgresql_needs() {
+    let oauth = |v: u32, options: &str, settings: &str| {
+        GOOD.replace(
+            "  version: 15\n  settings:\n",
+            &format!("  version: {v}\n  hba:\n    - {{type: host, database: all, user: all, address: 10.0.0.0/8, method: oauth{options}}}\n  settings:\n{settings}"),
+        )
+    };
+    let opts = ", options: {scope: openid email, issuer: issuer.example.com}";
+    let lib = "    oauth_validator_libraries: my_validator\n";
+    let inv = parse(&oauth(18, opts, lib), Path::new("inv.yml")).unwrap();
+    assert_eq!(inv.hba[0].method, "oauth");
+    assert_eq!(
+        inv.hba[0]
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+        ["issuer=issuer.example.com", "scope=openid email"]
+    );
+    let i = issues(&oauth(17, opts, lib));
+    assert_eq!(i.len(), 1, "{i:?}");
+    assert_eq!(
+        i[0].message,
+        "pg_hba method oauth needs PostgreSQL 18 or later; the inventory's postgres.version is 17"
+    );
+    assert_eq!((i[0].line, i[0].column), (5, 75), "{i:?}");
+    // PostgreSQL 18 refuses to load an oauth line without issuer and scope, or without a
+    // validator library: so does the inventory.
+    let i = issues(&oauth(18, "", ""));
+    let msgs: Vec<&str> = i.iter().map(|x| x.message.as_str()).collect();
+    assert_eq!(msgs, [
+        "pg_hba method oauth needs the option issuer (PostgreSQL refuses the line without it)",
+        "pg_hba method oauth needs the option scope (PostgreSQL refuses the line without it)",
+        "pg_hba method oauth needs postgres.settings.oauth_validator_libraries (PostgreSQL refuses the line without it)",
+    ]);
+    let i = issues(&oauth(18, ", options: {scope: 'a\"b', Issuer: x}", lib));
+    assert_eq!(i.len(), 3, "{i:?}");
+    assert!(
+        i.iter()
+            .any(|x| x.message == "pg_hba option name \"Issuer\" is not allowed"),
+        "{i:?}"
+    );
+    assert!(
+        i.iter()
+            .any(|x| x.message == "pg_hba option scope value \"a\\\"b\" is not allowed"),
+        "{i:?}"
+    );
+}
+
+#[test]
 fn replication_capacity_is_sized_and_checked() {
     assert_eq!((needed_wal_senders(3), needed_slots(3)), (10, 10));
     assert_eq!((needed_wal_senders(12), needed_slots(12)), (24, 13));

@@ -89,6 +89,15 @@ pub(super) fn is_env_name(s: &str) -> bool {
         && ch.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A pg_hba.conf option value, rendered in double quotes: 1-200 of `A-Z a-z 0-9`, space and
+/// `_ . : / @ + , % = ~ -` (no quote, backslash, `#` or control character).
+pub(super) fn is_hba_option_value(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _.:/@+,%=~-".contains(c))
+}
+
 /// A `postgresql.conf` parameter name (extensions' `a.b` included): 1-63 of `a-z 0-9 _ .`.
 pub(super) fn is_setting_name(s: &str) -> bool {
     let mut ch = s.chars();

@@ -141,6 +141,7 @@ mod tests {
             wal_status: Some("reserved".into()),
             safe_wal_size: None,
             retained_bytes: Some(0),
+            invalidation_reason: None,
         }
     }
 

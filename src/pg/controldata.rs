@@ -71,6 +71,74 @@ wal_log_hints setting:                on
 Data page checksum version:           1
 ";
 
+    /// PostgreSQL 18.6's whole output (`initdb` defaults, stopped): pg_control version 1800,
+    /// and the new `Default char data signedness` line, which pgrepl does not read.
+    const PG18: &str = "pg_control version number:            1800
+Catalog version number:               202506291
+Database system identifier:           7713953410203023205
+Database cluster state:               shut down
+pg_control last modified:             Mon Nov 30 13:18:59 2026
+Latest checkpoint location:           0/16EF458
+Latest checkpoint's REDO location:    0/16EF458
+Latest checkpoint's REDO WAL file:    000000010000000000000001
+Latest checkpoint's TimeLineID:       1
+Latest checkpoint's PrevTimeLineID:   1
+Latest checkpoint's full_page_writes: on
+Latest checkpoint's NextXID:          0:752
+Latest checkpoint's NextOID:          12784
+Latest checkpoint's NextMultiXactId:  1
+Latest checkpoint's NextMultiOffset:  0
+Latest checkpoint's oldestXID:        744
+Latest checkpoint's oldestXID's DB:   1
+Latest checkpoint's oldestActiveXID:  0
+Latest checkpoint's oldestMultiXid:   1
+Latest checkpoint's oldestMulti's DB: 1
+Latest checkpoint's oldestCommitTsXid:0
+Latest checkpoint's newestCommitTsXid:0
+Time of latest checkpoint:            Mon Nov 30 13:18:59 2026
+Fake LSN counter for unlogged rels:   0/3E8
+Minimum recovery ending location:     0/0
+Min recovery ending loc's timeline:   0
+Backup start location:                0/0
+Backup end location:                  0/0
+End-of-backup record required:        no
+wal_level setting:                    replica
+wal_log_hints setting:                off
+max_connections setting:              100
+max_worker_processes setting:         8
+max_wal_senders setting:              10
+max_prepared_xacts setting:           0
+max_locks_per_xact setting:           64
+track_commit_timestamp setting:       off
+Maximum data alignment:               8
+Database block size:                  8192
+Blocks per segment of large relation: 131072
+WAL block size:                       8192
+Bytes per WAL segment:                16777216
+Maximum length of identifiers:        64
+Maximum columns in an index:          32
+Maximum size of a TOAST chunk:        1996
+Size of a large-object chunk:         2048
+Date/time type storage:               64-bit integers
+Float8 argument passing:              by value
+Data page checksum version:           1
+Default char data signedness:         signed
+Mock authentication nonce:            4f6562b0b95d0ae785f5c7de052ad35b0b40e508286b0f0cc0f593fe82d572d0
+";
+
+    #[test]
+    fn parses_pg18_output() {
+        let c = parse(PG18);
+        assert_eq!(c.system_identifier.as_deref(), Some("7713953410203023205"));
+        assert_eq!(c.cluster_state.as_deref(), Some("shut down"));
+        assert_eq!(c.checkpoint_lsn, Lsn::parse("0/16EF458"));
+        assert_eq!(c.timeline, Some(1));
+        // 18's initdb turns data checksums on by default.
+        assert_eq!(c.data_checksums, Some(true));
+        assert_eq!(c.wal_log_hints, Some(false));
+        assert_eq!(c.wal_segment_size, Some(16 << 20));
+    }
+
     #[test]
     fn parses_pg15_output() {
         let c = parse(PG15);

@@ -14,6 +14,20 @@ pub mod waldump;
 
 use std::fmt;
 
+/// The PostgreSQL majors pgrepl supports, each one tested in CI with real binaries (README
+/// "Supported versions"). The next major is this one line plus its CI run.
+pub const SUPPORTED_MAJORS: std::ops::RangeInclusive<u32> = 13..=18;
+
+/// Is `major` one pgrepl supports?
+pub fn is_supported_major(major: u32) -> bool {
+    SUPPORTED_MAJORS.contains(&major)
+}
+
+/// The supported range in words, for messages: `13 to 18`.
+pub fn supported_majors_text() -> String {
+    format!("{} to {}", SUPPORTED_MAJORS.start(), SUPPORTED_MAJORS.end())
+}
+
 /// A WAL location (`pg_lsn`), e.g. `0/3000148`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lsn(pub u64);
@@ -136,6 +150,14 @@ mod tests {
             Some(18)
         );
         assert_eq!(parse_major_version("nonsense"), None);
+    }
+
+    #[test]
+    fn supported_majors_are_13_to_18() {
+        assert_eq!(supported_majors_text(), "13 to 18");
+        assert!(!is_supported_major(12));
+        assert!((13..=18).all(is_supported_major));
+        assert!(!is_supported_major(19));
     }
 
     #[test]

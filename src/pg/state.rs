@@ -96,8 +96,13 @@ pub struct Slot {
     pub active: bool,
     /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+).
     pub wal_status: Option<String>,
-    /// Bytes that can still be written before the slot risks losing WAL (`NULL`: no limit).
+    /// Bytes that can still be written before the slot risks losing WAL (`NULL`: no limit, or
+    /// the slot is lost).
     pub safe_wal_size: Option<i64>,
+    /// Why the slot was invalidated (`invalidation_reason`, PostgreSQL 17+; `None` below 17 and
+    /// on a valid slot): `wal_removed`, `idle_timeout` (18: `idle_replication_slot_timeout`),
+    /// `rows_removed`, `wal_level_insufficient`.
+    pub invalidation_reason: Option<String>,
     /// WAL the slot holds back, in bytes (current position minus `restart_lsn`).
     pub retained_bytes: Option<i64>,
 }

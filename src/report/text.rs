@@ -127,12 +127,20 @@ fn slots_table(slots: &[SlotView]) -> String {
             s.retained_bytes
                 .map(|b| bytes(b.max(0) as u64))
                 .unwrap_or_else(|| "-".into()),
-            s.safe_wal_size
-                .map(|b| bytes(b.max(0) as u64))
-                .unwrap_or_else(|| "unlimited".into()),
+            safe_wal_size(s),
         ]);
     }
     table(&rows)
+}
+
+/// SAFE_WAL_SIZE: bytes, `unlimited` when `safe_wal_size` is NULL on a live slot, `-` on a
+/// lost slot (NULL there too: nothing is safe any more).
+fn safe_wal_size(s: &SlotView) -> String {
+    match (s.safe_wal_size, s.wal_status.as_deref()) {
+        (_, Some("lost")) => "-".into(),
+        (Some(b), _) => bytes(b.max(0) as u64),
+        (None, _) => "unlimited".into(),
+    }
 }
 
 /// `FINDINGS`, then each finding and its fix, the severity word padded to one width.
@@ -216,5 +224,29 @@ mod tests {
             vec!["CCC".into(), "D".into()],
         ]);
         assert_eq!(t, "A    BB\nCCC  D\n");
+    }
+
+    #[test]
+    fn safe_wal_size_is_a_dash_on_a_lost_slot() {
+        let slot = |wal_status: &str, safe: Option<i64>| SlotView {
+            host: "p".into(),
+            name: "r1".into(),
+            slot_type: "physical".into(),
+            active: false,
+            wal_status: Some(wal_status.into()),
+            safe_wal_size: safe,
+            invalidation_reason: None,
+            retained_bytes: Some(0),
+        };
+        let t = slots_table(&[
+            slot("reserved", None),
+            slot("extended", Some(1536)),
+            slot("lost", None),
+        ]);
+        let col: Vec<&str> = t
+            .lines()
+            .map(|l| l.split_whitespace().last().unwrap())
+            .collect();
+        assert_eq!(col, ["SAFE_WAL_SIZE", "unlimited", "kB", "-"], "{t}");
     }
 }

@@ -30,6 +30,9 @@ pub struct HostFacts {
     pub system_identifier: Option<String>,
     /// `pg_is_in_recovery()` of the running server; `None` when it does not run.
     pub in_recovery: Option<bool>,
+    /// The running server's `idle_replication_slot_timeout` in seconds (PostgreSQL 18+);
+    /// `None` when it does not run or has no such setting.
+    pub idle_slot_timeout_s: Option<i64>,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -88,6 +91,7 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
                 Ok(db) => {
                     f.system_identifier = db.system_identifier().await.ok();
                     f.in_recovery = db.in_recovery().await.ok();
+                    f.idle_slot_timeout_s = db.idle_slot_timeout().await.ok().flatten();
                 }
                 Err(e) => {
                     f.reach = Some(Err(format!(

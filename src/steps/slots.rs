@@ -1,4 +1,4 @@
-//! Replication slots: create a replica's slot on its upstream (re-create one that lost WAL), and
+//! Replication slots: create a replica's slot on its upstream (re-create an invalidated one), and
 //! drop the stale slots pgrepl made that no host follows any more (a former primary's replicas,
 //! a replica re-pointed elsewhere, a renamed `slot:`, a replica removed from the inventory).
 //!
@@ -25,31 +25,39 @@ use super::exec::install_file;
 /// sender ending) before it is left for the DBA.
 const STALE_SLOT_RELEASE: Duration = Duration::from_secs(10);
 
-/// Creates `slot` on `on` unless it exists, and records it as pgrepl's; a slot that lost WAL is
-/// dropped and re-created.
+/// Creates `slot` on `on` unless it exists, and records it as pgrepl's; a slot that was
+/// invalidated (`wal_status` `lost`: its WAL was removed, or on 18 it sat idle longer than
+/// `idle_replication_slot_timeout`) is dropped and re-created. Returns whether it created one.
 pub async fn ensure_slot(
     ctx: &Context<'_>,
     db: &Db,
     on: &Host,
     slot: &str,
     for_host: &str,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let step = "create replication slot";
     let state = db.node_state().await.on_step(&on.name, step)?;
     match state.slots.iter().find(|s| s.name == slot) {
         Some(s) if s.wal_status.as_deref() != Some("lost") => {
-            return remember(ctx, on, slot, for_host).await
+            remember(ctx, on, slot, for_host).await?;
+            return Ok(false);
         }
-        Some(_) => {
+        Some(s) => {
             db.drop_slot(slot).await.on_step(&on.name, step)?;
-            ctx.ui.info(format!(
-                "{}: dropped slot {slot}, which had lost WAL",
-                on.name
-            ));
+            let why = match s.invalidation_reason.as_deref() {
+                Some("idle_timeout") => {
+                    "which idle_replication_slot_timeout had invalidated".to_string()
+                }
+                None | Some("wal_removed") => "which had lost WAL".to_string(),
+                Some(other) => format!("which was invalidated ({other})"),
+            };
+            ctx.ui
+                .info(format!("{}: dropped slot {slot}, {why}", on.name));
         }
         None => {}
     }
-    create_slot(ctx, db, on, slot, for_host).await
+    create_slot(ctx, db, on, slot, for_host).await?;
+    Ok(true)
 }
 
 /// Creates `slot` on `on` (it does not exist) and records it as pgrepl's.
@@ -333,6 +341,7 @@ mod tests {
             wal_status: Some("reserved".into()),
             safe_wal_size: None,
             retained_bytes: Some(0),
+            invalidation_reason: None,
         }
     }
 

@@ -20,7 +20,50 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The PostgreSQL major the suite runs when the environment names none: Debian 12's own.
+const DEFAULT_PG_VERSION: u32 = 15;
+
+/// The server binaries the suite runs: `PGREPL_TEST_PG_BIN`, else Debian's
+/// `/usr/lib/postgresql/<PGREPL_TEST_PG_VERSION or 15>/bin` (so a plain `cargo nextest run`
+/// runs Debian's 15, as before). CI sets both variables to run the suite on another major
+/// (`scripts/install-pg-versions --bin-dir MAJOR` prints where each one is).
+pub fn pg_bin() -> String {
+    match std::env::var("PGREPL_TEST_PG_BIN") {
+        Ok(b) if !b.is_empty() => b,
+        _ => format!("/usr/lib/postgresql/{}/bin", pg_version()),
+    }
+}
+
+/// The major version of [`pg_bin`]: `PGREPL_TEST_PG_VERSION`, else what its `postgres
+/// --version` says when only `PGREPL_TEST_PG_BIN` is set, else 15.
+pub fn pg_version() -> u32 {
+    static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        if let Ok(v) = std::env::var("PGREPL_TEST_PG_VERSION") {
+            if !v.is_empty() {
+                return v.parse().unwrap_or_else(|_| {
+                    panic!("PGREPL_TEST_PG_VERSION={v:?} is not a major version")
+                });
+            }
+        }
+        match std::env::var("PGREPL_TEST_PG_BIN") {
+            Ok(b) if !b.is_empty() => {
+                let out = sh(&[&format!("{b}/postgres"), "--version"]);
+                out.split(')')
+                    .nth(1)
+                    .and_then(|r| r.split(['.', 'b', 'r']).next())
+                    .and_then(|m| m.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("cannot read the major version from {out:?}"))
+            }
+            _ => DEFAULT_PG_VERSION,
+        }
+    })
+}
+
+/// The path of one PostgreSQL program in [`pg_bin`] (`pg_tool("psql")`).
+pub fn pg_tool(name: &str) -> String {
+    format!("{}/{name}", pg_bin())
+}
 const SLOT_DIR: &str = "/tmp/pgrepl-test-slots";
 
 pub fn is_root() -> bool {
@@ -400,8 +443,10 @@ impl Lab {
     ) -> PathBuf {
         let fsync = if durable { "" } else { "    fsync: 'off'\n" };
         let mut y = format!(
-            "cluster: it{id}\npostgres:\n  version: 15\n  os_user: {u}\n  data_dir: {d}/{{host}}/data\n  socket_dir: {d}/{{host}}/run\n  settings:\n    shared_buffers: 16MB\n    max_wal_size: 128MB\n{fsync}{extra_postgres}",
+            "cluster: it{id}\npostgres:\n  version: {v}\n  bin_dir: {b}\n  os_user: {u}\n  data_dir: {d}/{{host}}/data\n  socket_dir: {d}/{{host}}/run\n  settings:\n    shared_buffers: 16MB\n    max_wal_size: 128MB\n{fsync}{extra_postgres}",
             id = self.id,
+            v = pg_version(),
+            b = pg_bin(),
             u = self.os_user,
             d = self.dir.display()
         );
@@ -452,7 +497,7 @@ impl Lab {
     /// Starts a host's server again (after a test stopped it).
     pub fn start_server(&self, host: &str) {
         let h = self.host(host);
-        let ctl = format!("{PG_BIN}/pg_ctl");
+        let ctl = pg_tool("pg_ctl");
         let log = format!("{}.log", h.data_dir.display());
         self.run_on(
             host,
@@ -473,7 +518,7 @@ impl Lab {
     /// Stops a host's server (fast mode).
     pub fn stop_server(&self, host: &str) {
         let h = self.host(host);
-        let ctl = format!("{PG_BIN}/pg_ctl");
+        let ctl = pg_tool("pg_ctl");
         self.run_on(
             host,
             &[
@@ -552,7 +597,7 @@ impl Lab {
     /// Is a host's server running (`pg_ctl status`)?
     pub fn server_running(&self, host: &str) -> bool {
         let h = self.host(host);
-        let ctl = format!("{PG_BIN}/pg_ctl");
+        let ctl = pg_tool("pg_ctl");
         let mut v: Vec<&str> = Vec::new();
         if let Some(ns) = &h.netns {
             v.extend(["ip", "netns", "exec", ns.as_str()]);
@@ -617,7 +662,7 @@ fn as_os_user<'a>(os_user: &'a str, argv: &[&'a str]) -> Vec<&'a str> {
 /// Runs SQL as `os_user` through a socket directory.
 pub fn psql_at(os_user: &str, socket_dir: &Path, port: u16, sql: &str) -> String {
     let port = port.to_string();
-    let psql = format!("{PG_BIN}/psql");
+    let psql = pg_tool("psql");
     let argv = as_os_user(
         os_user,
         &[
@@ -773,7 +818,7 @@ pub fn stop_server(os_user: &str, data_dir: &Path) {
     if !pidfile.exists() {
         return;
     }
-    let ctl = format!("{PG_BIN}/pg_ctl");
+    let ctl = pg_tool("pg_ctl");
     let argv = as_os_user(
         os_user,
         &[
@@ -888,7 +933,9 @@ impl LocalLab {
     pub fn inventory(&self, shared_buffers: &str) -> PathBuf {
         let d = self.dir.path().display();
         let mut y = format!(
-            "cluster: lt\npostgres:\n  version: 15\n  os_user: {u}\n  data_dir: {d}/{{host}}\n  socket_dir: {d}/run\n  settings:\n    shared_buffers: {shared_buffers}\n    fsync: 'off'\nreplication:\n  password_file: {d}/pw\naccess:\n  transport: local\nhosts:\n",
+            "cluster: lt\npostgres:\n  version: {v}\n  bin_dir: {b}\n  os_user: {u}\n  data_dir: {d}/{{host}}\n  socket_dir: {d}/run\n  settings:\n    shared_buffers: {shared_buffers}\n    fsync: 'off'\nreplication:\n  password_file: {d}/pw\naccess:\n  transport: local\nhosts:\n",
+            v = pg_version(),
+            b = pg_bin(),
             u = self.os_user
         );
         for (i, (n, p)) in self.names.iter().zip(&self.ports).enumerate() {

@@ -71,7 +71,7 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
     let pg = postgres::check(c, &raw.cluster, &raw.postgres.value);
     let host_count = raw.hosts.value.len();
     let settings = settings::check(c, &raw.postgres.value.settings, host_count);
-    let hba = hba::check(c, &raw.postgres.value.hba);
+    let hba = hba::check(c, &raw.postgres.value.hba, pg.version, &settings);
     let rep = replication::check(
         c,
         raw.replication.as_ref(),

@@ -37,11 +37,14 @@ pub(super) fn check(c: &mut Checker, cluster: &Spanned<String>, pg: &RawPostgres
         );
     }
     let version = pg.version.value;
-    if !(13..=17).contains(&version) {
+    if !crate::pg::is_supported_major(version) {
         c.at(
             pg.version.referenced,
             format!("PostgreSQL {version} is not supported"),
-            "pgrepl supports PostgreSQL 13 to 17",
+            format!(
+                "pgrepl supports PostgreSQL {}",
+                crate::pg::supported_majors_text()
+            ),
         );
     }
     if let Some(u) = &pg.os_user {

@@ -12,10 +12,11 @@ use crate::pg::datadir::DirState;
 use crate::steps::facts::{gather, HostFacts};
 use crate::ui::Format;
 
-use super::{live_primary, preflight, Context, HostPlan};
+use super::{live_primary, preflight, warnings, Context, HostPlan};
 
 /// `pgrepl check`: exit 0 and "no problems found", or [`Error::Preflight`] (exit 4) listing
-/// every problem after the table or JSON document (on stdout) is printed.
+/// every problem after the table or JSON document (on stdout) is printed. Warnings
+/// ([`warnings`]) are printed on stderr (and in the JSON document) and do not change the exit.
 pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
@@ -24,11 +25,17 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let outcome = preflight(live.as_ref().unwrap_or(&ctx.inv), &facts);
     let problems: Vec<Problem> = outcome.as_ref().err().cloned().unwrap_or_default();
     let plan = outcome.map(|p| p.hosts).unwrap_or_default();
+    let warned = warnings(&ctx.inv, &facts);
     match ctx.ui.format() {
-        Format::Json => ctx
-            .ui
-            .json(&json(&ctx.inv.cluster, &facts, &plan, &problems)),
+        Format::Json => {
+            let mut doc = json(&ctx.inv.cluster, &facts, &plan, &problems);
+            doc["warnings"] = serde_json::json!(warned);
+            ctx.ui.json(&doc)
+        }
         Format::Text | Format::Prometheus => ctx.ui.data(&table(&facts, &plan)),
+    }
+    for w in &warned {
+        ctx.ui.warn(w.to_string());
     }
     if problems.is_empty() {
         ctx.ui.info("check: no problems found");
@@ -40,7 +47,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
 
 /// The JSON document: `{cluster, ok, hosts: [{name, reachable, reached_by,
 /// server_major_version, data_dir, running, system_identifier, in_recovery, init_would}],
-/// problems: [{host, check, message, hint}]}`.
+/// problems: [{host, check, message, hint}]}`; `run` adds `warnings` (as `problems`).
 fn json(
     cluster: &str,
     facts: &[HostFacts],
@@ -131,6 +138,7 @@ mod tests {
             running,
             system_identifier: None,
             in_recovery: None,
+            idle_slot_timeout_s: None,
         }
     }
 

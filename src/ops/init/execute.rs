@@ -17,7 +17,7 @@ use crate::steps::config::{apply_config, install_configs, install_passfile};
 use crate::steps::exec::run_step;
 use crate::steps::roles::ensure_role;
 use crate::steps::server::{server, start};
-use crate::steps::slots::{create_slot, drop_stale_slots};
+use crate::steps::slots::{drop_stale_slots, ensure_slot};
 use crate::steps::streaming::verify_streaming;
 use crate::transport::Transport;
 
@@ -201,15 +201,14 @@ impl Executor<'_, '_> {
         Ok(())
     }
 
-    /// Creates the missing slots on `up`; a slot of a replica cloned by this run is dropped
-    /// again if the run ends before the clone does.
+    /// Creates the missing slots on `up`, and re-creates an invalidated one (a replica kept
+    /// down past 18's `idle_replication_slot_timeout` streams again from its new slot); a slot
+    /// of a replica cloned by this run is dropped again if the run ends before the clone does.
     async fn slots(&self, up: &str, replicas: &[SlotFor]) -> Result<(), Error> {
         let ctx = self.ctx;
         let db = ctx.db(self.transport(up)?.as_ref(), self.host(up)?).await?;
-        let existing: Vec<String> = db.slots().await?.into_iter().map(|s| s.name).collect();
         for s in replicas {
-            if !existing.contains(&s.slot) {
-                create_slot(ctx, &db, self.host(up)?, &s.slot, &s.replica).await?;
+            if ensure_slot(ctx, &db, self.host(up)?, &s.slot, &s.replica).await? {
                 self.note(format!("{up}: slot {}", s.slot));
             }
             if s.clone {

@@ -16,6 +16,7 @@ pub mod check;
 mod execute;
 pub mod plan;
 pub mod preflight;
+pub mod warnings;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use crate::steps::record::keep_inventory_true;
 use self::execute::Executor;
 pub use self::plan::{HostPlan, InitPlan, InitStep};
 pub use self::preflight::preflight;
+pub use self::warnings::warnings;
 
 use super::{Context, Transports};
 
@@ -59,6 +61,9 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     };
     let inv = &live;
     let mut plan = preflight(inv, &facts).map_err(|problems| Error::Preflight { problems })?;
+    for w in warnings(inv, &facts) {
+        ctx.ui.warn(w.to_string());
+    }
     let mut rendered = BTreeMap::new();
     for h in &inv.hosts {
         rendered.insert(

@@ -1,13 +1,14 @@
-//! The slot rules of `status`: `slot_lost` and `slot_inactive`, slot by slot on every reachable
-//! host.
+//! The slot rules of `status` (`slot_lost`, `slot_inactive`), apart from `rules.rs` only for
+//! size: pure functions over the live [`Topology`], one pass over every reachable host's slots.
+//! A lost slot is worded by its `invalidation_reason` (PostgreSQL 17+).
 
 use crate::inventory::Host;
 use crate::pg::state::Slot;
 use crate::topology::{Node, Topology};
 
-use super::super::fixes::Fixes;
-use super::super::{is_streaming, FindingCode, Severity};
-use super::{finding, Finding};
+use super::fixes::Fixes;
+use super::rules::finding;
+use super::{is_streaming, Finding, FindingCode, Severity};
 
 /// The slot findings of every reachable host, slot by slot in the order its server listed them
 /// (one pass, so that a host's lost and inactive slots keep that order among equals).
@@ -33,29 +34,50 @@ fn writable_now(topo: &Topology, h: &Host) -> bool {
     topo.find(&h.name).is_some_and(|n| n.is_writable())
 }
 
-/// `slot_lost` (critical), for a slot on `on` whose `wal_status` is `lost`: its replica needs
-/// WAL that is gone. Fix: re-clone the inventory's replica of that slot; drop the slot when no
-/// replica uses it.
+/// `slot_lost` (critical), for a slot on `on` whose `wal_status` is `lost`, worded by its
+/// `invalidation_reason` (PostgreSQL 17+). `wal_removed` (or no reason, below 17): its replica
+/// needs WAL that is gone; fix: re-clone that replica. `idle_timeout` (18,
+/// `idle_replication_slot_timeout`): the slot sat unused too long, its WAL may still be there;
+/// fix: a plain rebuild (or init) re-creates the slot. Another reason: the same plain fix. A slot
+/// no inventory replica uses: drop it.
 pub fn slot_lost(topo: &Topology, on: &Node, sl: &Slot) -> Option<Finding> {
     if sl.wal_status.as_deref() != Some("lost") {
         return None;
     }
     let fix = Fixes::new(topo.inv);
+    // A slot kept for a host that is a primary now has no replica to re-clone.
+    let user = slot_user(topo, &sl.name).filter(|r| !writable_now(topo, r));
+    let (message, remedy) = match sl.invalidation_reason.as_deref() {
+        None | Some("wal_removed") => (
+            format!("slot {} on {} has lost WAL its replica needs", sl.name, on.name()),
+            user.map(|r| format!("re-clone {}: {}", r.name, fix.rebuild_clone(r))),
+        ),
+        Some("idle_timeout") => (
+            format!(
+                "slot {} on {} was invalidated after sitting idle longer than idle_replication_slot_timeout (its WAL may still be there)",
+                sl.name,
+                on.name()
+            ),
+            user.map(|r| {
+                format!(
+                    "re-create the slot and stream again: {} (or {}); set idle_replication_slot_timeout to 0",
+                    fix.rebuild(r),
+                    fix.init()
+                )
+            }),
+        ),
+        Some(reason) => (
+            format!("slot {} on {} was invalidated ({reason})", sl.name, on.name()),
+            user.map(|r| format!("re-create the slot: {}", fix.rebuild(r))),
+        ),
+    };
     Some(finding(
         Severity::Critical,
         FindingCode::SlotLost,
         Some(on.host),
-        format!(
-            "slot {} on {} has lost WAL its replica needs",
-            sl.name,
-            on.name()
-        ),
-        match slot_user(topo, &sl.name) {
-            Some(r) if !writable_now(topo, r) => {
-                format!("re-clone {}: {}", r.name, fix.rebuild_clone(r))
-            }
-            _ => format!("drop it if unused: {}", fix.drop_slot(on.host, &sl.name)),
-        },
+        message,
+        remedy
+            .unwrap_or_else(|| format!("drop it if unused: {}", fix.drop_slot(on.host, &sl.name))),
     ))
 }
 
