@@ -8,6 +8,7 @@ mod bench_failover;
 mod bench_init;
 mod bench_status;
 mod bench_switchover;
+mod destroy;
 mod failover;
 mod init_local;
 mod init_ssh;

@@ -136,6 +136,20 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     }
     ctx.ui.confirm("destroy", &described.join("; "))?;
     futures_util::future::try_join_all(plan.iter().map(|p| destroy_host(ctx, p))).await?;
+    // Last, the lock files it held.
+    ctx.release_locks().await;
+    for h in &ctx.inv.hosts {
+        if let Some(Ok(t)) = transports.get(&h.name) {
+            let lock = vec![crate::lock::lock_file(&h.data_dir)];
+            run_step(
+                t.as_ref(),
+                &teardown::remove_siblings(&h.data_dir, &lock),
+                "remove the lock file",
+                None,
+            )
+            .await?;
+        }
+    }
     report(ctx, &plan, false, &described);
     Ok(exit::OK)
 }

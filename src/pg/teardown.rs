@@ -7,10 +7,10 @@
 use crate::transport::Cmd;
 
 /// The suffixes of the files and directories pgrepl puts beside a data directory, the log
-/// (`.log`) last.
+/// (`.log`) last. The lock file (`.pgrepl-lock`) is not among them: `destroy` holds it while it
+/// works and removes it after.
 pub const SIBLINGS: &[&str] = &[
     ".pgpass",
-    ".pgrepl-lock",
     ".pgrepl-new",
     ".pgrepl-old",
     ".pgrepl-discarded-wal",
@@ -78,6 +78,7 @@ mod tests {
     fn siblings_keep_the_log_on_request() {
         let all = siblings("/d/pg1", false);
         assert_eq!(all.len(), SIBLINGS.len());
+        assert!(REMOVE_SIBLINGS.contains("\"$d\".pgrepl-lock"));
         assert!(all.contains(&"/d/pg1.log".to_string()));
         assert!(!siblings("/d/pg1", true).contains(&"/d/pg1.log".to_string()));
     }
