@@ -97,6 +97,8 @@ pub struct StepFailure {
     pub stderr_tail: Vec<String>,
     /// The next command to run.
     pub hint: Option<String>,
+    /// Each node's state when the run stopped, `(host, state)` (exit 7: where the cluster is).
+    pub nodes: Vec<(String, String)>,
 }
 
 /// The failure classes the user sees. Each variant has its exit code ([`Error::code`]) and is
@@ -158,6 +160,8 @@ pub enum Error {
     )]
     Interrupted,
 }
+
+mod document;
 
 impl Error {
     /// The process exit code of this failure class (README, "Exit codes").

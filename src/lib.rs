@@ -134,6 +134,11 @@ async fn dispatch(op: Operation, ctx: &ops::Context<'_>) -> Result<u8, error::Er
 /// Prints the error once and returns its exit code.
 fn report(ui: &ui::Ui, e: &error::Error) -> u8 {
     ui.error(&e.to_string());
+    // With --format json a failure is one JSON document on stdout too (unless the command
+    // already printed its own).
+    if ui.format() == ui::Format::Json && !ui.printed_json() {
+        ui.json(&e.to_json());
+    }
     e.code()
 }
 

@@ -90,6 +90,7 @@ pub struct Ui {
     stdout_color: bool,
     bars: MultiProgress,
     plain_lock: Mutex<()>,
+    json_printed: std::sync::atomic::AtomicBool,
 }
 
 impl Ui {
@@ -118,6 +119,7 @@ impl Ui {
             stdout_color,
             bars,
             plain_lock: Mutex::new(()),
+            json_printed: Default::default(),
         }
     }
 
@@ -216,6 +218,8 @@ impl Ui {
 
     /// One JSON document on stdout.
     pub fn json(&self, value: &serde_json::Value) {
+        self.json_printed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         println!(
             "{}",
             serde_json::to_string_pretty(value).expect("JSON values serialize")
@@ -231,6 +235,11 @@ impl Ui {
         Err(Error::ConfirmationRequired {
             action: action.to_string(),
         })
+    }
+
+    /// Whether a JSON document was printed on stdout already.
+    pub fn printed_json(&self) -> bool {
+        self.json_printed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether stderr is a terminal.

@@ -12,6 +12,7 @@ mod destroy;
 mod failover;
 mod init_local;
 mod init_ssh;
+mod json_contract;
 mod live_topology;
 mod pg18;
 mod render_cmd;

@@ -86,6 +86,16 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
             cand.name, old.name
         ));
     }
+    if o.dry_run && ctx.ui.format() == Format::Json {
+        let steps: Vec<String> = plan.describe().lines().map(str::to_string).collect();
+        ctx.ui.json(&serde_json::json!({
+            "dry_run": true,
+            "old_primary": old.name,
+            "new_primary": cand.name,
+            "steps": steps,
+        }));
+        return Ok(exit::OK);
+    }
     if o.dry_run {
         ctx.ui.data(&format!(
             "switchover {} -> {} (dry run: every check passed; nothing was changed)\n{}\n",

@@ -54,7 +54,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     }
     if held.is_empty() {
         ctx.ui.info("the cluster is not locked");
-        return Ok(exit::OK);
+        return Ok(report(ctx, &[]));
     }
     let what = held
         .iter()
@@ -65,7 +65,9 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         "unlock",
         &format!("clear the cluster lock on {what}; do this only if that pgrepl no longer runs"),
     )?;
+    let mut cleared = Vec::new();
     for (h, holder) in held {
+        cleared.push(serde_json::json!({"host": h.name, "holder": holder.describe(now())}));
         let t = ctx.kept(h).await?;
         let l = clear_and_take(ctx, t.as_ref(), h, &holder, &me).await?;
         l.release().await;
@@ -75,7 +77,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
             holder.describe(now())
         ));
     }
-    Ok(exit::OK)
+    Ok(report(ctx, &cleared))
 }
 
 /// The lock of a holder that still runs on this machine: not "clear it with pgrepl unlock"
@@ -95,4 +97,12 @@ fn still_running(ctx: &Context<'_>, h: &crate::inventory::Host, holder: &Holder)
         },
         e => e,
     }
+}
+
+/// The JSON document (`--format json`): the locks cleared, each with its former holder.
+fn report(ctx: &Context<'_>, cleared: &[serde_json::Value]) -> u8 {
+    if ctx.ui.format() == crate::ui::Format::Json {
+        ctx.ui.json(&serde_json::json!({ "cleared": cleared }));
+    }
+    exit::OK
 }

@@ -88,7 +88,16 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     };
     executor.walk(&plan).await?;
     keep_inventory_true(ctx, inv);
-    summary(ctx, &executor.into_changes(), t_all);
+    let changes = executor.into_changes();
+    summary(ctx, &changes, t_all);
+    if ctx.ui.format() == crate::ui::Format::Json {
+        ctx.ui.json(&serde_json::json!({
+            "cluster": inv.cluster,
+            "primary": inv.primary().name,
+            "changes": changes,
+            "seconds": t_all.elapsed().as_secs_f64(),
+        }));
+    }
     Ok(exit::OK)
 }
 

@@ -82,12 +82,18 @@ impl Switchover<'_, '_, '_> {
                 format!("{}: {what}", h.name)
             })
             .collect();
-        Error::SwitchoverIncomplete(failure(
+        let mut f = failure(
             &self.plan.candidate.name,
             step,
             format!("switchover incomplete: {why}; now: {}", states.join("; ")),
             next,
-        ))
+        );
+        f.nodes = states
+            .iter()
+            .filter_map(|s| s.split_once(": "))
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        Error::SwitchoverIncomplete(f)
     }
 }
 
@@ -97,7 +103,7 @@ fn failure(host: &str, step: &str, message: String, hint: String) -> StepFailure
         host: Some(host.into()),
         step: step.into(),
         message,
-        stderr_tail: vec![],
         hint: Some(hint),
+        ..StepFailure::default()
     }
 }

@@ -1,0 +1,89 @@
+//! One JSON contract (issue "CLI contract"): with `--format json` every command prints exactly
+//! one JSON document on stdout — when it succeeds and when it fails (`{"error": {exit_code,
+//! class, host, step, message, stderr_tail, next}}`). A local cluster, real servers.
+
+use crate::harness::{pgrepl, LocalLab, Run};
+
+/// The whole stdout as exactly one JSON document (serde refuses trailing content).
+fn one_document(args: &[&str], r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            r.stdout, r.stderr
+        )
+    })
+}
+
+fn run(args: &[&str], code: i32) -> serde_json::Value {
+    let mut argv = args.to_vec();
+    argv.extend(["--format", "json"]);
+    let r = pgrepl(&argv, &[]);
+    r.expect_code(code);
+    one_document(&argv, &r)
+}
+
+fn error_of(v: &serde_json::Value, code: i32, class: &str) -> serde_json::Value {
+    let e = v["error"].clone();
+    assert_eq!(e["exit_code"], code, "{v}");
+    assert_eq!(e["class"], class, "{v}");
+    for k in ["host", "step", "message", "stderr_tail", "next"] {
+        assert!(e.get(k).is_some(), "no {k} in {v}");
+    }
+    e
+}
+
+#[test]
+fn every_command_prints_one_json_document_success_or_failure() {
+    let c = LocalLab::new(2);
+    let inv = c.inventory("16MB");
+    let inv = inv.to_str().unwrap();
+
+    let v = run(&["-i", inv, "init"], 0);
+    assert!(
+        v["changes"].as_array().is_some_and(|c| !c.is_empty()),
+        "{v}"
+    );
+    let v = run(&["-i", inv, "init"], 0);
+    assert_eq!(v["changes"], serde_json::json!([]), "{v}");
+    run(&["-i", inv, "check"], 0);
+    run(&["-i", inv, "render"], 0);
+    let v = run(&["-i", inv, "status"], 0);
+    assert_eq!(v["primary"], "a", "{v}");
+    let v = run(&["-i", inv, "switchover", "b", "--dry-run"], 0);
+    assert_eq!(
+        (v["dry_run"].clone(), v["new_primary"].clone()),
+        (true.into(), "b".into()),
+        "{v}"
+    );
+    assert!(v["steps"].as_array().is_some_and(|s| s.len() > 3), "{v}");
+    let v = run(&["-i", inv, "unlock"], 0);
+    assert_eq!(v["cleared"], serde_json::json!([]), "{v}");
+    let v = run(
+        &["-i", inv, "slot", "drop", "a", "nothing_here", "--yes"],
+        0,
+    );
+    assert_eq!(v["dropped"], false, "{v}");
+    let v = run(&["-i", inv, "destroy", "--dry-run"], 0);
+    assert_eq!(v["dry_run"], true, "{v}");
+
+    // Failures: one document each, with the class's details.
+    let v = run(&["-i", inv, "promote", "a", "--yes"], 4);
+    let e = error_of(&v, 4, "preflight");
+    assert!(
+        e["problems"].as_array().is_some_and(|p| !p.is_empty()),
+        "{v}"
+    );
+    let v = run(&["-i", inv, "promote", "b"], 5);
+    error_of(&v, 5, "confirmation_required");
+    let v = run(&["-i", inv, "rebuild", "nosuch", "--yes"], 4);
+    error_of(&v, 4, "preflight");
+    let bad = c.inventory("16MB").with_file_name("bad.yml");
+    std::fs::write(&bad, "cluster: x\nhosts: 3\n").unwrap();
+    let v = run(&["-i", bad.to_str().unwrap(), "status"], 3);
+    let e = error_of(&v, 3, "inventory");
+    assert!(e["issues"][0]["line"].as_u64().is_some(), "{v}");
+
+    // A real switchover still prints its own document (and only that).
+    let v = run(&["-i", inv, "switchover", "b", "--yes"], 0);
+    assert_eq!(v["new_primary"], "b", "{v}");
+}
