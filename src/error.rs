@@ -97,8 +97,22 @@ pub struct StepFailure {
     pub stderr_tail: Vec<String>,
     /// The next command to run.
     pub hint: Option<String>,
-    /// Each node's state when the run stopped, `(host, state)` (exit 7: where the cluster is).
+}
+
+/// A switchover that stopped after the promotion (exit 7): the failure, and each node's state
+/// then, `(host, state)`.
+#[derive(Debug, Clone, Default)]
+pub struct Incomplete {
+    /// The step that failed.
+    pub failure: StepFailure,
+    /// Where each node stands.
     pub nodes: Vec<(String, String)>,
+}
+
+impl fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.failure.fmt(f)
+    }
 }
 
 /// The failure classes the user sees. Each variant has its exit code ([`Error::code`]) and is
@@ -145,7 +159,7 @@ pub enum Error {
     /// `switchover` failed after the new primary was promoted: the cluster is half-way; the
     /// message gives each node's state and the hint the next command (exit 7).
     #[error("{0}")]
-    SwitchoverIncomplete(StepFailure),
+    SwitchoverIncomplete(Box<Incomplete>),
     /// `switchover` failed before the promotion and rolled back: the old primary runs again as
     /// primary, verified writable (exit 8).
     #[error("{0}")]
@@ -202,9 +216,8 @@ impl Error {
     /// The step failure inside, for the variants that carry one.
     fn failure_mut(&mut self) -> Option<&mut StepFailure> {
         match self {
-            Error::Step(s) | Error::SwitchoverIncomplete(s) | Error::SwitchoverRolledBack(s) => {
-                Some(s)
-            }
+            Error::SwitchoverIncomplete(i) => Some(&mut i.failure),
+            Error::Step(s) | Error::SwitchoverRolledBack(s) => Some(s),
             _ => None,
         }
     }

@@ -56,24 +56,28 @@ impl Error {
                 e["holder"] = json!(holder);
                 e["next"] = json!(hint);
             }
-            Error::Step(s) | Error::SwitchoverIncomplete(s) | Error::SwitchoverRolledBack(s) => {
-                e["host"] = json!(s.host);
-                e["step"] = json!(s.step);
-                e["message"] = json!(s.message);
-                e["stderr_tail"] = json!(s.stderr_tail);
-                e["next"] = json!(s.hint);
-                if !s.nodes.is_empty() {
-                    e["nodes"] = s
-                        .nodes
-                        .iter()
-                        .map(|(name, state)| json!({"name": name, "state": state}))
-                        .collect();
-                }
+            Error::Step(s) | Error::SwitchoverRolledBack(s) => failure(&mut e, s),
+            Error::SwitchoverIncomplete(i) => {
+                failure(&mut e, &i.failure);
+                e["nodes"] = i
+                    .nodes
+                    .iter()
+                    .map(|(name, state)| json!({"name": name, "state": state}))
+                    .collect();
             }
             Error::Other(_) | Error::Interrupted => {}
         }
         json!({ "error": e })
     }
+}
+
+/// A step failure's fields.
+fn failure(e: &mut Value, s: &super::StepFailure) {
+    e["host"] = json!(s.host);
+    e["step"] = json!(s.step);
+    e["message"] = json!(s.message);
+    e["stderr_tail"] = json!(s.stderr_tail);
+    e["next"] = json!(s.hint);
 }
 
 #[cfg(test)]
@@ -96,13 +100,15 @@ mod tests {
         let v = pre.to_json();
         assert_eq!(v["error"]["exit_code"], 4);
         assert_eq!(v["error"]["problems"][0]["check"], "lag");
-        let inc = Error::SwitchoverIncomplete(StepFailure {
-            host: Some("pg2".into()),
-            step: "rejoin".into(),
-            message: "m".into(),
+        let inc = Error::SwitchoverIncomplete(Box::new(super::super::Incomplete {
+            failure: StepFailure {
+                host: Some("pg2".into()),
+                step: "rejoin".into(),
+                message: "m".into(),
+                ..StepFailure::default()
+            },
             nodes: vec![("pg1".into(), "replica, not streaming".into())],
-            ..StepFailure::default()
-        });
+        }));
         let v = inc.to_json();
         assert_eq!(v["error"]["exit_code"], 7);
         assert_eq!(v["error"]["nodes"][0]["state"], "replica, not streaming");

@@ -236,24 +236,37 @@ impl Promotion<'_, '_, '_> {
         Ok(names.iter().map(|s| s.to_string()).collect())
     }
 
-    /// A sibling that streams must be on the new primary's timeline.
+    /// A sibling that streams must reach the new primary's timeline: one that was behind first
+    /// streams the rest of the old timeline from it, then switches; polled until it has, for at
+    /// most `timeouts.streaming`.
     async fn check_timeline(&self, s: &Host, new_tli: Option<u32>) -> Result<(), Error> {
         let step = "follow the new primary";
         let sdb = self.ctx.session(s, step).await?;
-        let tli = sdb.node_state().await.on_step(&s.name, step)?.timeline;
-        if tli != new_tli {
-            return Err(Error::step(
-                &s.name,
-                step,
-                format!("streams on timeline {tli:?}, the new primary is on {new_tli:?}"),
-            )
-            .with_hint(format!(
+        let reached = crate::wait::poll_until(
+            "timeouts.streaming",
+            self.ctx.inv.timeouts.streaming,
+            Duration::from_millis(100),
+            || async {
+                let tli = sdb.node_state().await?.timeline;
+                Ok(if tli == new_tli {
+                    crate::wait::Poll::Ready(())
+                } else {
+                    crate::wait::Poll::Pending(format!(
+                        "streams on timeline {}, the new primary is on {}",
+                        tli.map_or("?".into(), |t| t.to_string()),
+                        new_tli.map_or("?".into(), |t| t.to_string())
+                    ))
+                })
+            },
+        )
+        .await;
+        reached.map_err(|e| {
+            Error::step(&s.name, step, e.to_string()).with_hint(format!(
                 "pgrepl -i {} rebuild {}",
                 self.ctx.inv.file.display(),
                 s.name
-            )));
-        }
-        Ok(())
+            ))
+        })
     }
 
     /// The closing lines (and the JSON document with `--format json`).

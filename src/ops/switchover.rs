@@ -21,7 +21,7 @@ mod rollback;
 use std::time::{Duration, Instant};
 
 use crate::db::Db;
-use crate::error::{exit, Error, OnStep, StepFailure};
+use crate::error::{exit, Error, Incomplete, OnStep, StepFailure};
 use crate::inventory::{Host, Inventory, Role, Secret};
 use crate::pg::{ctl, datadir, Lsn};
 use crate::steps::config::{converge_running, install_passfile};

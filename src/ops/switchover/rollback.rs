@@ -82,18 +82,18 @@ impl Switchover<'_, '_, '_> {
                 format!("{}: {what}", h.name)
             })
             .collect();
-        let mut f = failure(
+        let failure = failure(
             &self.plan.candidate.name,
             step,
             format!("switchover incomplete: {why}; now: {}", states.join("; ")),
             next,
         );
-        f.nodes = states
+        let nodes = states
             .iter()
             .filter_map(|s| s.split_once(": "))
             .map(|(n, s)| (n.to_string(), s.to_string()))
             .collect();
-        Error::SwitchoverIncomplete(f)
+        Error::SwitchoverIncomplete(Box::new(Incomplete { failure, nodes }))
     }
 }
 
