@@ -62,6 +62,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_write_inventory: bool,
 
+    /// Mutating commands (init, promote, rebuild, switchover, destroy, unlock, slot drop): run
+    /// every check and print the plan (text or JSON), changing nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
     /// The subcommand to run, with its own arguments.
     #[command(subcommand)]
     pub command: Command,
@@ -133,9 +138,6 @@ pub struct DestroyArgs {
     /// Keep each host's server log (<data_dir>.log).
     #[arg(long)]
     pub keep_logs: bool,
-    /// Run every check and print what would be stopped and removed, changing nothing.
-    #[arg(long)]
-    pub dry_run: bool,
 }
 
 /// `pgrepl slot`.
@@ -169,9 +171,6 @@ pub struct SwitchoverArgs {
     /// A replica, or `auto`: the most caught-up replica streaming from the primary.
     #[arg(long, value_name = "HOST|auto")]
     pub to: Option<String>,
-    /// Run every check and print the plan (each step and command), changing nothing.
-    #[arg(long)]
-    pub dry_run: bool,
 }
 
 /// `pgrepl promote`.
@@ -292,7 +291,7 @@ impl Cli {
             Command::Unlock => Operation::Unlock,
             Command::Destroy(a) => Operation::Destroy(destroy::Options {
                 keep_logs: a.keep_logs,
-                dry_run: a.dry_run,
+                dry_run: self.dry_run,
             }),
             Command::Slot(SlotCommand::Drop(a)) => Operation::SlotDrop(slot::Options {
                 host: a.host.clone(),
@@ -330,7 +329,7 @@ impl Cli {
                     .clone()
                     .or(a.to.clone())
                     .unwrap_or_else(|| "auto".into()),
-                dry_run: a.dry_run,
+                dry_run: self.dry_run,
             }),
         }
     }

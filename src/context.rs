@@ -39,6 +39,8 @@ pub struct Context<'a> {
     /// After promote, switchover and rebuild, update the inventory file's roles and upstreams
     /// (off with `--no-write-inventory`).
     pub write_inventory: bool,
+    /// `--dry-run`: check and print the plan, change nothing.
+    pub dry_run: bool,
     /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
     kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
     /// The cluster lock, while this run holds it.
@@ -66,6 +68,8 @@ pub struct RunOptions<'p> {
     pub accept_new_host_keys: bool,
     /// Not `--no-write-inventory`: update `role:`/`upstream:` in the file after a change.
     pub write_inventory: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
 }
 
 impl<'a> Context<'a> {
@@ -101,6 +105,7 @@ impl<'a> Context<'a> {
             renderer,
             accept_new_host_keys: opts.accept_new_host_keys,
             write_inventory: opts.write_inventory,
+            dry_run: opts.dry_run,
             run_dir,
             kept: Default::default(),
             locks: Default::default(),

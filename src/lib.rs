@@ -85,6 +85,7 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
             templates: cli.templates.as_deref(),
             accept_new_host_keys: cli.accept_new_host_keys,
             write_inventory: !cli.no_write_inventory,
+            dry_run: cli.dry_run,
         },
         ui,
     )?;

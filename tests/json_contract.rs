@@ -87,3 +87,80 @@ fn every_command_prints_one_json_document_success_or_failure() {
     let v = run(&["-i", inv, "switchover", "b", "--yes"], 0);
     assert_eq!(v["new_primary"], "b", "{v}");
 }
+
+/// `--dry-run` on every mutating command: the checks run, the plan prints (text and JSON), and
+/// nothing changes — the servers (start time, role, timeline, slots, settings), the files
+/// beside the data directories and the inventory are the same before and after.
+#[test]
+fn dry_runs_change_nothing() {
+    let c = LocalLab::new(2);
+    let inv = c.inventory("16MB");
+    let inv_s = inv.to_str().unwrap().to_string();
+    pgrepl(&["-i", &inv_s, "init"], &[]).expect_code(0);
+    // A restart-only change waits in the inventory: init --dry-run shows it and restarts nothing.
+    let inv = c.inventory("24MB");
+    let snapshot = || {
+        let mut s: Vec<String> = (0..2)
+            .map(|i| {
+                c.psql(
+                    i,
+                    "SELECT pg_postmaster_start_time()::text || pg_is_in_recovery()::text || \
+                     (SELECT timeline_id FROM pg_control_checkpoint())::text || \
+                     current_setting('shared_buffers') || \
+                     coalesce((SELECT string_agg(slot_name || active::text, ',' ORDER BY slot_name) FROM pg_replication_slots), '')",
+                )
+            })
+            .collect();
+        let base = c.data_dir(0).parent().unwrap().to_path_buf();
+        let mut files: Vec<String> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".pgrepl-lock"))
+            .collect();
+        files.sort();
+        s.extend(files);
+        for i in 0..2 {
+            s.push(c.data_dir(i).join("standby.signal").exists().to_string());
+        }
+        s.push(std::fs::read_to_string(&inv).unwrap());
+        s
+    };
+    let before = snapshot();
+    for args in [
+        &["init"][..],
+        &["promote", "b", "--force"],
+        &["rebuild", "b"],
+        &["switchover", "b"],
+        &["destroy"],
+        &["unlock"],
+        &["slot", "drop", "a", "b", "--force"],
+    ] {
+        for json in [false, true] {
+            let mut argv = vec!["-i", &inv_s];
+            argv.extend(args);
+            argv.push("--dry-run");
+            if json {
+                argv.extend(["--format", "json"]);
+            }
+            let r = pgrepl(&argv, &[]);
+            r.expect_code(0);
+            if json {
+                let v: serde_json::Value = serde_json::from_str(&r.stdout)
+                    .unwrap_or_else(|e| panic!("{argv:?}: {e}: {}", r.stdout));
+                assert_eq!(v["dry_run"], true, "{argv:?}: {v}");
+            } else {
+                assert!(
+                    r.stdout.contains("dry run")
+                        || r.stderr.contains("dry run")
+                        || r.stderr.contains("--dry-run"),
+                    "{argv:?}: {}\n{}",
+                    r.stdout,
+                    r.stderr
+                );
+            }
+            assert_eq!(snapshot(), before, "{argv:?} changed something");
+        }
+    }
+    let r = pgrepl(&["-i", &inv_s, "init", "--dry-run"], &[]);
+    assert!(r.stdout.contains("shared_buffers"), "{}", r.stdout);
+}

@@ -16,5 +16,24 @@ pub mod switchover;
 pub mod unlock;
 
 pub use crate::context::{Context, RunOptions, Transports};
+
+/// The end of a `--dry-run`: every check passed; the plan's steps, printed (text on stdout, or
+/// one JSON document `{dry_run, command, steps}`). Nothing was changed. Returns exit 0.
+pub fn dry_run(ctx: &Context<'_>, command: &str, steps: &[String]) -> u8 {
+    if ctx.ui.format() == crate::ui::Format::Json {
+        ctx.ui
+            .json(&serde_json::json!({ "dry_run": true, "command": command, "steps": steps }));
+    } else {
+        let mut text = format!("{command} (dry run: every check passed; nothing was changed)\n");
+        for s in steps {
+            text.push_str(&format!("  {s}\n"));
+        }
+        if steps.is_empty() {
+            text.push_str("  nothing to do\n");
+        }
+        ctx.ui.data(&text);
+    }
+    crate::error::exit::OK
+}
 /// `pgrepl check`: `init`'s preflight, shown (it lives beside `init`, whose plan it prints).
 pub use init::check;

@@ -50,12 +50,21 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let started = Instant::now();
     ctx.host_named(&o.host)?;
     // It always asks: without a terminal and without --yes, refuse before any work.
-    ctx.ui.confirmable("promote")?;
+    if !ctx.dry_run {
+        ctx.ui.confirmable("promote")?;
+    }
     ctx.lock("promote").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let down = inspect_down(ctx, &topo, &o.host).await;
     let plan = preflight(&topo, &down, &o).map_err(|problems| Error::Preflight { problems })?;
     let shown: Vec<String> = plan.steps().iter().map(|s| s.to_string()).collect();
+    if ctx.dry_run {
+        return Ok(super::dry_run(
+            ctx,
+            &format!("promote {}", plan.target.name),
+            &shown,
+        ));
+    }
     let asked = Instant::now();
     ctx.ui.confirm("promote", &shown.join("; "))?;
     // The time at the prompt is not pgrepl's.

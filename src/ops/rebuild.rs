@@ -59,7 +59,9 @@ pub struct Options {
 pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let started = Instant::now();
     let h = ctx.host_named(&o.host)?;
-    ctx.ui.confirmable(&format!("rebuild {}", h.name))?;
+    if !ctx.dry_run {
+        ctx.ui.confirmable(&format!("rebuild {}", h.name))?;
+    }
     ctx.lock("rebuild").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let primary = source(&topo, &o).map_err(|problems| Error::Preflight { problems })?;
@@ -88,6 +90,14 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
             "rebuild needs to reach the host itself".into(),
         ));
     };
+    if ctx.dry_run {
+        let steps: Vec<String> = plan.describe().lines().map(str::to_string).collect();
+        return Ok(super::dry_run(
+            ctx,
+            &format!("rebuild {}", plan.host.name),
+            &steps,
+        ));
+    }
     ctx.ui
         .confirm(&format!("rebuild {}", plan.host.name), &plan.describe())?;
     Rebuild {

@@ -82,7 +82,9 @@ pub fn decide(
 /// `pgrepl slot drop`.
 pub async fn drop(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let h = ctx.host_named(&o.host)?;
-    ctx.ui.confirmable("slot drop")?;
+    if !ctx.dry_run {
+        ctx.ui.confirmable("slot drop")?;
+    }
     let step = "drop replication slot";
     let db = ctx.session(h, step).await?;
     let state = db.node_state().await.on_step(&h.name, step)?;
@@ -95,6 +97,19 @@ pub async fn drop(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
         ));
         return report(ctx, &h.name, &o.slot, false);
     };
+    if ctx.dry_run {
+        let what = format!(
+            "{}: drop replication slot {}{}",
+            h.name,
+            o.slot,
+            if terminate {
+                ", ending the WAL sender that uses it"
+            } else {
+                ""
+            }
+        );
+        return Ok(super::dry_run(ctx, "slot drop", &[what]));
+    }
     ctx.lock("slot drop").await?;
     ctx.ui.confirm(
         "slot drop",

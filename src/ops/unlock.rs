@@ -52,15 +52,25 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
             }
         }
     }
+    if held.is_empty() && ctx.dry_run {
+        return Ok(super::dry_run(ctx, "unlock", &[]));
+    }
     if held.is_empty() {
         ctx.ui.info("the cluster is not locked");
         return Ok(report(ctx, &[]));
     }
-    let what = held
+    let lines: Vec<String> = held
         .iter()
         .map(|(h, x)| format!("{} (held by {})", h.name, x.describe(now())))
-        .collect::<Vec<_>>()
-        .join("; ");
+        .collect();
+    if ctx.dry_run {
+        let steps: Vec<String> = lines
+            .iter()
+            .map(|l| format!("clear the lock on {l}"))
+            .collect();
+        return Ok(super::dry_run(ctx, "unlock", &steps));
+    }
+    let what = lines.join("; ");
     ctx.ui.confirm(
         "unlock",
         &format!("clear the cluster lock on {what}; do this only if that pgrepl no longer runs"),

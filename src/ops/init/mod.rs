@@ -74,6 +74,11 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
     plan.set_restarts(restarts(ctx, &transports, &plan, &rendered).await?);
+    if ctx.dry_run {
+        let mut steps: Vec<String> = plan.steps.iter().map(|s| s.to_string()).collect();
+        steps.extend(plan.restart_prompt());
+        return Ok(super::dry_run(ctx, "init", &steps));
+    }
     if let Some(what) = plan.restart_prompt() {
         ctx.ui.confirm("init", &what)?;
     }
