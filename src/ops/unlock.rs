@@ -14,44 +14,7 @@ use crate::steps::lock::{attempt, clear_and_take, me, now, start_of, Attempt};
 /// `pgrepl unlock`.
 pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let me = me("unlock");
-    let mut held: Vec<(&crate::inventory::Host, Holder)> = Vec::new();
-    for h in &ctx.inv.hosts {
-        let t = match ctx.kept(h).await {
-            Ok(t) => t,
-            Err(e) => {
-                ctx.ui
-                    .warn(format!("{}: unreachable, lock not checked: {e:#}", h.name));
-                continue;
-            }
-        };
-        match attempt(ctx, t.as_ref(), h, &me).await? {
-            Attempt::Taken(l, _) => {
-                l.release().await;
-                ctx.ui.detail(format!("{}: not locked", h.name));
-            }
-            Attempt::Busy(None) => {
-                return Err(Error::step(
-                    &h.name,
-                    "unlock",
-                    format!(
-                        "{} is held by a process that left no record",
-                        lock::lock_file(&h.data_dir)
-                    ),
-                )
-                .with_hint(format!(
-                    "find it on {}: fuser -v {}",
-                    h.name,
-                    lock::lock_file(&h.data_dir)
-                )))
-            }
-            Attempt::Busy(Some(holder)) => {
-                if lock::liveness(&holder, &me, start_of) == Liveness::Alive {
-                    return Err(still_running(ctx, h, &holder));
-                }
-                held.push((h, holder));
-            }
-        }
-    }
+    let held = holders(ctx, &me).await?;
     if held.is_empty() && ctx.dry_run {
         return Ok(super::dry_run(ctx, "unlock", &[]));
     }
@@ -88,6 +51,53 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         ));
     }
     Ok(report(ctx, &cleared))
+}
+
+/// Each reachable host's lock holder that is gone (or on another machine): what unlock may
+/// clear. A holder that still runs here, or one that left no record, is an error.
+async fn holders<'c>(
+    ctx: &'c Context<'_>,
+    me: &crate::lock::Holder,
+) -> Result<Vec<(&'c crate::inventory::Host, Holder)>, Error> {
+    let mut held: Vec<(&crate::inventory::Host, Holder)> = Vec::new();
+    for h in &ctx.inv.hosts {
+        let t = match ctx.kept(h).await {
+            Ok(t) => t,
+            Err(e) => {
+                ctx.ui
+                    .warn(format!("{}: unreachable, lock not checked: {e:#}", h.name));
+                continue;
+            }
+        };
+        match attempt(ctx, t.as_ref(), h, me).await? {
+            Attempt::Taken(l, _) => {
+                l.release().await;
+                ctx.ui.detail(format!("{}: not locked", h.name));
+            }
+            Attempt::Busy(None) => {
+                return Err(Error::step(
+                    &h.name,
+                    "unlock",
+                    format!(
+                        "{} is held by a process that left no record",
+                        lock::lock_file(&h.data_dir)
+                    ),
+                )
+                .with_hint(format!(
+                    "find it on {}: fuser -v {}",
+                    h.name,
+                    lock::lock_file(&h.data_dir)
+                )))
+            }
+            Attempt::Busy(Some(holder)) => {
+                if lock::liveness(&holder, me, start_of) == Liveness::Alive {
+                    return Err(still_running(ctx, h, &holder));
+                }
+                held.push((h, holder));
+            }
+        }
+    }
+    Ok(held)
 }
 
 /// The lock of a holder that still runs on this machine: not "clear it with pgrepl unlock"
