@@ -223,15 +223,17 @@ impl Executor<'_, '_> {
     async fn clone_replica(&self, host: &str) -> Result<(), Error> {
         let (ctx, h, t) = (self.ctx, self.host(host)?, self.transport(host)?);
         let t = t.as_ref();
-        clone_via_staging(ctx, self.inv, t, h).await?;
-        // The data directory was blank: the moved-aside copy is an empty directory.
-        run_step(
-            t,
-            &datadir::remove_ours(&datadir::old_dir(&h.data_dir)),
-            "remove the empty directory",
-            None,
-        )
-        .await?;
+        let cloned = clone_via_staging(ctx, self.inv, t, h).await?;
+        // The data directory was blank: the moved-aside copies are empty directories.
+        for old in cloned.old_copies() {
+            run_step(
+                t,
+                &datadir::remove_ours(&old),
+                "remove the empty directory",
+                None,
+            )
+            .await?;
+        }
         ctx.slot_kept(&h.slot);
         self.note(format!("{host}: cloned"));
         Ok(())
