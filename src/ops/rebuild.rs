@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::error::{exit, Error};
 use crate::inventory::{Host, Inventory, Secret};
 use crate::pg::{datadir, rewind};
-use crate::steps::clone::{clone_via_staging, Cloned};
+use crate::steps::clone::{stage, swap_in, Cloned};
 use crate::steps::config::install_passfile;
 use crate::steps::exec::run_step;
 use crate::steps::probe::discover;
@@ -211,13 +211,13 @@ impl Rebuild<'_, '_, '_> {
         verify_streaming(self.ctx, self.eff, &[h.name.as_str()]).await
     }
 
-    /// A fresh clone. If it fails (before its swap: the data directory is untouched) and
-    /// `restart` (the run stopped the server, nothing else changed the data), the server is
+    /// A fresh clone. If the copy fails (nothing was moved: the data directory is untouched)
+    /// and `restart` (the run stopped the server, nothing else changed the data), the server is
     /// started again on its previous data, so a failed clone leaves the replica running.
     async fn clone_or_restart(&self, restart: bool) -> Result<Cloned, Error> {
         let (ctx, h, t) = (self.ctx, self.plan.host, self.t.as_ref());
-        let e = match clone_via_staging(ctx, self.eff, t, h).await {
-            Ok(c) => return Ok(c),
+        let e = match stage(ctx, self.eff, t, h).await {
+            Ok(c) => return swap_in(t, &c).await.map(|()| c),
             Err(e) => e,
         };
         if restart && self.plan.running && !is_running(t, h).await.unwrap_or(true) {

@@ -179,6 +179,14 @@ pub fn relink_tablespaces(copy: &str) -> Cmd {
     Cmd::new("sh").args(["-c", RELINK_TABLESPACES, "pgrepl-relink", copy])
 }
 
+const REMOVE_IF_EMPTY: &str = r#"if [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; then exec rmdir -- "$1"; fi
+if [ -e "$1" ]; then echo kept; fi"#;
+
+/// Removes the directory `path` if it is empty; prints `kept` when it holds something.
+pub fn remove_if_empty(path: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", REMOVE_IF_EMPTY, "pgrepl-rmdir", path])
+}
+
 const END_CLONES: &str = r#"d=$1
 if [ -L "$d" ]; then d=$(readlink -f -- "$d"); fi
 into="$d.pgrepl-new"

@@ -42,9 +42,22 @@ impl Cloned {
 /// A fresh clone into `<data_dir>.pgrepl-new`, moved into place only when complete: a copy cut
 /// short (connection lost, pgrepl interrupted) is never where PostgreSQL would start it, and
 /// the next run clears it. The replaced directory is left at `<data_dir>.pgrepl-old` (and each
-/// tablespace's contents in `<location>/.pgrepl-old`). Until the swap, the data directory and
-/// the tablespaces are untouched: a failure before it leaves the old data startable.
+/// tablespace's contents in `<location>/.pgrepl-old`). [`stage`], then [`swap_in`].
 pub async fn clone_via_staging(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    t: &dyn Transport,
+    h: &Host,
+) -> Result<Cloned, Error> {
+    let cloned = stage(ctx, inv, t, h).await?;
+    swap_in(t, &cloned).await?;
+    Ok(cloned)
+}
+
+/// The complete copy, staged beside the data directory (and inside each tablespace's
+/// directory), marked as a standby. The data directory and the tablespaces are untouched: a
+/// failure here leaves the old data startable.
+pub async fn stage(
     ctx: &Context<'_>,
     inv: &Inventory,
     t: &dyn Transport,
@@ -98,13 +111,12 @@ pub async fn clone_via_staging(
         "write standby.signal",
     )
     .await?;
-    swap_in(t, &cloned).await?;
     Ok(cloned)
 }
 
-/// Moves the complete copies into place: each tablespace's, then the data directory's; the
-/// replaced ones to their old-copy paths (cleared first).
-async fn swap_in(t: &dyn Transport, cloned: &Cloned) -> Result<(), Error> {
+/// Moves the complete copies [`stage`] made into place: each tablespace's, then the data
+/// directory's; the replaced ones to their old-copy paths (cleared first).
+pub async fn swap_in(t: &dyn Transport, cloned: &Cloned) -> Result<(), Error> {
     for old in cloned.old_copies() {
         run_step(t, &datadir::remove_ours(&old), "clear the old copy", None).await?;
     }
