@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::context::Context;
+use crate::db::Db;
 use crate::error::{Error, OnStep};
 use crate::inventory::{Host, Inventory};
 use crate::pg::{autoconf, basebackup, datadir};
@@ -76,10 +77,9 @@ pub async fn stage(
     .stdout
     .trim_end_matches('\n')
     .to_string();
-    end_leftover_clones(ctx, t, h, up).await?;
-    let tablespaces = ctx
-        .session(up, "list tablespaces")
-        .await?
+    let udb = ctx.session(up, "end a leftover clone").await?;
+    end_leftover_clones(ctx, t, h, up, &udb).await?;
+    let tablespaces = udb
         .tablespace_locations()
         .await
         .on_step(&up.name, "list tablespaces")?;
@@ -138,6 +138,7 @@ async fn end_leftover_clones(
     t: &dyn Transport,
     h: &Host,
     up: &Host,
+    db: &Db,
 ) -> Result<(), Error> {
     let step = "end a leftover clone";
     let out = run_step(t, &datadir::end_clones_into(&h.data_dir), step, None).await?;
@@ -147,7 +148,6 @@ async fn end_leftover_clones(
             h.name
         ));
     }
-    let db = ctx.session(up, step).await?;
     let Some((pid, app, addr)) = db.slot_holder(&h.slot).await.on_step(&up.name, step)? else {
         return Ok(());
     };
@@ -249,7 +249,7 @@ fn failed(inv: &Inventory, h: &Host, up: &Host, out: crate::transport::Output) -
         .collect();
     let hint = basebackup::failure_hint(&tail).unwrap_or_else(|| {
         format!(
-            "check that {} ({}:{}) accepts replication connections from {} ({}), then re-run (pgrepl -i {})",
+            "check that {} ({}:{}) accepts replication connections from {} ({}), then re-run the same pgrepl command (-i {})",
             up.name,
             up.address,
             up.port,
