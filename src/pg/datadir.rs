@@ -379,4 +379,50 @@ mod tests {
             }
         );
     }
+
+    fn sh_ok(c: Cmd) -> String {
+        let out = std::process::Command::new(&c.argv[0])
+            .args(&c.argv[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A tablespace's staged copy replaces its contents (hidden entries too), the copy's links
+    /// are pointed at the tablespace, and only an empty old copy is removed.
+    #[test]
+    fn tablespace_scripts_run_under_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = dir.path().join("ts");
+        let ts_s = ts.to_str().unwrap();
+        std::fs::create_dir_all(ts.join("PG_15_old")).unwrap();
+        std::fs::write(ts.join(".hidden"), "").unwrap();
+        std::fs::create_dir_all(ts.join(".pgrepl-new/PG_15_new")).unwrap();
+        let copy = dir.path().join("data.pgrepl-new");
+        std::fs::create_dir_all(copy.join("pg_tblspc")).unwrap();
+        let link = copy.join("pg_tblspc/16384");
+        std::os::unix::fs::symlink(tablespace_staging(ts_s), &link).unwrap();
+        sh_ok(tablespace_swap(ts_s));
+        sh_ok(relink_tablespaces(copy.to_str().unwrap()));
+        let mut got: Vec<String> = std::fs::read_dir(&ts)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, [".pgrepl-old", "PG_15_new"]);
+        assert!(ts.join(".pgrepl-old/PG_15_old").is_dir());
+        assert!(ts.join(".pgrepl-old/.hidden").exists());
+        assert_eq!(std::fs::read_link(&link).unwrap(), ts);
+        let old = tablespace_old(ts_s);
+        assert_eq!(sh_ok(remove_if_empty(&old)).trim(), "kept");
+        std::fs::remove_dir_all(ts.join(".pgrepl-old/PG_15_old")).unwrap();
+        std::fs::remove_file(ts.join(".pgrepl-old/.hidden")).unwrap();
+        assert_eq!(sh_ok(remove_if_empty(&old)).trim(), "");
+        assert!(!ts.join(".pgrepl-old").exists());
+    }
 }
