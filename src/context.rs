@@ -50,6 +50,9 @@ pub struct Context<'a> {
     pending_slots: std::sync::Mutex<Vec<(String, String)>>,
     /// The primary a switchover stopped before promoting its candidate (see `rollback_pending`).
     pending_rollback: std::sync::Mutex<Option<String>>,
+    /// Hosts where this run's `pg_basebackup` runs now: if the run ends, `steps::undo` makes
+    /// sure nothing of it is left there.
+    running_clones: std::sync::Mutex<Vec<String>>,
     /// Private (0700) per-run directory: ssh control sockets and forwarded server sockets.
     /// Declared last so that it is removed after every connection kept above was closed (a
     /// master is told to exit through its socket in there).
@@ -111,6 +114,7 @@ impl<'a> Context<'a> {
             locks: Default::default(),
             pending_slots: Default::default(),
             pending_rollback: Default::default(),
+            running_clones: Default::default(),
         })
     }
 }
@@ -265,6 +269,27 @@ impl Context<'_> {
     /// yet: if the run ends now, `steps::undo` starts `host` again as the primary.
     pub fn rollback_pending(&self, host: &str) {
         *self.pending_rollback.lock().expect("not poisoned") = Some(host.to_string());
+    }
+
+    /// A `pg_basebackup` of this run runs on `host` now.
+    pub fn clone_running(&self, host: &str) {
+        self.running_clones
+            .lock()
+            .expect("not poisoned")
+            .push(host.to_string());
+    }
+
+    /// The `pg_basebackup` on `host` ended (its command returned).
+    pub fn clone_ended(&self, host: &str) {
+        self.running_clones
+            .lock()
+            .expect("not poisoned")
+            .retain(|h| h != host);
+    }
+
+    /// The hosts whose `pg_basebackup` had not ended when the run was cut short (taken).
+    pub fn take_running_clones(&self) -> Vec<String> {
+        std::mem::take(&mut *self.running_clones.lock().expect("not poisoned"))
     }
 
     /// The candidate is being promoted (or the rollback is under way): nothing to restart.

@@ -286,6 +286,33 @@ impl Db {
         Ok(rows.iter().any(|r| r.get::<_, bool>(0)))
     }
 
+    /// The directories of the server's tablespaces outside its data directory (absolute
+    /// `pg_tablespace_location`; in-place ones are inside the data directory and skipped).
+    pub async fn tablespace_locations(&self) -> anyhow::Result<Vec<String>> {
+        let rows = self
+            .rows(
+                "SELECT l FROM (SELECT pg_catalog.pg_tablespace_location(oid) AS l FROM pg_catalog.pg_tablespace) t \
+                 WHERE l LIKE '/%' ORDER BY 1",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Who uses slot `name` now: the WAL sender's pid, `application_name` and client address
+    /// (`None`: inactive or absent).
+    pub async fn slot_holder(&self, name: &str) -> anyhow::Result<Option<(i32, String, String)>> {
+        let rows = self
+            .rows(
+                "SELECT s.active_pid, COALESCE(r.application_name, ''), COALESCE(pg_catalog.host(r.client_addr), 'local') \
+                 FROM pg_catalog.pg_replication_slots s LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid = s.active_pid \
+                 WHERE s.slot_name = $1 AND s.active_pid IS NOT NULL",
+                &[&name],
+            )
+            .await?;
+        Ok(rows.first().map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
     /// Whether slot `name` exists and a connection uses it now.
     pub async fn slot_active(&self, name: &str) -> anyhow::Result<bool> {
         Ok(self

@@ -20,12 +20,12 @@ fn lock_file(lab: &Lab, host: &str) -> String {
     format!("{}.pgrepl-lock", lab.host(host).data_dir.display())
 }
 
-fn staging(lab: &Lab, host: &str) -> String {
+pub fn staging(lab: &Lab, host: &str) -> String {
     format!("{}.pgrepl-new", lab.host(host).data_dir.display())
 }
 
 /// The pg_basebackup processes (the copy and its WAL streamer) cloning into `into`.
-fn basebackups(into: &str) -> Vec<i32> {
+pub fn basebackups(into: &str) -> Vec<i32> {
     processes()
         .into_iter()
         .filter(|(_, a)| {
@@ -296,7 +296,7 @@ fn stale_locks_are_detected_and_cleared_safely() {
 }
 
 /// Kills the sshd processes serving `host`'s connections (not the commands they run).
-fn cut_ssh(lab: &Lab, host: &str) {
+pub fn cut_ssh(lab: &Lab, host: &str) {
     let sessions: Vec<i32> = descendants(lab.sshd_pid(host))
         .into_iter()
         .filter(|p| {

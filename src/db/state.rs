@@ -44,6 +44,8 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
                FROM pg_catalog.pg_replication_slots r) s),
   'pending_restart', (SELECT COALESCE(pg_catalog.json_agg(name ORDER BY name), '[]'::pg_catalog.json)
                FROM pg_catalog.pg_settings WHERE pending_restart),
+  'auto_conf', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_array(name, sourceline) ORDER BY sourceline), '[]'::pg_catalog.json)
+               FROM pg_catalog.pg_settings WHERE sourcefile OPERATOR(pg_catalog.~) '/postgresql\.auto\.conf$'),
   'data_checksums', pg_catalog.current_setting('data_checksums') = 'on',
   'wal_log_hints', pg_catalog.current_setting('wal_log_hints') = 'on',
   'max_wal_senders', pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4,
@@ -76,6 +78,7 @@ struct RawNode {
     senders: Vec<RawSender>,
     slots: Vec<RawSlot>,
     pending_restart: Vec<String>,
+    auto_conf: Vec<(String, u32)>,
     data_checksums: bool,
     wal_log_hints: bool,
     max_wal_senders: i32,
@@ -230,6 +233,7 @@ impl Db {
                 })
                 .collect(),
             pending_restart: r.pending_restart,
+            auto_conf: r.auto_conf,
             rewindable: r.data_checksums || r.wal_log_hints,
             timeline_history: r.timeline_history,
             max_wal_senders: r.max_wal_senders,

@@ -72,6 +72,25 @@ impl<'i> Fixes<'i> {
         )
     }
 
+    /// `ALTER SYSTEM RESET` of `settings` (validated setting names) on `h`, then a reload: one
+    /// `-c` each, as `ALTER SYSTEM` cannot run inside the transaction of a multi-statement `-c`.
+    pub fn alter_system_reset(&self, h: &Host, settings: &[&str]) -> String {
+        let mut cs: Vec<String> = settings
+            .iter()
+            .map(|n| format!("-c \"ALTER SYSTEM RESET {n}\""))
+            .collect();
+        cs.push("-c \"SELECT pg_catalog.pg_reload_conf()\"".into());
+        self.on(
+            h,
+            &format!(
+                "psql -h {} -p {} -d postgres {}",
+                h.socket_dir,
+                h.port,
+                cs.join(" ")
+            ),
+        )
+    }
+
     /// `pgrepl -i <inventory> rebuild <h>`.
     pub fn rebuild(&self, h: &Host) -> String {
         format!("pgrepl -i {} rebuild {}", self.path, h.name)

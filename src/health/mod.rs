@@ -67,11 +67,13 @@ pub enum FindingCode {
     SlotInactive,
     /// Settings wait for a restart ([`rules::pending_restart`]).
     PendingRestart,
+    /// `postgresql.auto.conf` overrides what a standby must not inherit ([`rules::auto_conf_override`]).
+    AutoConfOverride,
 }
 
 impl FindingCode {
     /// Every code, in the order `assess` runs their rules.
-    pub const ALL: [FindingCode; 12] = [
+    pub const ALL: [FindingCode; 13] = [
         FindingCode::Unreachable,
         FindingCode::NoPrimary,
         FindingCode::SplitBrain,
@@ -84,6 +86,7 @@ impl FindingCode {
         FindingCode::SlotLost,
         FindingCode::SlotInactive,
         FindingCode::PendingRestart,
+        FindingCode::AutoConfOverride,
     ];
 
     /// The stable identifier in JSON and in the text report (`split_brain`, `not_streaming`, ...).
@@ -101,6 +104,7 @@ impl FindingCode {
             FindingCode::SlotLost => "slot_lost",
             FindingCode::SlotInactive => "slot_inactive",
             FindingCode::PendingRestart => "pending_restart",
+            FindingCode::AutoConfOverride => "auto_conf_override",
         }
     }
 }

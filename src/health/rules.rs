@@ -31,6 +31,7 @@ pub fn all(topo: &Topology, t: &Thresholds) -> Vec<Finding> {
     f.extend(lag(topo, t));
     f.extend(slots(topo));
     f.extend(pending_restart(topo));
+    f.extend(auto_conf_override(topo));
     f
 }
 
@@ -406,6 +407,43 @@ pub fn pending_restart(topo: &Topology) -> Vec<Finding> {
                         pending.join(", ")
                     ),
                     format!("restart it when convenient: {}", fix.pg_ctl_restart(n.host)),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `auto_conf_override` (warning), one per reachable host whose `postgresql.auto.conf` sets a
+/// setting a standby must not inherit (`pg::autoconf`): it overrides pgrepl's `postgresql.conf`
+/// there, and a clone of that host would copy it. Fix: `ALTER SYSTEM RESET` them, reload.
+pub fn auto_conf_override(topo: &Topology) -> Vec<Finding> {
+    let fix = Fixes::new(topo.inv);
+    topo.nodes
+        .iter()
+        .filter_map(|n| {
+            let set: Vec<&(String, u32)> = n
+                .live()?
+                .auto_conf
+                .iter()
+                .filter(|(name, _)| crate::pg::autoconf::must_not_inherit(name))
+                .collect();
+            (!set.is_empty()).then(|| {
+                let names: Vec<&str> = set.iter().map(|(name, _)| name.as_str()).collect();
+                let lines: Vec<String> = set
+                    .iter()
+                    .map(|(name, line)| format!("{name} (line {line})"))
+                    .collect();
+                finding(
+                    Severity::Warning,
+                    FindingCode::AutoConfOverride,
+                    Some(n.host),
+                    format!(
+                        "{}'s {} sets {}: it overrides pgrepl's postgresql.conf, and a standby must not inherit it",
+                        n.name(),
+                        crate::pg::autoconf::FILE,
+                        lines.join(", ")
+                    ),
+                    format!("remove it: {}", fix.alter_system_reset(n.host, &names)),
                 )
             })
         })

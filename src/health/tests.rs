@@ -901,6 +901,39 @@ mod rules {
     }
 
     #[test]
+    fn auto_conf_override_names_the_settings_and_their_lines() {
+        let mut p = primary("0/5000000", &["r1", "r2"]);
+        p.auto_conf = vec![
+            ("work_mem".into(), 3),
+            ("primary_slot_name".into(), 4),
+            ("recovery_target_time".into(), 5),
+        ];
+        let mut probes = healthy();
+        probes[0] = up(p);
+        let f = with(probes, rules::auto_conf_override);
+        let f = one(
+            f,
+            FindingCode::AutoConfOverride,
+            Severity::Warning,
+            Some("p"),
+        );
+        assert_eq!(
+            f.message,
+            "p's postgresql.auto.conf sets primary_slot_name (line 4), recovery_target_time (line 5): it overrides pgrepl's postgresql.conf, and a standby must not inherit it"
+        );
+        assert!(
+            f.fix.contains("-c \"ALTER SYSTEM RESET primary_slot_name\" -c \"ALTER SYSTEM RESET recovery_target_time\" -c \"SELECT pg_catalog.pg_reload_conf()\""),
+            "{}",
+            f.fix
+        );
+        let mut p = primary("0/5000000", &["r1", "r2"]);
+        p.auto_conf = vec![("work_mem".into(), 3)];
+        let mut probes = healthy();
+        probes[0] = up(p);
+        assert!(with(probes, rules::auto_conf_override).is_empty());
+    }
+
+    #[test]
     fn findings_sort_worst_first_then_by_host_then_slot_by_slot() {
         // p: r1's slot inactive and unreserved, then an orphan slot lost (both critical on p);
         // r1 is down; r2 has a pending restart.

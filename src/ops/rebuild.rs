@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::error::{exit, Error};
 use crate::inventory::{Host, Inventory, Secret};
 use crate::pg::{datadir, rewind};
-use crate::steps::clone::clone_via_staging;
+use crate::steps::clone::{stage, swap_in, Cloned};
 use crate::steps::config::install_passfile;
 use crate::steps::exec::run_step;
 use crate::steps::probe::discover;
@@ -157,6 +157,7 @@ impl Rebuild<'_, '_, '_> {
         ensure_slot(ctx, &udb, up, &h.slot, &h.name).await?;
         let (mut used, mut why) = (self.plan.method, self.plan.reason.clone());
         let mut discarded = Discarded::default();
+        let mut cloned = None;
         if used == Method::Rewind {
             match rewind_from(ctx, t, h, self.plan.primary, self.eff).await {
                 Ok(d) => discarded = d,
@@ -172,12 +173,15 @@ impl Rebuild<'_, '_, '_> {
             }
         }
         if used == Method::Clone {
-            clone_via_staging(ctx, self.eff, t, h).await?;
+            cloned = Some(
+                self.clone_or_restart(self.plan.method == Method::Clone)
+                    .await?,
+            );
         }
         let t0 = Instant::now();
         if let Err(e) = self.join().await {
             if used != Method::Rewind || !self.plan.fallback {
-                return Err(self.with_old_copy_hint(e, used));
+                return Err(self.with_old_copy_hint(e, cloned.as_ref()));
             }
             // A rewound node that does not start or stream (a broken file pg_rewind left
             // alone): a fresh clone replaces it, the old data kept until the clone streams.
@@ -190,10 +194,11 @@ impl Rebuild<'_, '_, '_> {
                 "the rewound data directory did not start or stream: {}",
                 first_line(&e)
             );
-            clone_via_staging(ctx, self.eff, t, h).await?;
+            let c = self.clone_or_restart(false).await?;
             self.join()
                 .await
-                .map_err(|e| self.with_old_copy_hint(e, used))?;
+                .map_err(|e| self.with_old_copy_hint(e, Some(&c)))?;
+            cloned = Some(c);
         }
         ctx.ui.done(
             &h.name,
@@ -201,9 +206,10 @@ impl Rebuild<'_, '_, '_> {
             t0.elapsed(),
         );
         drop_stale_slots(ctx, self.eff, t, h).await?;
-        if used == Method::Clone && !self.plan.keep_old {
-            let old = datadir::old_dir(&h.data_dir);
-            run_step(t, &datadir::remove_ours(&old), "remove the old copy", None).await?;
+        if let Some(c) = cloned.filter(|_| !self.plan.keep_old) {
+            for old in c.old_copies() {
+                run_step(t, &datadir::remove_ours(&old), "remove the old copy", None).await?;
+            }
         }
         self.report(used, &why, &discarded, started);
         Ok(exit::OK)
@@ -216,16 +222,39 @@ impl Rebuild<'_, '_, '_> {
         verify_streaming(self.ctx, self.eff, &[h.name.as_str()]).await
     }
 
+    /// A fresh clone. If the copy fails (nothing was moved: the data directory is untouched)
+    /// and `restart` (the run stopped the server, nothing else changed the data), the server is
+    /// started again on its previous data, so a failed clone leaves the replica running.
+    async fn clone_or_restart(&self, restart: bool) -> Result<Cloned, Error> {
+        let (ctx, h, t) = (self.ctx, self.plan.host, self.t.as_ref());
+        let e = match stage(ctx, self.eff, t, h).await {
+            Ok(c) => return swap_in(t, &c).await.map(|()| c),
+            Err(e) => e,
+        };
+        if restart && self.plan.running && !is_running(t, h).await.unwrap_or(true) {
+            match start_as_standby(ctx, self.eff, t, h).await {
+                Ok(()) => ctx.ui.warn(format!(
+                    "{}: the clone failed; {} runs again on its previous data",
+                    h.name, h.name
+                )),
+                Err(e2) => ctx.ui.warn(format!(
+                    "{}: the clone failed, and starting it again on its previous data failed too: {e2}",
+                    h.name
+                )),
+            }
+        }
+        Err(e)
+    }
+
     /// After a clone, a failure says where the previous data still is.
-    fn with_old_copy_hint(&self, e: Error, used: Method) -> Error {
-        let h = self.plan.host;
-        match used {
-            Method::Clone => e.with_hint(format!(
+    fn with_old_copy_hint(&self, e: Error, cloned: Option<&Cloned>) -> Error {
+        match cloned {
+            Some(c) => e.with_hint(format!(
                 "the previous data is still in {} on {}",
-                datadir::old_dir(&h.data_dir),
-                h.name
+                c.old_copies().join(", "),
+                self.plan.host.name
             )),
-            _ => e,
+            None => e,
         }
     }
 

@@ -23,6 +23,14 @@ pub struct CloneSpec<'a> {
     pub passfile: &'a str,
     /// `application_name` while cloning, so the base backup is recognisable in pg_stat_replication.
     pub application_name: &'a str,
+    /// Tablespaces copied elsewhere than their upstream's directory: `(upstream's, here)`.
+    pub tablespace_mapping: &'a [(String, String)],
+}
+
+/// `--tablespace-mapping=OLD=NEW`, with `=` in either path escaped as `\=` (pg_basebackup's rule).
+pub fn tablespace_mapping(old: &str, new: &str) -> String {
+    let esc = |p: &str| p.replace('=', "\\=");
+    format!("--tablespace-mapping={}={}", esc(old), esc(new))
 }
 
 /// `pg_basebackup -X stream -c fast -S <slot> -P`: WAL streamed alongside the copy on the
@@ -45,8 +53,29 @@ pub fn clone_cmd(s: &CloneSpec<'_>) -> Cmd {
             "--checkpoint=fast",
         ])
         .args(["--slot", s.slot, "--progress", "--no-password"])
+        .args(
+            s.tablespace_mapping
+                .iter()
+                .map(|(old, new)| tablespace_mapping(old, new)),
+        )
         .env("PGPASSFILE", s.passfile)
         .env("LC_ALL", "C")
+}
+
+/// The hint for a failed `pg_basebackup`, from the lines of its stderr, when they say what
+/// went wrong on the replica's side; `None`: look at the connection to the upstream.
+pub fn failure_hint(stderr: &[String]) -> Option<String> {
+    let line = |needle: &str| stderr.iter().find(|l| l.contains(needle));
+    if let Some(l) = line("exists but is not empty") {
+        return Some(format!("a directory the copy goes into is not empty ({}): move its contents aside, then re-run", l.trim()));
+    }
+    if let Some(l) = line("Permission denied") {
+        return Some(format!("the OS user cannot write where the copy goes ({}): fix that directory's owner or mode, then re-run", l.trim()));
+    }
+    if let Some(l) = line("is active for PID") {
+        return Some(format!("another connection streams on the replica's slot ({}): find it in pg_stat_replication on the upstream and stop it, then re-run", l.trim()));
+    }
+    None
 }
 
 /// One progress report: `12345/67890 kB (18%), 0/1 tablespace`.
@@ -104,6 +133,25 @@ mod tests {
     }
 
     #[test]
+    fn hints_follow_the_replicas_side_of_a_failure() {
+        let tail = |l: &str| {
+            vec![
+                "pg_basebackup: error: some context".to_string(),
+                l.to_string(),
+            ]
+        };
+        let h = failure_hint(&tail(
+            "pg_basebackup: error: directory \"/srv/ts\" exists but is not empty",
+        ));
+        assert!(h.unwrap().contains("not empty"));
+        let h = failure_hint(&tail(
+            "pg_basebackup: error: could not create directory \"/srv/ts/x\": Permission denied",
+        ));
+        assert!(h.unwrap().contains("owner or mode"));
+        assert_eq!(failure_hint(&tail("connection refused")), None);
+    }
+
+    #[test]
     fn clone_argv_has_no_password_and_uses_the_slot() {
         let c = clone_cmd(&CloneSpec {
             bin_dir: "/usr/lib/postgresql/15/bin",
@@ -114,10 +162,15 @@ mod tests {
             slot: "pg2",
             passfile: "/var/lib/postgresql/15/main.pgpass",
             application_name: "pg2",
+            tablespace_mapping: &[("/srv/ts=1".into(), "/srv/ts=1/.pgrepl-new".into())],
         });
         assert_eq!(c.argv[0], "/usr/lib/postgresql/15/bin/pg_basebackup");
         assert!(c.argv.windows(2).any(|w| w[0] == "--slot" && w[1] == "pg2"));
         assert!(!c.argv.iter().any(|a| a.contains("password=")));
         assert!(c.env.iter().any(|(k, _)| k == "PGPASSFILE"));
+        assert!(c
+            .argv
+            .iter()
+            .any(|a| a == r"--tablespace-mapping=/srv/ts\=1=/srv/ts\=1/.pgrepl-new"));
     }
 }

@@ -128,6 +128,102 @@ pub fn remove_file(path: &str) -> Cmd {
     Cmd::new("sh").args(["-c", REMOVE_FILE, "pgrepl-rm", path])
 }
 
+const REAL_PATH: &str =
+    r#"if [ -L "$1" ]; then exec readlink -f -- "$1"; else printf '%s\n' "$1"; fi"#;
+
+/// Prints where the data directory `data_dir` really is: the target of a symlink (followed to
+/// the end), else the path itself. A clone is staged and swapped there, so that a data
+/// directory on another disk behind a symlink stays there.
+pub fn real_path(data_dir: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", REAL_PATH, "pgrepl-realpath", data_dir])
+}
+
+/// The staging directory of a tablespace's copy: inside the tablespace directory (often a
+/// mount point, which cannot be renamed), so that moving it into place is a rename.
+pub fn tablespace_staging(location: &str) -> String {
+    format!("{location}/.pgrepl-new")
+}
+
+/// Where a tablespace's replaced contents are kept until the new replica streams.
+pub fn tablespace_old(location: &str) -> String {
+    format!("{location}/.pgrepl-old")
+}
+
+const TABLESPACE_SWAP: &str = r#"set -e
+d=$1
+[ -d "$d/.pgrepl-new" ] || { echo "pgrepl: no staged copy in $d/.pgrepl-new" >&2; exit 2; }
+mkdir -p -- "$d/.pgrepl-old"
+for e in "$d"/* "$d"/.[!.]* "$d"/..?*; do
+  [ -e "$e" ] || [ -L "$e" ] || continue
+  case "${e##*/}" in .pgrepl-new|.pgrepl-old) continue ;; esac
+  mv -- "$e" "$d/.pgrepl-old/"
+done
+find "$d/.pgrepl-new" -mindepth 1 -maxdepth 1 -exec mv -t "$d" -- {} +
+rmdir -- "$d/.pgrepl-new""#;
+
+/// Moves a tablespace directory's contents into its old copy and the staged copy's contents
+/// into their place (renames inside the one directory, so also on a mount point).
+pub fn tablespace_swap(location: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", TABLESPACE_SWAP, "pgrepl-ts-swap", location])
+}
+
+const RELINK_TABLESPACES: &str = r#"for l in "$1"/pg_tblspc/*; do
+  [ -L "$l" ] || continue
+  t=$(readlink -- "$l")
+  case "$t" in */.pgrepl-new) ln -sfn -- "${t%/.pgrepl-new}" "$l" ;; esac
+done"#;
+
+/// Points the copy's `pg_tblspc` links, made to the staged tablespaces, at the tablespaces'
+/// own directories (where the staged copies are moved).
+pub fn relink_tablespaces(copy: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", RELINK_TABLESPACES, "pgrepl-relink", copy])
+}
+
+const REMOVE_IF_EMPTY: &str = r#"if [ -d "$1" ] && [ -z "$(ls -A -- "$1")" ]; then exec rmdir -- "$1"; fi
+if [ -e "$1" ]; then echo kept; fi"#;
+
+/// Removes the directory `path` if it is empty; prints `kept` when it holds something.
+pub fn remove_if_empty(path: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", REMOVE_IF_EMPTY, "pgrepl-rmdir", path])
+}
+
+const END_CLONES: &str = r#"d=$1
+if [ -L "$d" ]; then d=$(readlink -f -- "$d"); fi
+into="$d.pgrepl-new"
+found=
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  [ "$pid" = "$$" ] && continue
+  tr '\000' '\n' < "$p/cmdline" 2>/dev/null | {
+    read -r prog || exit 1
+    case "$prog" in pg_basebackup|*/pg_basebackup) ;; *) exit 1 ;; esac
+    grep -qxF -- "$into"
+  } || continue
+  found="$found $pid"
+done
+[ -n "$found" ] || exit 0
+for pid in $found; do printf '%s %s\n' "$pid" "$(tr '\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"; done
+kill -s TERM $found 2>/dev/null || true
+kill -s CONT $found 2>/dev/null || true
+i=0
+while :; do
+  left=
+  for pid in $found; do if kill -s 0 "$pid" 2>/dev/null; then left="$left $pid"; fi; done
+  [ -z "$left" ] && exit 0
+  i=$((i + 1))
+  if [ "$i" -eq 50 ]; then kill -s KILL $left 2>/dev/null || true; fi
+  if [ "$i" -gt 100 ]; then echo "pgrepl: still running after SIGKILL:$left" >&2; exit 1; fi
+  sleep 0.1
+done"#;
+
+/// Ends every `pg_basebackup` copying into the staging directory of `data_dir` (followed
+/// behind a symlink): what an earlier run left behind, WAL streaming child included. SIGTERM,
+/// SIGKILL after 5 s, verified gone within 10 s. Prints one `pid argv` line per process it
+/// ended; exits non-zero if one survived.
+pub fn end_clones_into(data_dir: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", END_CLONES, "pgrepl-end-clones", data_dir])
+}
+
 /// What a data directory holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -282,5 +378,51 @@ mod tests {
                 standby: true
             }
         );
+    }
+
+    fn sh_ok(c: Cmd) -> String {
+        let out = std::process::Command::new(&c.argv[0])
+            .args(&c.argv[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A tablespace's staged copy replaces its contents (hidden entries too), the copy's links
+    /// are pointed at the tablespace, and only an empty old copy is removed.
+    #[test]
+    fn tablespace_scripts_run_under_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = dir.path().join("ts");
+        let ts_s = ts.to_str().unwrap();
+        std::fs::create_dir_all(ts.join("PG_15_old")).unwrap();
+        std::fs::write(ts.join(".hidden"), "").unwrap();
+        std::fs::create_dir_all(ts.join(".pgrepl-new/PG_15_new")).unwrap();
+        let copy = dir.path().join("data.pgrepl-new");
+        std::fs::create_dir_all(copy.join("pg_tblspc")).unwrap();
+        let link = copy.join("pg_tblspc/16384");
+        std::os::unix::fs::symlink(tablespace_staging(ts_s), &link).unwrap();
+        sh_ok(tablespace_swap(ts_s));
+        sh_ok(relink_tablespaces(copy.to_str().unwrap()));
+        let mut got: Vec<String> = std::fs::read_dir(&ts)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, [".pgrepl-old", "PG_15_new"]);
+        assert!(ts.join(".pgrepl-old/PG_15_old").is_dir());
+        assert!(ts.join(".pgrepl-old/.hidden").exists());
+        assert_eq!(std::fs::read_link(&link).unwrap(), ts);
+        let old = tablespace_old(ts_s);
+        assert_eq!(sh_ok(remove_if_empty(&old)).trim(), "kept");
+        std::fs::remove_dir_all(ts.join(".pgrepl-old/PG_15_old")).unwrap();
+        std::fs::remove_file(ts.join(".pgrepl-old/.hidden")).unwrap();
+        assert_eq!(sh_ok(remove_if_empty(&old)).trim(), "");
+        assert!(!ts.join(".pgrepl-old").exists());
     }
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL vocabulary without I/O: LSNs, versions, quoting rules, and the argv builders and
 //! output parsers for PostgreSQL's own tools. Nothing here runs a command or opens a socket.
 
+pub mod autoconf;
 pub mod basebackup;
 pub mod controldata;
 pub mod ctl;

@@ -33,6 +33,9 @@ pub struct NodeState {
     pub slots: Vec<Slot>,
     /// Settings changed in the files that wait for a restart (`pg_settings.pending_restart`).
     pub pending_restart: Vec<String>,
+    /// The settings its `postgresql.auto.conf` (`ALTER SYSTEM`) sets, with their lines: those
+    /// `pg_settings` says come from that file (they override `postgresql.conf`).
+    pub auto_conf: Vec<(String, u32)>,
     /// Data checksums or wal_log_hints: pg_rewind can rewind this node.
     pub rewindable: bool,
     /// A primary's timeline history file (`pg_wal/<timeline>.history`: one line per earlier

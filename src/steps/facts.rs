@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::context::{Context, Transports};
 use crate::inventory::Host;
-use crate::pg::{self, controldata, ctl, datadir};
+use crate::pg::{self, autoconf, controldata, ctl, datadir};
 use crate::transport::Transport;
 
 use super::server::is_running;
@@ -33,6 +33,9 @@ pub struct HostFacts {
     /// The running server's `idle_replication_slot_timeout` in seconds (PostgreSQL 18+);
     /// `None` when it does not run or has no such setting.
     pub idle_slot_timeout_s: Option<i64>,
+    /// The settings its `postgresql.auto.conf` sets that a standby must not inherit (they
+    /// override pgrepl's `postgresql.conf`), with their lines.
+    pub auto_conf_overrides: Vec<(String, usize)>,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -85,6 +88,12 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
         }
     }
     if matches!(f.data_dir, Some(datadir::DirState::PgData { .. })) {
+        let auto = format!("{}/{}", h.data_dir, autoconf::FILE);
+        if let Ok(o) = t.run(&datadir::read_file(&auto), None).await {
+            if let Some((_, removed)) = autoconf::clean(&o.stdout).filter(|_| o.success()) {
+                f.auto_conf_overrides = removed.into_iter().map(|r| (r.name, r.line)).collect();
+            }
+        }
         f.running = is_running(t, h).await.unwrap_or(false);
         if f.running {
             match ctx.db(t, h).await {

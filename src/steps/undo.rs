@@ -18,6 +18,11 @@ use super::server::{is_running, standby_signal, start};
 /// command that does it by hand.
 pub async fn undo(ctx: &Context<'_>) {
     restart_stopped_primary(ctx).await;
+    for host in ctx.take_running_clones() {
+        if let Some(h) = ctx.inv.host(&host) {
+            end_clone(ctx, h).await;
+        }
+    }
     for (host, slot) in ctx.take_pending_slots() {
         let Some(h) = ctx.inv.host(&host) else {
             continue;
@@ -31,6 +36,33 @@ pub async fn undo(ctx: &Context<'_>) {
                  re-run the command, or drop it: SELECT pg_drop_replication_slot('{slot}')"
             )),
         }
+    }
+}
+
+/// Makes sure no `pg_basebackup` of the cut-short clone of `h` runs there (its watcher stops it
+/// when the connection closes; this verifies it, WAL streaming child included).
+async fn end_clone(ctx: &Context<'_>, h: &Host) {
+    let r = async {
+        let t = ctx.kept(h).await?;
+        let out = t.run(&datadir::end_clones_into(&h.data_dir), None).await?;
+        anyhow::ensure!(out.success(), "{}", out.stderr_tail.join(" "));
+        Ok(out.stdout)
+    }
+    .await;
+    match r {
+        Ok(ended) if ended.trim().is_empty() => ctx
+            .ui
+            .info(format!("{}: the interrupted pg_basebackup is gone", h.name)),
+        Ok(ended) => ctx.ui.info(format!(
+            "{}: ended what was left of the interrupted pg_basebackup: {}",
+            h.name,
+            ended.trim().replace('\n', "; ")
+        )),
+        Err(e) => ctx.ui.warn(format!(
+            "{}: could not verify that the interrupted pg_basebackup is gone: {e:#}; \
+             the next clone of {} ends it",
+            h.name, h.name
+        )),
     }
 }
 

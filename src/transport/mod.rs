@@ -8,6 +8,8 @@
 
 pub mod local;
 pub mod ssh;
+#[cfg(test)]
+mod watch_tests;
 
 pub use local::current_user;
 
@@ -30,19 +32,38 @@ pub struct Cmd {
     pub hold_stdin: bool,
 }
 
-/// Runs `"$@"` in its own process group and kills that group when stdin reaches EOF, which is
-/// what happens when pgrepl exits, is killed, or loses the SSH connection: a long command (a
-/// base backup) never outlives the pgrepl run that started it. Background jobs of a
-/// non-interactive shell read /dev/null, so stdin is passed to the watcher as fd 3.
+/// Runs `"$@"` in its own process group (session) and ends that whole group — verified gone:
+/// SIGTERM, SIGKILL after 5 s — when stdin reaches EOF, which is what happens when pgrepl
+/// exits, is killed, or loses the SSH connection: a long command (a base backup) never
+/// outlives the pgrepl run that started it. Background jobs of a non-interactive shell read
+/// /dev/null, so stdin is passed to the watcher as fd 3.
+///
+/// `kill -s SIG -- -PGID`: dash reads `kill -s TERM -PGID` as an unknown option and signals
+/// nothing (the group was never killed, only the first process by the fallback that was here).
+/// The group is also ended when the command itself ends: `pg_basebackup` forks a WAL streaming
+/// child, and a parent killed by a signal (SIGTERM, or SIGPIPE when the connection closes and it
+/// writes progress) runs no exit handler to stop that child, which streams on, holding the
+/// slot, re-parented to PID 1. So the group — not the first process — is what is ended.
 const WATCH: &str = r#"exec 3<&0 </dev/null
 setsid "$@" 3<&- &
 child=$!
-( while read -r _; do :; done <&3
-  for sig in TERM CONT; do kill -s "$sig" "-$child" || kill -s "$sig" "$child"; done ) 2>/dev/null &
+end_group() {
+  kill -s TERM -- "-$child" 2>/dev/null || return 0
+  kill -s CONT -- "-$child" 2>/dev/null
+  i=0
+  while kill -s 0 -- "-$child" 2>/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -eq 50 ]; then kill -s KILL -- "-$child" 2>/dev/null; fi
+    if [ "$i" -gt 100 ]; then return 1; fi
+    sleep 0.1
+  done
+}
+( while read -r _; do :; done <&3; end_group ) 2>/dev/null &
 watcher=$!
 exec 3<&-
 wait "$child"
 status=$?
+end_group
 kill "$watcher" 2>/dev/null
 exit "$status""#;
 

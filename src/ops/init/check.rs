@@ -37,11 +37,39 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     for w in &warned {
         ctx.ui.warn(w.to_string());
     }
+    warn_auto_conf(ctx, &facts);
     if problems.is_empty() {
         ctx.ui.info("check: no problems found");
         Ok(exit::OK)
     } else {
         Err(Error::Preflight { problems })
+    }
+}
+
+/// A warning (with its fix) per host whose `postgresql.auto.conf` sets what a standby must not
+/// inherit: status's `auto_conf_override`, read from the file (the server may not run).
+fn warn_auto_conf(ctx: &Context<'_>, facts: &[HostFacts]) {
+    let fix = crate::health::fixes::Fixes::new(&ctx.inv);
+    for f in facts.iter().filter(|f| !f.auto_conf_overrides.is_empty()) {
+        let Some(h) = ctx.inv.host(&f.name) else {
+            continue;
+        };
+        let names: Vec<&str> = f
+            .auto_conf_overrides
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let lines: Vec<String> = f
+            .auto_conf_overrides
+            .iter()
+            .map(|(n, l)| format!("{n} (line {l})"))
+            .collect();
+        ctx.ui.warn(format!(
+            "{}: its postgresql.auto.conf sets {}: it overrides pgrepl's postgresql.conf, and a standby must not inherit it; remove it: {}",
+            f.name,
+            lines.join(", "),
+            fix.alter_system_reset(h, &names)
+        ));
     }
 }
 
@@ -66,6 +94,7 @@ fn json(
                 "running": f.running,
                 "system_identifier": f.system_identifier,
                 "in_recovery": f.in_recovery,
+                "auto_conf_overrides": f.auto_conf_overrides,
                 "init_would": plan.get(&f.name),
             })
         })
@@ -139,6 +168,7 @@ mod tests {
             system_identifier: None,
             in_recovery: None,
             idle_slot_timeout_s: None,
+            auto_conf_overrides: Vec::new(),
         }
     }
 

@@ -222,15 +222,29 @@ impl Executor<'_, '_> {
     async fn clone_replica(&self, host: &str) -> Result<(), Error> {
         let (ctx, h, t) = (self.ctx, self.host(host)?, self.transport(host)?);
         let t = t.as_ref();
-        clone_via_staging(ctx, self.inv, t, h).await?;
-        // The data directory was blank: the moved-aside copy is an empty directory.
+        let cloned = clone_via_staging(ctx, self.inv, t, h).await?;
+        // The data directory was blank: the moved-aside copy is an empty directory. What a
+        // tablespace directory held before is not pgrepl's to remove.
+        let step = "remove the empty directory";
         run_step(
             t,
-            &datadir::remove_ours(&datadir::old_dir(&h.data_dir)),
-            "remove the empty directory",
+            &datadir::remove_ours(&datadir::old_dir(&cloned.data_dir)),
+            step,
             None,
         )
         .await?;
+        for ts in &cloned.tablespaces {
+            let old = datadir::tablespace_old(ts);
+            if run_step(t, &datadir::remove_if_empty(&old), step, None)
+                .await?
+                .stdout
+                .contains("kept")
+            {
+                ctx.ui.warn(format!(
+                    "{host}: {ts} held files before the clone; they are kept in {old}"
+                ));
+            }
+        }
         ctx.slot_kept(&h.slot);
         self.note(format!("{host}: cloned"));
         Ok(())
