@@ -126,6 +126,19 @@ pub enum Command {
     /// names), through the inventory's own transport. Asks, or needs --yes.
     #[command(subcommand)]
     Slot(SlotCommand),
+    /// Print the shell completion script for SHELL on stdout (needs no inventory); e.g.
+    /// `pgrepl completions bash > /etc/bash_completion.d/pgrepl`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (pgrepl.1 and one per command, pgrepl-status.1, ...) into DIR, or
+    /// print pgrepl.1 on stdout without --out (needs no inventory).
+    Man {
+        /// The directory to write the pages into (e.g. /usr/local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Tear the cluster down: stop every server of the inventory and remove its data
     /// directory and every file pgrepl put beside it. Refuses data of another cluster.
     /// Asks, or needs --yes.
@@ -289,6 +302,9 @@ impl Cli {
             Command::Check => Operation::Check,
             Command::Init => Operation::Init,
             Command::Unlock => Operation::Unlock,
+            Command::Completions { .. } | Command::Man { .. } => {
+                unreachable!("documentation commands run before any operation (lib::run)")
+            }
             Command::Destroy(a) => Operation::Destroy(destroy::Options {
                 keep_logs: a.keep_logs,
                 dry_run: self.dry_run,

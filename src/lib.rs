@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod context;
 pub mod db;
+pub mod docs;
 pub mod error;
 pub mod health;
 pub mod inventory;
@@ -49,6 +50,15 @@ pub fn run() -> u8 {
         color: cli.color(),
     });
     ui.init_logging();
+    // The documentation commands need no inventory and no runtime.
+    match &cli.command {
+        cli::Command::Completions { shell } => {
+            ui.data(&docs::completions(*shell));
+            return exit::OK;
+        }
+        cli::Command::Man { out } => return man(&ui, out.as_deref()),
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(4)
@@ -129,6 +139,25 @@ async fn dispatch(op: Operation, ctx: &ops::Context<'_>) -> Result<u8, error::Er
         Operation::Promote(o) => ops::promote::run(ctx, o).await,
         Operation::Rebuild(o) => ops::rebuild::run(ctx, o).await,
         Operation::Switchover(o) => ops::switchover::run(ctx, o).await,
+    }
+}
+
+/// `pgrepl man`: the pages into a directory, or pgrepl.1 on stdout.
+fn man(ui: &ui::Ui, out: Option<&std::path::Path>) -> u8 {
+    let written = match out {
+        Some(dir) => docs::write_pages(dir).map(|files| {
+            for f in files {
+                ui.info(format!("wrote {f}"));
+            }
+        }),
+        None => docs::main_page().map(|page| ui.data(&page)),
+    };
+    match written {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            ui.error(&format!("man: {e}"));
+            exit::FAILED
+        }
     }
 }
 

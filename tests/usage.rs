@@ -114,3 +114,46 @@ fn verbose_output_stays_on_stderr() {
     let r = pgrepl(&["-i", &inv, "render", "--host", "pg1"], &[]);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
 }
+
+/// Completions and man pages come from the binary itself, with no inventory: the bash script
+/// loads in a real bash and registers pgrepl; `man --out` writes a page per command.
+#[test]
+fn completions_and_man_pages_need_no_inventory() {
+    let r = pgrepl(&["completions", "bash"], &[]);
+    r.expect_code(0);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pgrepl.bash");
+    std::fs::write(&script, &r.stdout).unwrap();
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("source {} && complete -p pgrepl", script.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("pgrepl"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        pgrepl(&["completions", shell], &[]).expect_code(0);
+    }
+    pgrepl(&["completions", "tcsh"], &[]).expect_code(2);
+    let man = dir.path().join("man1");
+    let r = pgrepl(&["man", "--out", man.to_str().unwrap()], &[]);
+    r.expect_code(0);
+    for page in [
+        "pgrepl.1",
+        "pgrepl-switchover.1",
+        "pgrepl-slot-drop.1",
+        "pgrepl-destroy.1",
+    ] {
+        let text =
+            std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
+    }
+    let r = pgrepl(&["man"], &[]);
+    r.expect_code(0);
+    assert!(r.stdout.contains(".TH pgrepl"), "{}", r.stdout);
+}
