@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::ops::operation::Operation;
-use crate::ops::{destroy, promote, rebuild, render, slot, status, switchover};
+use crate::ops::{destroy, history, promote, rebuild, render, slot, status, switchover};
 use crate::ui::{ColorChoice, Format};
 
 /// Set up and run PostgreSQL streaming replication from one inventory file.
@@ -126,6 +126,14 @@ pub enum Command {
     /// names), through the inventory's own transport. Asks, or needs --yes.
     #[command(subcommand)]
     Slot(SlotCommand),
+    /// What pgrepl did to this cluster, oldest first: each mutating run's command, who ran it
+    /// from where, when, how it ended and its figures (timelines, LSNs, write gap), read from
+    /// the journal every host keeps. Table, or --format json.
+    History {
+        /// Only the last N records.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
     /// Print the shell completion script for SHELL on stdout (needs no inventory); e.g.
     /// `pgrepl completions bash > /etc/bash_completion.d/pgrepl`.
     Completions {
@@ -302,6 +310,7 @@ impl Cli {
             Command::Check => Operation::Check,
             Command::Init => Operation::Init,
             Command::Unlock => Operation::Unlock,
+            Command::History { limit } => Operation::History(history::Options { limit: *limit }),
             Command::Completions { .. } | Command::Man { .. } => {
                 unreachable!("documentation commands run before any operation (lib::run)")
             }

@@ -41,6 +41,8 @@ pub struct Context<'a> {
     pub write_inventory: bool,
     /// `--dry-run`: check and print the plan, change nothing.
     pub dry_run: bool,
+    /// What the command reported as its result (for the history record).
+    result: std::sync::Mutex<Option<serde_json::Value>>,
     /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
     kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
     /// The cluster lock, while this run holds it.
@@ -109,6 +111,7 @@ impl<'a> Context<'a> {
             accept_new_host_keys: opts.accept_new_host_keys,
             write_inventory: opts.write_inventory,
             dry_run: opts.dry_run,
+            result: Default::default(),
             run_dir,
             kept: Default::default(),
             locks: Default::default(),
@@ -197,6 +200,20 @@ impl Context<'_> {
         if let Err(e) = gone {
             tracing::warn!("{e}");
         }
+    }
+
+    /// The command's result: kept for the history record, and printed as the JSON document with
+    /// `--format json`.
+    pub fn result(&self, doc: serde_json::Value) {
+        if self.ui.format() == crate::ui::Format::Json {
+            self.ui.json(&doc);
+        }
+        *self.result.lock().expect("not poisoned") = Some(doc);
+    }
+
+    /// The result the command reported, if any.
+    pub fn take_result(&self) -> Option<serde_json::Value> {
+        self.result.lock().expect("not poisoned").take()
     }
 
     /// Drops a kept connection (after it failed), so the next use reconnects.

@@ -88,7 +88,9 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
     let op = cli.operation();
     let name = op.name();
     let read_only = op.is_read_only();
+    let journaled = op.is_journaled() && !cli.dry_run;
     let t0 = Instant::now();
+    let started = std::time::SystemTime::now();
     let ctx = ops::Context::new(
         ops::RunOptions {
             inventory: cli.inventory.as_deref(),
@@ -110,6 +112,12 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
         tokio::select! {
             _ = steps::undo::undo(&ctx) => {},
             _ = interrupted() => {},
+        }
+    }
+    if journaled {
+        // What this run did, in the cluster's history (not a refusal: nothing changed).
+        if let Some(rec) = steps::history::record(&ctx, name, started, t0.elapsed(), &r) {
+            steps::history::append(&ctx, &rec).await;
         }
     }
     ctx.release_locks().await;
@@ -134,6 +142,7 @@ async fn dispatch(op: Operation, ctx: &ops::Context<'_>) -> Result<u8, error::Er
         Operation::Unlock => ops::unlock::run(ctx).await,
         Operation::SlotDrop(o) => ops::slot::drop(ctx, o).await,
         Operation::Destroy(o) => ops::destroy::run(ctx, o).await,
+        Operation::History(o) => ops::history::run(ctx, o).await,
         Operation::Render(o) => ops::render::run(ctx, o),
         Operation::Status(o) => ops::status::run(ctx, o).await,
         Operation::Promote(o) => ops::promote::run(ctx, o).await,

@@ -164,3 +164,35 @@ fn dry_runs_change_nothing() {
     let r = pgrepl(&["-i", &inv_s, "init", "--dry-run"], &[]);
     assert!(r.stdout.contains("shared_buffers"), "{}", r.stdout);
 }
+
+/// History (issue "CLI contract"): each mutating run that got past its checks is journaled on
+/// every host; `history` merges the journals (one host's loss loses nothing), oldest first,
+/// with who, how it ended and the figures; refusals and dry runs are not in it.
+#[test]
+fn history_lists_what_pgrepl_did_from_the_hosts_journals() {
+    let c = LocalLab::new(2);
+    let inv = c.inventory("16MB");
+    let inv = inv.to_str().unwrap();
+    pgrepl(&["-i", inv, "init"], &[]).expect_code(0);
+    pgrepl(&["-i", inv, "switchover", "b", "--yes"], &[]).expect_code(0);
+    pgrepl(&["-i", inv, "promote", "b", "--yes"], &[]).expect_code(4);
+    pgrepl(&["-i", inv, "switchover", "a", "--dry-run"], &[]).expect_code(0);
+    pgrepl(&["-i", inv, "switchover", "a", "--yes"], &[]).expect_code(0);
+    // One host's journal is lost: the other still has every record.
+    std::fs::remove_file(format!("{}.pgrepl-history", c.data_dir(1).display())).unwrap();
+    let v = run(&["-i", inv, "history"], 0);
+    let entries = v["entries"].as_array().unwrap();
+    let commands: Vec<&str> = entries.iter().map(|e| e["command"].as_str().unwrap()).collect();
+    assert_eq!(commands, ["init", "switchover", "switchover"], "{v}");
+    for e in entries {
+        assert_eq!(e["outcome"], "ok", "{e}");
+        assert!(e["user"].as_str().is_some_and(|u| !u.is_empty()), "{e}");
+        assert!(e["started"].as_str().unwrap() <= e["ended"].as_str().unwrap(), "{e}");
+    }
+    assert_eq!(entries[1]["result"]["new_primary"], "b", "{v}");
+    assert!(entries[1]["result"]["write_gap_seconds"].as_f64().is_some(), "{v}");
+    assert!(entries[1]["args"].as_array().unwrap().iter().any(|a| a == "b"), "{v}");
+    let t = pgrepl(&["-i", inv, "history", "--limit", "1"], &[]);
+    t.expect_code(0);
+    assert!(t.stdout.contains("switchover a --yes") && !t.stdout.contains("switchover b"), "{}", t.stdout);
+}

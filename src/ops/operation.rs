@@ -1,7 +1,7 @@
 //! What the command line asked for, as plain data: one variant per subcommand, carrying that
 //! command's `Options`. `cli` builds it; `lib` hands it to the operation. No clap types here.
 
-use super::{destroy, promote, rebuild, render, slot, status, switchover};
+use super::{destroy, history, promote, rebuild, render, slot, status, switchover};
 
 /// One run's operation and its options.
 #[derive(Debug, Clone)]
@@ -26,15 +26,31 @@ pub enum Operation {
     SlotDrop(slot::Options),
     /// `pgrepl destroy`.
     Destroy(destroy::Options),
+    /// `pgrepl history`.
+    History(history::Options),
 }
 
 impl Operation {
+    /// Whether a run of it goes into the cluster's history (`pgrepl history`): every command
+    /// that can change the cluster but `destroy` (which removes the history with the rest).
+    pub fn is_journaled(&self) -> bool {
+        matches!(
+            self,
+            Operation::Init
+                | Operation::Promote(_)
+                | Operation::Rebuild(_)
+                | Operation::Switchover(_)
+                | Operation::Unlock
+                | Operation::SlotDrop(_)
+        )
+    }
+
     /// Whether it only reads (check, render, status): an interruption of it has nothing to
     /// finish or undo (leaving `status --watch` with Ctrl-C is its normal end).
     pub fn is_read_only(&self) -> bool {
         matches!(
             self,
-            Operation::Check | Operation::Render(_) | Operation::Status(_)
+            Operation::Check | Operation::Render(_) | Operation::Status(_) | Operation::History(_)
         )
     }
 
@@ -51,6 +67,7 @@ impl Operation {
             Operation::Unlock => "unlock",
             Operation::SlotDrop(_) => "slot drop",
             Operation::Destroy(_) => "destroy",
+            Operation::History(_) => "history",
         }
     }
 }

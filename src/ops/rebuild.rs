@@ -27,7 +27,6 @@ use crate::steps::server::{control_data, is_running, start_as_standby, stop_and_
 use crate::steps::slots::{drop_stale_slots, ensure_slot};
 use crate::steps::streaming::verify_streaming;
 use crate::transport::Transport;
-use crate::ui::Format;
 
 pub use preflight::{plan, source, HostFacts, Plan, Step};
 
@@ -294,9 +293,7 @@ impl Rebuild<'_, '_, '_> {
                 }
             ));
         }
-        if ctx.ui.format() == Format::Json {
-            ctx.ui.json(&serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && self.plan.keep_old, "diverged_at": lost.diverged_at.map(|(l, _)| l.to_string()), "discarded_bytes": lost.bytes, "discarded_transactions": lost.commits.as_ref().map(|c| c.count), "last_discarded_commit": lost.commits.as_ref().and_then(|c| c.last_at.clone()), "discarded_wal_kept_in": lost.kept_in }));
-        }
+        ctx.result(serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && self.plan.keep_old, "diverged_at": lost.diverged_at.map(|(l, _)| l.to_string()), "discarded_bytes": lost.bytes, "discarded_transactions": lost.commits.as_ref().map(|c| c.count), "last_discarded_commit": lost.commits.as_ref().and_then(|c| c.last_at.clone()), "discarded_wal_kept_in": lost.kept_in }));
     }
 }
 

@@ -8,7 +8,6 @@ use crate::error::{exit, Error, OnStep};
 use crate::inventory::Inventory;
 use crate::pg::state::Slot;
 use crate::steps::slots::{force_drop, forget};
-use crate::ui::Format;
 
 use super::Context;
 
@@ -137,10 +136,7 @@ pub async fn drop(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
 }
 
 fn report(ctx: &Context<'_>, host: &str, slot: &str, dropped: bool) -> Result<u8, Error> {
-    if ctx.ui.format() == Format::Json {
-        ctx.ui
-            .json(&serde_json::json!({ "host": host, "slot": slot, "dropped": dropped }));
-    }
+    ctx.result(serde_json::json!({ "host": host, "slot": slot, "dropped": dropped }));
     Ok(exit::OK)
 }
 

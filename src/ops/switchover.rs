@@ -421,8 +421,6 @@ impl Switchover<'_, '_, '_> {
             started.elapsed().as_secs_f64()
         ));
         keep_inventory_true(ctx, &self.eff);
-        if ctx.ui.format() == Format::Json {
-            ctx.ui.json(&serde_json::json!({ "old_primary": old.name, "new_primary": cand.name, "timeline": tli, "shutdown_checkpoint_lsn": ckpt.to_string(), "write_gap_seconds": gap.as_secs_f64(), "seconds": started.elapsed().as_secs_f64() }));
-        }
+        ctx.result(serde_json::json!({ "old_primary": old.name, "new_primary": cand.name, "timeline": tli, "shutdown_checkpoint_lsn": ckpt.to_string(), "write_gap_seconds": gap.as_secs_f64(), "seconds": started.elapsed().as_secs_f64() }));
     }
 }

@@ -15,6 +15,7 @@ pub const SIBLINGS: &[&str] = &[
     ".pgrepl-old",
     ".pgrepl-discarded-wal",
     ".pgrepl-slots",
+    ".pgrepl-history",
     ".log",
 ];
 
@@ -58,7 +59,7 @@ pub fn remove_data_dir(data_dir: &str) -> Cmd {
 const REMOVE_SIBLINGS: &str = r#"d=$1; shift
 for p in "$@"; do
   case "$p" in
-    "$d".pgpass|"$d".log|"$d".pgrepl-lock|"$d".pgrepl-new|"$d".pgrepl-old|"$d".pgrepl-discarded-wal|"$d".pgrepl-slots) rm -rf -- "$p" ;;
+    "$d".pgpass|"$d".log|"$d".pgrepl-lock|"$d".pgrepl-new|"$d".pgrepl-old|"$d".pgrepl-discarded-wal|"$d".pgrepl-slots|"$d".pgrepl-history) rm -rf -- "$p" ;;
     *) echo "pgrepl refuses to remove $p: not one of its files beside $d" >&2; exit 2 ;;
   esac
 done"#;

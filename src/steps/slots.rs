@@ -300,10 +300,13 @@ pub async fn force_drop(db: &Db, name: &str) -> Result<(), WaitError> {
             db.terminate_slot_user(name).await?;
             match db.drop_slot(name).await {
                 Ok(()) => Ok(Poll::Ready(())),
-                Err(e) if db.slot_active(name).await? => {
-                    Ok(Poll::Pending(format!("slot {name} still active: {e:#}")))
+                // Still there (its WAL sender had not exited yet, or the replica reconnected):
+                // again, until the deadline.
+                Err(e) if db.slots().await?.iter().any(|s| s.name == name) => {
+                    Ok(Poll::Pending(format!("slot {name} not dropped yet: {e:#}")))
                 }
-                Err(e) => Err(e),
+                // Gone meanwhile: dropped is dropped.
+                Err(_) => Ok(Poll::Ready(())),
             }
         },
     )
