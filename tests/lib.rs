@@ -9,6 +9,7 @@ mod bench_init;
 mod bench_status;
 mod bench_switchover;
 mod failover;
+mod faults_config;
 mod init_local;
 mod init_ssh;
 mod live_topology;

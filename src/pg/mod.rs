@@ -5,6 +5,7 @@ pub mod basebackup;
 pub mod controldata;
 pub mod ctl;
 pub mod datadir;
+pub mod guc;
 pub mod rewind;
 pub mod scram;
 pub mod state;

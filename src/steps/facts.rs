@@ -3,11 +3,12 @@
 //! identifier) it is. Reads only; changes nothing. `init` and `check` decide from these facts
 //! (`ops::init::preflight`, which does no I/O).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::context::{Context, Transports};
 use crate::inventory::Host;
-use crate::pg::{self, controldata, ctl, datadir};
+use crate::pg::{self, controldata, ctl, datadir, guc};
 use crate::transport::Transport;
 
 use super::server::is_running;
@@ -30,6 +31,9 @@ pub struct HostFacts {
     pub system_identifier: Option<String>,
     /// `pg_is_in_recovery()` of the running server; `None` when it does not run.
     pub in_recovery: Option<bool>,
+    /// The inventory's `postgres.settings` the host's server binaries refuse: (name, the
+    /// server's words), or why they could not be checked; `None` when not checked (no binaries).
+    pub refused_settings: Option<Result<Vec<(String, String)>, String>>,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -66,6 +70,9 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
             .unwrap_or_else(|| o.describe_status())),
         Err(e) => Err(format!("{e:#}")),
     });
+    if matches!(f.binaries, Some(Ok(_))) {
+        f.refused_settings = Some(refused_settings(t, h, &ctx.inv.settings).await);
+    }
     match t.run(&datadir::probe(&h.data_dir), None).await {
         Ok(o) if o.success() => f.data_dir = datadir::parse(&o.stdout),
         Ok(o) => {
@@ -104,4 +111,34 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
         }
     }
     f
+}
+
+/// The settings the host's server binaries refuse (`pg::guc`): checked all at once, then again
+/// without each refused one, until the rest are accepted. Nothing is started.
+async fn refused_settings(
+    t: &dyn Transport,
+    h: &Host,
+    settings: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut refused: Vec<(String, String)> = Vec::new();
+    loop {
+        let names: Vec<String> = refused.iter().map(|(n, _)| n.clone()).collect();
+        let left = guc::without(settings, &names);
+        if left.is_empty() {
+            return Ok(refused);
+        }
+        let cmd = guc::check_cmd(&h.bin_dir, left.iter().copied());
+        let out = t.run(&cmd, None).await.map_err(|e| format!("{e:#}"))?;
+        let left_names: Vec<&str> = left.iter().map(|(n, _)| *n).collect();
+        match guc::verdict(&out.stderr_tail, &left_names) {
+            guc::Verdict::Accepted => return Ok(refused),
+            guc::Verdict::Refused { name, message } => refused.push((name, message)),
+            guc::Verdict::Unknown(why) => {
+                return Err(format!(
+                    "{}/postgres could not check them: {why}",
+                    h.bin_dir
+                ))
+            }
+        }
+    }
 }

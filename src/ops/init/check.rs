@@ -131,6 +131,7 @@ mod tests {
             running,
             system_identifier: None,
             in_recovery: None,
+            refused_settings: None,
         }
     }
 

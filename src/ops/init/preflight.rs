@@ -32,6 +32,7 @@ pub fn preflight(inv: &Inventory, facts: &[HostFacts]) -> Result<InitPlan, Vec<P
         .filter_map(|f| Some(host_problems(inv, inv.host(&f.name)?, f)))
         .flatten()
         .collect();
+    problems.extend(settings_problems(inv, facts));
     let by_name: BTreeMap<&str, &HostFacts> = facts.iter().map(|f| (f.name.as_str(), f)).collect();
     let reached = |name: &str| {
         by_name
@@ -273,4 +274,52 @@ fn unknown_dir_problem(h: &Host) -> Problem {
         format!("cannot tell what {} holds", h.data_dir),
         Some(format!("look at it on {}: ls -la {}", h.name, h.data_dir)),
     )
+}
+
+/// The inventory's settings that a host's server binaries refuse, each once (at the first host
+/// that refused it), at its position in the inventory file; and the hosts where they could not
+/// be checked. A refused setting would keep the server from starting after the files are
+/// installed, so it stops `init` before any change.
+fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Problem> {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut problems = Vec::new();
+    for f in facts {
+        match &f.refused_settings {
+            Some(Ok(refused)) => {
+                for (name, why) in refused {
+                    if seen.contains(&(name.as_str(), why.as_str())) {
+                        continue;
+                    }
+                    seen.push((name, why));
+                    let (line, col) = inv.setting_positions.get(name).copied().unwrap_or((0, 0));
+                    problems.push(problem(
+                        &f.name,
+                        "settings",
+                        format!(
+                            "{}:{line}:{col}: postgres.settings.{name}: the server refuses it: {why}",
+                            inv.file.display()
+                        ),
+                        Some(format!(
+                            "correct or remove {name} under postgres.settings in {}",
+                            inv.file.display()
+                        )),
+                    ));
+                }
+            }
+            Some(Err(why)) => problems.push(problem(
+                &f.name,
+                "settings",
+                format!("postgres.settings could not be checked: {why}"),
+                Some(format!(
+                    "run {}/postgres --version on {} as the PostgreSQL OS user",
+                    inv.host(&f.name)
+                        .map(|h| h.bin_dir.as_str())
+                        .unwrap_or("bin_dir"),
+                    f.name
+                )),
+            )),
+            None => {}
+        }
+    }
+    problems
 }

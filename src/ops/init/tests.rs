@@ -40,6 +40,7 @@ fn fact(name: &str, dir: DirState, sysid: Option<&str>) -> HostFacts {
         running: sysid.is_some(),
         system_identifier: sysid.map(Into::into),
         in_recovery: None,
+        refused_settings: None,
     }
 }
 

@@ -1,0 +1,91 @@
+//! Issue 12, cases 1, 3, 9 and 10 ("faults that real clusters hit"), on real servers: settings
+//! the server refuses, hot-standby parameters lowered, preconditions `check` must see, host
+//! names in pg_hba.conf.
+
+use std::time::Duration;
+
+use crate::harness::{pgrepl, stop_server, wait_for, Lab, LocalLab};
+
+/// `file:line:col` of the first line of `inv` that starts (after indentation) with `key:`: the
+/// column of its value.
+fn position(inv: &std::path::Path, key: &str) -> String {
+    let text = std::fs::read_to_string(inv).unwrap();
+    let (i, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.trim_start().starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{key} in {text}"));
+    let col = line.find(':').unwrap() + 3;
+    format!("{}:{}:{col}", inv.display(), i + 1)
+}
+
+/// Case 3: a misspelled setting and a value with a unit the server does not know are refused
+/// by `check` and `init` at their place in the inventory, before any file is installed: a new
+/// cluster is not created, a running one is not restarted. A `,` in socket_dir is refused at
+/// load time.
+#[test]
+fn settings_the_server_refuses_stop_init_before_any_change() {
+    let c = LocalLab::new(2);
+    let bad = c.inventory_with("16MB", "    max_conections: '50'\n", "127.0.0.1");
+    let bad_s = bad.to_str().unwrap();
+    let check = pgrepl(&["-i", bad_s, "check"], &[]);
+    check.expect_code(4);
+    assert!(
+        check.stderr.contains(&position(&bad, "max_conections"))
+            && check
+                .stderr
+                .contains("unrecognized configuration parameter \"max_conections\""),
+        "{}",
+        check.stderr
+    );
+    let init = pgrepl(&["-i", bad_s, "init", "--yes"], &[]);
+    init.expect_code(4);
+    assert!(init.stderr.contains("max_conections"), "{}", init.stderr);
+    assert!(!c.data_dir(0).exists(), "init created the primary anyway");
+
+    // A running cluster: a unit PostgreSQL does not know, next to the misspelled name.
+    let good = c.inventory("16MB");
+    pgrepl(&["-i", good.to_str().unwrap(), "init"], &[]).expect_code(0);
+    let started = c.psql(0, "SELECT pg_postmaster_start_time()");
+    let conf = std::fs::read_to_string(c.data_dir(0).join("postgresql.conf")).unwrap();
+    let bad = c.inventory_with("16XB", "    max_conections: '50'\n", "127.0.0.1");
+    let init = pgrepl(&["-i", bad_s, "init", "--yes"], &[]);
+    init.expect_code(4);
+    for (key, what) in [
+        (
+            "shared_buffers",
+            "invalid value for parameter \"shared_buffers\": \"16XB\"",
+        ),
+        ("max_conections", "unrecognized configuration parameter"),
+    ] {
+        let at = position(&bad, key);
+        assert!(
+            init.stderr.contains(&at) && init.stderr.contains(what),
+            "{at} {what}: {}",
+            init.stderr
+        );
+    }
+    assert!(init.stderr.contains("Valid units"), "{}", init.stderr);
+    assert_eq!(c.psql(0, "SELECT pg_postmaster_start_time()"), started);
+    assert_eq!(
+        std::fs::read_to_string(c.data_dir(0).join("postgresql.conf")).unwrap(),
+        conf,
+        "a file was installed although a setting was refused"
+    );
+
+    // unix_socket_directories is a list: a ',' in socket_dir is refused when the file is read.
+    let text = std::fs::read_to_string(&good).unwrap();
+    let run = c.dir.path().join("run");
+    let comma = text.replace(
+        &format!("socket_dir: {}", run.display()),
+        &format!("socket_dir: {},x", run.display()),
+    );
+    std::fs::write(&bad, comma).unwrap();
+    let r = pgrepl(&["-i", bad_s, "check"], &[]);
+    r.expect_code(3);
+    assert!(
+        r.stderr.contains(&position(&bad, "socket_dir")) && r.stderr.contains("comma-separated"),
+        "{}",
+        r.stderr
+    );
+}
