@@ -89,3 +89,64 @@ fn settings_the_server_refuses_stop_init_before_any_change() {
         r.stderr
     );
 }
+
+/// Case 10: pg_hba.conf keeps host names as written, so `check` and `init` verify that each
+/// name resolves to IPs that reverse-resolve to the name (what PostgreSQL requires). On this
+/// machine `vm` is 127.0.0.1 in /etc/hosts, whose first name is `localhost`: refused, naming
+/// both lookups and the IP to use. `localhost` comes back to itself: init builds a cluster whose
+/// replicas are admitted by the name lines.
+#[test]
+fn host_names_in_pg_hba_must_resolve_both_ways() {
+    let c = LocalLab::new(2);
+    let resolves = |name: &str| {
+        std::process::Command::new("getent")
+            .args(["hosts", name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let vm = resolves("vm");
+    let back = resolves("127.0.0.1");
+    assert!(
+        vm.starts_with("127.0.0.1") && back.split_whitespace().nth(1) == Some("localhost"),
+        "this test needs /etc/hosts to map vm to 127.0.0.1 and 127.0.0.1 first to localhost: {vm} / {back}"
+    );
+    let inv = c.inventory_with("16MB", "", "vm");
+    let inv_s = inv.to_str().unwrap();
+    let check = pgrepl(&["-i", inv_s, "check"], &[]);
+    check.expect_code(4);
+    assert!(
+        check
+            .stderr
+            .contains("vm resolves to 127.0.0.1, which reverse-resolves to localhost")
+            && check.stderr.contains("address: 127.0.0.1 for a, b"),
+        "{}",
+        check.stderr
+    );
+    assert_eq!(
+        check.stderr.matches("[address]").count(),
+        1,
+        "{}",
+        check.stderr
+    );
+    pgrepl(&["-i", inv_s, "init", "--yes"], &[]).expect_code(4);
+    assert!(!c.data_dir(0).exists(), "init created the primary anyway");
+
+    let inv = c.inventory_with("16MB", "", "localhost");
+    pgrepl(&["-i", inv.to_str().unwrap(), "check"], &[]).expect_code(0);
+    pgrepl(&["-i", inv.to_str().unwrap(), "init"], &[]).expect_code(0);
+    let hba = std::fs::read_to_string(c.data_dir(0).join("pg_hba.conf")).unwrap();
+    assert!(
+        hba.lines().any(|l| l.starts_with("host")
+            && l.contains("replication")
+            && l.split_whitespace().nth(3) == Some("localhost")),
+        "{hba}"
+    );
+    assert_eq!(
+        c.psql(
+            0,
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+        ),
+        "1"
+    );
+}

@@ -6,6 +6,7 @@ pub mod controldata;
 pub mod ctl;
 pub mod datadir;
 pub mod guc;
+pub mod hba;
 pub mod rewind;
 pub mod scram;
 pub mod state;

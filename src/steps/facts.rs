@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::context::{Context, Transports};
-use crate::inventory::Host;
-use crate::pg::{self, controldata, ctl, datadir, guc};
+use crate::inventory::{Host, Inventory};
+use crate::pg::{self, controldata, ctl, datadir, guc, hba};
 use crate::transport::Transport;
 
 use super::server::is_running;
@@ -34,6 +34,9 @@ pub struct HostFacts {
     /// The inventory's `postgres.settings` the host's server binaries refuse: (name, the
     /// server's words), or why they could not be checked; `None` when not checked (no binaries).
     pub refused_settings: Option<Result<Vec<(String, String)>, String>>,
+    /// Host names among the inventory's addresses that this host's resolver does not map back
+    /// to themselves, so its pg_hba.conf name lines would admit nobody (`pg::hba`).
+    pub hba_names: Vec<hba::Mismatch>,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -73,6 +76,7 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
     if matches!(f.binaries, Some(Ok(_))) {
         f.refused_settings = Some(refused_settings(t, h, &ctx.inv.settings).await);
     }
+    f.hba_names = hba_names(t, &ctx.inv).await;
     match t.run(&datadir::probe(&h.data_dir), None).await {
         Ok(o) if o.success() => f.data_dir = datadir::parse(&o.stdout),
         Ok(o) => {
@@ -139,6 +143,40 @@ async fn refused_settings(
                     h.bin_dir
                 ))
             }
+        }
+    }
+}
+
+/// The inventory's host-name addresses that do not resolve back to themselves on this host
+/// (no lookup when every address is an IP). A lookup that cannot run is reported as a
+/// mismatch of every name: init cannot know that its pg_hba.conf lines admit anyone.
+async fn hba_names(t: &dyn Transport, inv: &Inventory) -> Vec<hba::Mismatch> {
+    let mut names: Vec<&str> = inv
+        .hosts
+        .iter()
+        .map(|h| h.address.as_str())
+        .filter(|a| a.parse::<std::net::IpAddr>().is_err())
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    match t.run(&hba::lookup(&names), None).await {
+        Ok(o) if o.success() => hba::mismatches(&o.stdout),
+        other => {
+            let why = match other {
+                Ok(o) => o.stderr_tail.join(" "),
+                Err(e) => format!("{e:#}"),
+            };
+            names
+                .iter()
+                .map(|n| hba::Mismatch {
+                    name: n.to_string(),
+                    why: format!("{n} could not be looked up (getent): {why}"),
+                    ip: None,
+                })
+                .collect()
         }
     }
 }

@@ -132,6 +132,7 @@ mod tests {
             system_identifier: None,
             in_recovery: None,
             refused_settings: None,
+            hba_names: Vec::new(),
         }
     }
 

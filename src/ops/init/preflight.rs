@@ -33,6 +33,7 @@ pub fn preflight(inv: &Inventory, facts: &[HostFacts]) -> Result<InitPlan, Vec<P
         .flatten()
         .collect();
     problems.extend(settings_problems(inv, facts));
+    problems.extend(hba_name_problems(inv, facts));
     let by_name: BTreeMap<&str, &HostFacts> = facts.iter().map(|f| (f.name.as_str(), f)).collect();
     let reached = |name: &str| {
         by_name
@@ -319,6 +320,45 @@ fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Problem> {
                 )),
             )),
             None => {}
+        }
+    }
+    problems
+}
+
+/// Addresses that are host names, which a host's resolver does not map back to the name:
+/// PostgreSQL would match none of their pg_hba.conf lines (`pg::hba`). Each (name, reason)
+/// once, at the first host that saw it.
+fn hba_name_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Problem> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut problems = Vec::new();
+    for f in facts {
+        for m in &f.hba_names {
+            if seen.contains(&m.why.as_str()) {
+                continue;
+            }
+            seen.push(&m.why);
+            let hosts: Vec<&str> = inv
+                .hosts
+                .iter()
+                .filter(|h| h.address == m.name)
+                .map(|h| h.name.as_str())
+                .collect();
+            let use_ip =
+                m.ip.as_ref()
+                    .map(|ip| format!("address: {ip} for {}", hosts.join(", ")))
+                    .unwrap_or_else(|| "an IP address in address:".into());
+            problems.push(problem(
+                &f.name,
+                "address",
+                format!(
+                    "address {} is a host name in pg_hba.conf, which PostgreSQL matches only when the client's IP reverse-resolves to it; on {}: {}",
+                    m.name, f.name, m.why
+                ),
+                Some(format!(
+                    "use {use_ip} in {}, or make the name resolve both ways (DNS A and PTR records, or its IP's first name in /etc/hosts)",
+                    inv.file.display()
+                )),
+            ));
         }
     }
     problems

@@ -41,6 +41,7 @@ fn fact(name: &str, dir: DirState, sysid: Option<&str>) -> HostFacts {
         system_identifier: sysid.map(Into::into),
         in_recovery: None,
         refused_settings: None,
+        hba_names: Vec::new(),
     }
 }
 
