@@ -150,3 +150,65 @@ fn host_names_in_pg_hba_must_resolve_both_ways() {
         "1"
     );
 }
+
+/// Seconds since the epoch at which server `i` of `c` started.
+fn started_at(c: &LocalLab, i: usize) -> f64 {
+    c.psql(i, "SELECT extract(epoch FROM pg_postmaster_start_time())")
+        .parse()
+        .unwrap()
+}
+
+/// Case 1: lowering `max_connections` restarts the primary first and each standby only after
+/// it replayed the lower value — also a standby that is down with the higher value in its
+/// control file (what a run that restarted in the wrong order leaves: it refuses to start with
+/// the lower value), which is started with its recorded value until it has replayed. Raising
+/// restarts the standbys before the primary.
+#[test]
+fn hot_standby_settings_change_in_the_order_standbys_accept() {
+    let c = LocalLab::new(3);
+    let high = c.inventory_with("16MB", "    max_connections: '200'\n", "127.0.0.1");
+    let inv_s = high.to_str().unwrap().to_string();
+    pgrepl(&["-i", &inv_s, "init"], &[]).expect_code(0);
+    c.psql(0, "SELECT 1");
+    stop_server(&c.os_user, &c.data_dir(2));
+
+    c.inventory("16MB");
+    let r = pgrepl(&["-i", &inv_s, "init", "--yes"], &[]);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("c: its control file records higher values")
+            && r.stderr.contains("max_connections 100 < 200"),
+        "{}",
+        r.stderr
+    );
+    for i in 0..3 {
+        assert_eq!(c.psql(i, "SHOW max_connections"), "100", "server {i}");
+    }
+    let streaming = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'";
+    wait_for("both replicas streaming", Duration::from_secs(30), || {
+        c.psql(0, streaming) == "2"
+    });
+    assert!(
+        started_at(&c, 1) > started_at(&c, 0),
+        "b restarted before a"
+    );
+
+    // Raising: the standbys restart first, then the primary.
+    c.inventory_with("16MB", "    max_connections: '150'\n", "127.0.0.1");
+    let r = pgrepl(&["-i", &inv_s, "init", "--yes"], &[]);
+    r.expect_code(0);
+    for i in 0..3 {
+        assert_eq!(c.psql(i, "SHOW max_connections"), "150", "server {i}");
+    }
+    for i in 1..3 {
+        assert!(
+            started_at(&c, i) < started_at(&c, 0),
+            "server {i} restarted after the primary\n{}",
+            r.stderr
+        );
+    }
+    wait_for("both replicas streaming", Duration::from_secs(30), || {
+        c.psql(0, streaming) == "2"
+    });
+}

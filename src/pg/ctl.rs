@@ -41,6 +41,19 @@ pub fn start(s: &Server<'_>, timeout_s: u64) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+/// `pg_ctl start -w` with `-c name=value` server options that override postgresql.conf for
+/// this start only (a standby's hot-standby settings while it replays a lower value). pg_ctl
+/// hands `-o` to a shell: the names are `pg::hot_standby`'s constants and the values numbers.
+pub fn start_overriding(s: &Server<'_>, timeout_s: u64, overrides: &[(&str, u64)]) -> Cmd {
+    let opts = overrides
+        .iter()
+        .filter(|(n, _)| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(|(n, v)| format!("-c {n}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    start(s, timeout_s).args(["-o", &opts])
+}
+
 /// `pg_ctl restart -m fast -w`.
 pub fn restart(s: &Server<'_>, timeout_s: u64) -> Cmd {
     Cmd::new(format!("{}/pg_ctl", s.bin_dir))

@@ -11,6 +11,7 @@ pub mod clone;
 pub mod config;
 pub mod exec;
 pub mod facts;
+pub mod hot_standby;
 pub mod lock;
 pub mod probe;
 pub mod record;

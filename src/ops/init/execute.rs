@@ -15,6 +15,7 @@ use crate::render::Rendered;
 use crate::steps::clone::clone_via_staging;
 use crate::steps::config::{apply_config, install_configs, install_passfile};
 use crate::steps::exec::run_step;
+use crate::steps::hot_standby::replay_lower_values;
 use crate::steps::roles::ensure_role;
 use crate::steps::server::{server, start};
 use crate::steps::slots::{create_slot, drop_stale_slots};
@@ -164,6 +165,12 @@ impl Executor<'_, '_> {
             ctx.ui
                 .detail(format!("{host}: installed {}", ch.files.join(", ")));
             self.note(format!("{host}: {}", ch.files.join(", ")));
+        }
+        // A standby restarts or starts only with hot-standby settings its control file allows:
+        // after it replayed the primary's lower values (the primary went first).
+        let standby = host != self.inv.primary().name;
+        if standby && (!running || (restart && !ch.files.is_empty())) {
+            replay_lower_values(ctx, t, h, &self.rendered[host], running).await?;
         }
         if running {
             if let Some(what) = apply_config(ctx, t, h, &ch, restart).await? {

@@ -17,7 +17,7 @@ mod execute;
 pub mod plan;
 pub mod preflight;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::error::{exit, Error, OnStep};
@@ -25,6 +25,7 @@ use crate::inventory::Inventory;
 use crate::render::Rendered;
 use crate::steps::config::restart_settings;
 use crate::steps::facts::{gather, HostFacts};
+use crate::steps::hot_standby::too_low;
 use crate::steps::record::keep_inventory_true;
 
 use self::execute::Executor;
@@ -69,6 +70,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
     plan.set_restarts(restarts(ctx, &transports, &plan, &rendered).await?);
+    plan.standbys_first(&standbys_first(inv, &transports, &plan, &rendered).await?);
     if let Some(what) = plan.restart_prompt() {
         ctx.ui.confirm("init", &what)?;
     }
@@ -120,6 +122,33 @@ async fn restarts(
         }
     }
     Ok(restarts)
+}
+
+/// When the primary restarts: the standbys that restart too and can do so before it (their
+/// new hot-standby settings are not below what their control files recorded; raising goes
+/// standbys first). The others restart after the primary, once they replayed its lower values.
+async fn standbys_first(
+    inv: &Inventory,
+    transports: &Transports,
+    plan: &InitPlan,
+    rendered: &BTreeMap<String, Rendered>,
+) -> Result<BTreeSet<String>, Error> {
+    let mut early = BTreeSet::new();
+    if !plan.restarts.contains_key(&inv.primary().name) {
+        return Ok(early);
+    }
+    for h in inv
+        .replicas()
+        .filter(|h| plan.restarts.contains_key(&h.name))
+    {
+        let Some(Ok(t)) = transports.get(&h.name) else {
+            return Err(Error::step(&h.name, "connect", "not connected"));
+        };
+        if too_low(t.as_ref(), h, &rendered[&h.name]).await?.is_empty() {
+            early.insert(h.name.clone());
+        }
+    }
+    Ok(early)
 }
 
 /// The last line: what changed, or that nothing had to.
