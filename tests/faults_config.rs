@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{pgrepl, stop_server, wait_for, Lab, LocalLab};
+use crate::harness::{pgrepl, stop_server, wait_for, LocalLab};
 
 /// `file:line:col` of the first line of `inv` that starts (after indentation) with `key:`: the
 /// column of its value.
@@ -211,4 +211,141 @@ fn hot_standby_settings_change_in_the_order_standbys_accept() {
     wait_for("both replicas streaming", Duration::from_secs(30), || {
         c.psql(0, streaming) == "2"
     });
+}
+
+/// Stops the servers of data directories a test put outside the lab's usual places.
+struct StopOnDrop(String, Vec<std::path::PathBuf>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        for d in &self.1 {
+            stop_server(&self.0, d);
+        }
+    }
+}
+
+/// Case 9: what `init` relies on, `check` checks. A 0644 password file stops check, promote and
+/// rebuild before any host is contacted; a data directory made by the old advice (`install -d`
+/// of the data directory itself) in a directory the OS user cannot write, a socket directory
+/// that cannot be created, and a port in use are each refused by `check` with the command that
+/// fixes it; once they are fixed, `check` passes and `init` succeeds. A replica's password file
+/// loosened to 0644 is 0600 again after `init`. A start that fails quotes the server log.
+#[test]
+fn check_sees_what_init_needs() {
+    if !crate::harness::is_root() {
+        eprintln!("skipped: needs root (directories the OS user cannot write)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let c = LocalLab::new(2);
+    let d = c.dir.path();
+    let inv = c.inventory("16MB");
+    let inv_s = inv.to_str().unwrap();
+
+    let pw = d.join("pw");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [
+        &["check"][..],
+        &["promote", "b", "--yes"],
+        &["rebuild", "b", "--yes"],
+    ] {
+        let r = pgrepl(&[&["-i", inv_s][..], args].concat(), &[]);
+        r.expect_code(3);
+        assert!(r.stderr.contains("has mode 0644"), "{args:?}: {}", r.stderr);
+    }
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Directories the OS user cannot write, and a port taken.
+    let locked = d.join("locked");
+    let rootrun = d.join("rootrun");
+    for dir in [&locked, &rootrun] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        &format!("data_dir: {}/{{host}}", d.display()),
+        &format!("data_dir: {}/{{host}}", locked.display()),
+    );
+    let sock = rootrun.join("sock");
+    let text = text.replace(
+        &format!("socket_dir: {}/run", d.display()),
+        &format!("socket_dir: {}", sock.display()),
+    );
+    std::fs::write(&inv, text).unwrap();
+    let data: Vec<_> = ["a", "b"].iter().map(|n| locked.join(n)).collect();
+    let _stop = StopOnDrop(c.os_user.clone(), data.clone());
+    // What check advised before: the data directory itself, made for the OS user.
+    crate::harness::sh(&[
+        "install",
+        "-d",
+        "-o",
+        &c.os_user,
+        "-m",
+        "0700",
+        data[0].to_str().unwrap(),
+    ]);
+    let taken = std::net::TcpListener::bind(("127.0.0.1", c.ports[1])).unwrap();
+    let r = pgrepl(&["-i", inv_s, "check"], &[]);
+    r.expect_code(4);
+    let locked_s = locked.display().to_string();
+    for want in [
+        format!(
+            "a [data_dir]: {locked_s}, which holds {}",
+            data[0].display()
+        ),
+        format!("install -d -o {} -m 0750 {locked_s}", c.os_user),
+        format!(
+            "socket directory {} does not exist and {} is not writable",
+            sock.display(),
+            rootrun.display()
+        ),
+        format!("install -d -o {} -m 2775 {}", c.os_user, sock.display()),
+        format!("b [port]: port {} is already in use", c.ports[1]),
+    ] {
+        assert!(r.stderr.contains(&want), "{want}\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("a [port]"), "{}", r.stderr);
+
+    // Each fixed as check says: check passes, and init builds the cluster.
+    crate::harness::sh(&["install", "-d", "-o", &c.os_user, "-m", "0750", &locked_s]);
+    crate::harness::sh(&[
+        "install",
+        "-d",
+        "-o",
+        &c.os_user,
+        "-m",
+        "2775",
+        sock.to_str().unwrap(),
+    ]);
+    drop(taken);
+    pgrepl(&["-i", inv_s, "check"], &[]).expect_code(0);
+    pgrepl(&["-i", inv_s, "init"], &[]).expect_code(0);
+    let streaming = "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'";
+    assert_eq!(
+        crate::harness::psql_at(&c.os_user, &sock, c.ports[0], streaming),
+        "1"
+    );
+
+    // init converges the modes of what it installs.
+    let passfile = locked.join("b.pgpass");
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    pgrepl(&["-i", inv_s, "init"], &[]).expect_code(0);
+    let mode = std::fs::metadata(&passfile).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{} left {mode:o}", passfile.display());
+
+    // A start that fails says why, from the server log.
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        "    fsync: 'off'\n",
+        "    fsync: 'off'\n    shared_preload_libraries: pgrepl_no_such_library\n",
+    );
+    std::fs::write(&inv, text).unwrap();
+    let r = pgrepl(&["-i", inv_s, "init", "--yes"], &[]);
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains(
+            "the server log says: FATAL: could not access file \"pgrepl_no_such_library\""
+        ),
+        "{}",
+        r.stderr
+    );
 }

@@ -119,9 +119,78 @@ pub fn version(bin_dir: &str) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+const LOG_SIZE: &str = r#"if [ -f "$1" ]; then wc -c < "$1"; else echo 0; fi"#;
+
+/// The size in bytes of the server log `log_file` (0 when absent): where a start's lines begin.
+pub fn log_size(log_file: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", LOG_SIZE, "pgrepl-log-size", log_file])
+}
+
+const LOG_SINCE: &str = r#"[ -f "$1" ] && tail -c +"$2" -- "$1" | tail -n 200"#;
+
+/// The server log `log_file` from byte `offset` on (its last 200 lines).
+pub fn log_since(log_file: &str, offset: u64) -> Cmd {
+    Cmd::new("sh").args([
+        "-c",
+        LOG_SINCE,
+        "pgrepl-log",
+        log_file,
+        &(offset + 1).to_string(),
+    ])
+}
+
+/// What a failed start's server log says: its last FATAL (or PANIC) line with the LOG, HINT,
+/// WARNING and DETAIL lines just before it (the cause of "could not create any TCP/IP
+/// sockets" is the "could not bind … Address already in use" before it), without timestamps.
+pub fn fatal_lines(log: &str) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let Some(at) = lines
+        .iter()
+        .rposition(|l| l.contains("FATAL:") || l.contains("PANIC:"))
+    else {
+        return Vec::new();
+    };
+    let level = |l: &str| {
+        ["LOG:", "HINT:", "WARNING:", "DETAIL:", "FATAL:", "PANIC:"]
+            .iter()
+            .find_map(|m| l.find(m))
+            .map(|i| l[i..].split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let from = at.saturating_sub(3);
+    let mut out: Vec<String> = Vec::new();
+    for l in &lines[from..at] {
+        match level(l) {
+            Some(x) if !x.starts_with("LOG: database system") => out.push(x),
+            _ => out.clear(),
+        }
+    }
+    out.extend(level(lines[at]));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_start_is_told_by_its_fatal_line_and_cause() {
+        let log = "2026-11-30 10:00:00 UTC [1] LOG:  starting PostgreSQL 15.18\n\
+                   2026-11-30 10:00:00 UTC [1] LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use\n\
+                   2026-11-30 10:00:00 UTC [1] HINT:  Is another postmaster already running on port 5432?\n\
+                   2026-11-30 10:00:00 UTC [1] WARNING:  could not create listen socket for \"127.0.0.1\"\n\
+                   2026-11-30 10:00:00 UTC [1] FATAL:  could not create any TCP/IP sockets\n\
+                   2026-11-30 10:00:00 UTC [1] LOG:  database system is shut down\n";
+        assert_eq!(
+            fatal_lines(log),
+            [
+                "LOG: could not bind IPv4 address \"127.0.0.1\": Address already in use",
+                "HINT: Is another postmaster already running on port 5432?",
+                "WARNING: could not create listen socket for \"127.0.0.1\"",
+                "FATAL: could not create any TCP/IP sockets"
+            ]
+        );
+        assert!(fatal_lines("LOG: ok\n").is_empty());
+    }
 
     #[test]
     fn postmaster_pid_is_the_first_line() {

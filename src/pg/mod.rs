@@ -7,6 +7,7 @@ pub mod ctl;
 pub mod datadir;
 pub mod guc;
 pub mod hba;
+pub mod hostdirs;
 pub mod hot_standby;
 pub mod rewind;
 pub mod scram;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::context::{Context, Transports};
 use crate::inventory::{Host, Inventory};
-use crate::pg::{self, controldata, ctl, datadir, guc, hba};
+use crate::pg::{self, controldata, ctl, datadir, guc, hba, hostdirs};
 use crate::transport::Transport;
 
 use super::server::is_running;
@@ -37,6 +37,9 @@ pub struct HostFacts {
     /// Host names among the inventory's addresses that this host's resolver does not map back
     /// to themselves, so its pg_hba.conf name lines would admit nobody (`pg::hba`).
     pub hba_names: Vec<hba::Mismatch>,
+    /// The data directory's parent, the socket directory and the port (`pg::hostdirs`);
+    /// `None` when the probe could not run.
+    pub dirs: Option<hostdirs::HostDirs>,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -92,6 +95,11 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
             return f;
         }
     }
+    let probe = hostdirs::probe(&h.data_dir, &h.socket_dir, h.port);
+    f.dirs = match t.run(&probe, None).await {
+        Ok(o) if o.success() => Some(hostdirs::parse(&o.stdout)),
+        _ => None,
+    };
     if matches!(f.data_dir, Some(datadir::DirState::PgData { .. })) {
         f.running = is_running(t, h).await.unwrap_or(false);
         if f.running {

@@ -133,6 +133,7 @@ mod tests {
             in_recovery: None,
             refused_settings: None,
             hba_names: Vec::new(),
+            dirs: None,
         }
     }
 

@@ -159,7 +159,13 @@ impl Executor<'_, '_> {
             "create socket directory",
             None,
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            e.with_hint(format!(
+                "create it for the OS user on {host}: install -d -o {} -m 2775 {}",
+                self.inv.os_user, h.socket_dir
+            ))
+        })?;
         let ch = install_configs(t, h, &self.rendered[host]).await?;
         if !ch.files.is_empty() {
             ctx.ui

@@ -14,6 +14,7 @@
 
 pub mod check;
 mod execute;
+mod hostchecks;
 pub mod plan;
 pub mod preflight;
 

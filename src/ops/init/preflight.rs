@@ -10,6 +10,7 @@ use crate::inventory::{Host, Inventory};
 use crate::pg::datadir::DirState;
 use crate::steps::facts::HostFacts;
 
+use super::hostchecks;
 use super::plan::{HostPlan, InitPlan};
 
 /// What the replicas are checked against: the primary as preflight found it.
@@ -30,10 +31,15 @@ pub fn preflight(inv: &Inventory, facts: &[HostFacts]) -> Result<InitPlan, Vec<P
     let mut problems: Vec<Problem> = facts
         .iter()
         .filter_map(|f| Some(host_problems(inv, inv.host(&f.name)?, f)))
+        .chain(
+            facts
+                .iter()
+                .filter_map(|f| Some(hostchecks::dirs_problems(inv, inv.host(&f.name)?, f))),
+        )
         .flatten()
         .collect();
-    problems.extend(settings_problems(inv, facts));
-    problems.extend(hba_name_problems(inv, facts));
+    problems.extend(hostchecks::settings_problems(inv, facts));
+    problems.extend(hostchecks::hba_name_problems(inv, facts));
     let by_name: BTreeMap<&str, &HostFacts> = facts.iter().map(|f| (f.name.as_str(), f)).collect();
     let reached = |name: &str| {
         by_name
@@ -86,7 +92,7 @@ pub fn preflight(inv: &Inventory, facts: &[HostFacts]) -> Result<InitPlan, Vec<P
     Ok(InitPlan::build(inv, hosts, running))
 }
 
-fn problem(host: &str, check: &str, message: String, hint: Option<String>) -> Problem {
+pub(super) fn problem(host: &str, check: &str, message: String, hint: Option<String>) -> Problem {
     Problem {
         host: host.to_string(),
         check: check.to_string(),
@@ -248,8 +254,8 @@ fn decide_replica(
 fn dir_problem(host: &str, dir: &str, state: &DirState) -> Problem {
     let (message, hint) = match state {
         DirState::Absent { .. } => (
-            format!("{dir} does not exist and its parent is not writable by the PostgreSQL OS user"),
-            format!("create it: install -d -o postgres -m 0700 {dir}"),
+            format!("{dir} does not exist and the directory that holds it is not writable by the PostgreSQL OS user (pgrepl keeps its password file, server log, lock and clone staging there)"),
+            format!("create that directory for the OS user: install -d -o postgres -m 0750 {}", parent_of(dir)),
         ),
         DirState::NotADirectory => (
             format!("{dir} exists and is not a directory"),
@@ -277,89 +283,10 @@ fn unknown_dir_problem(h: &Host) -> Problem {
     )
 }
 
-/// The inventory's settings that a host's server binaries refuse, each once (at the first host
-/// that refused it), at its position in the inventory file; and the hosts where they could not
-/// be checked. A refused setting would keep the server from starting after the files are
-/// installed, so it stops `init` before any change.
-fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Problem> {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
-    let mut problems = Vec::new();
-    for f in facts {
-        match &f.refused_settings {
-            Some(Ok(refused)) => {
-                for (name, why) in refused {
-                    if seen.contains(&(name.as_str(), why.as_str())) {
-                        continue;
-                    }
-                    seen.push((name, why));
-                    let (line, col) = inv.setting_positions.get(name).copied().unwrap_or((0, 0));
-                    problems.push(problem(
-                        &f.name,
-                        "settings",
-                        format!(
-                            "{}:{line}:{col}: postgres.settings.{name}: the server refuses it: {why}",
-                            inv.file.display()
-                        ),
-                        Some(format!(
-                            "correct or remove {name} under postgres.settings in {}",
-                            inv.file.display()
-                        )),
-                    ));
-                }
-            }
-            Some(Err(why)) => problems.push(problem(
-                &f.name,
-                "settings",
-                format!("postgres.settings could not be checked: {why}"),
-                Some(format!(
-                    "run {}/postgres --version on {} as the PostgreSQL OS user",
-                    inv.host(&f.name)
-                        .map(|h| h.bin_dir.as_str())
-                        .unwrap_or("bin_dir"),
-                    f.name
-                )),
-            )),
-            None => {}
-        }
+/// The directory that holds `path` (`/` for a top-level one).
+pub(super) fn parent_of(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((p, _)) => p,
     }
-    problems
-}
-
-/// Addresses that are host names, which a host's resolver does not map back to the name:
-/// PostgreSQL would match none of their pg_hba.conf lines (`pg::hba`). Each (name, reason)
-/// once, at the first host that saw it.
-fn hba_name_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Problem> {
-    let mut seen: Vec<&str> = Vec::new();
-    let mut problems = Vec::new();
-    for f in facts {
-        for m in &f.hba_names {
-            if seen.contains(&m.why.as_str()) {
-                continue;
-            }
-            seen.push(&m.why);
-            let hosts: Vec<&str> = inv
-                .hosts
-                .iter()
-                .filter(|h| h.address == m.name)
-                .map(|h| h.name.as_str())
-                .collect();
-            let use_ip =
-                m.ip.as_ref()
-                    .map(|ip| format!("address: {ip} for {}", hosts.join(", ")))
-                    .unwrap_or_else(|| "an IP address in address:".into());
-            problems.push(problem(
-                &f.name,
-                "address",
-                format!(
-                    "address {} is a host name in pg_hba.conf, which PostgreSQL matches only when the client's IP reverse-resolves to it; on {}: {}",
-                    m.name, f.name, m.why
-                ),
-                Some(format!(
-                    "use {use_ip} in {}, or make the name resolve both ways (DNS A and PTR records, or its IP's first name in /etc/hosts)",
-                    inv.file.display()
-                )),
-            ));
-        }
-    }
-    problems
 }

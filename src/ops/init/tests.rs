@@ -42,6 +42,7 @@ fn fact(name: &str, dir: DirState, sysid: Option<&str>) -> HostFacts {
         in_recovery: None,
         refused_settings: None,
         hba_names: Vec::new(),
+        dirs: None,
     }
 }
 
