@@ -196,3 +196,97 @@ fn port_problems(inv: &Inventory, h: &Host, d: &hostdirs::HostDirs) -> Vec<Probl
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::hba::Mismatch;
+
+    const INV: &str = "cluster: c\npostgres:\n  version: 15\n  settings:\n    max_conections: '50'\nreplication: {password_env: X}\nhosts:\n  - {name: p, address: 10.0.0.1, role: primary}\n  - {name: r1, address: vm, role: replica}\n";
+
+    fn inv() -> Inventory {
+        crate::inventory::parse(INV, std::path::Path::new("i.yml")).unwrap()
+    }
+
+    fn fact(name: &str) -> HostFacts {
+        HostFacts {
+            name: name.into(),
+            reach: Some(Ok("local".into())),
+            ..HostFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_refused_setting_is_reported_once_at_its_place() {
+        let refused = vec![("max_conections".to_string(), "unrecognized".to_string())];
+        let mut facts = vec![fact("p"), fact("r1")];
+        facts[0].refused_settings = Some(Ok(refused.clone()));
+        facts[1].refused_settings = Some(Ok(refused));
+        let p = settings_problems(&inv(), &facts);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].message.starts_with(
+                "i.yml:5:21: postgres.settings.max_conections: the server refuses it: unrecognized"
+            ),
+            "{}",
+            p[0].message
+        );
+        facts[1].refused_settings = Some(Err("no postgres".into()));
+        assert_eq!(settings_problems(&inv(), &facts).len(), 2);
+    }
+
+    #[test]
+    fn a_name_that_does_not_come_back_is_reported_once_with_its_ip() {
+        let m = Mismatch {
+            name: "vm".into(),
+            why: "vm resolves to 127.0.0.1, which reverse-resolves to localhost".into(),
+            ip: Some("127.0.0.1".into()),
+        };
+        let mut facts = vec![fact("p"), fact("r1")];
+        facts[0].hba_names = vec![m.clone()];
+        facts[1].hba_names = vec![m];
+        let p = hba_name_problems(&inv(), &facts);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("use address: 127.0.0.1 for r1 in i.yml"));
+    }
+
+    #[test]
+    fn directories_and_ports_init_needs() {
+        let inv = inv();
+        let h = inv.host("p").unwrap();
+        let mut f = fact("p");
+        f.data_dir = Some(DirState::Empty);
+        f.dirs = Some(hostdirs::HostDirs {
+            parent: "unwritable".into(),
+            data_dir_unwritable: true,
+            socket_problem: Some(("uncreatable".into(), "/var/run".into())),
+            listeners: vec!["10.0.0.1".parse().unwrap(), "10.0.0.9".parse().unwrap()],
+            socket_lock_pid: Some(7),
+        });
+        let checks: Vec<String> = dirs_problems(&inv, h, &f)
+            .iter()
+            .map(|p| format!("{} {}", p.check, p.message))
+            .collect();
+        assert_eq!(checks.len(), 5, "{checks:?}");
+        assert!(checks[0].starts_with("data_dir /var/lib/postgresql/15, which holds"));
+        assert!(checks[3].contains("port 5432 is already in use on p (listening on 10.0.0.1)"));
+        f.running = true;
+        assert_eq!(
+            dirs_problems(&inv, h, &f).len(),
+            3,
+            "a running server's port is its own"
+        );
+        f.data_dir = Some(DirState::Absent {
+            parent_writable: false,
+        });
+        assert_eq!(
+            dirs_problems(&inv, h, &f).len(),
+            2,
+            "an absent data directory says it itself"
+        );
+    }
+}
