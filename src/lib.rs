@@ -111,9 +111,6 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
 
 /// Hands the operation's options to its function under `ops/`.
 async fn dispatch(op: Operation, ctx: &ops::Context<'_>) -> Result<u8, error::Error> {
-    if op.needs_password() {
-        ctx.inv.replication_password()?;
-    }
     match op {
         Operation::Check => ops::check::run(ctx).await,
         Operation::Init => ops::init::run(ctx).await,

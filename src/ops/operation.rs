@@ -41,17 +41,4 @@ impl Operation {
             Operation::SlotDrop(_) => "slot drop",
         }
     }
-
-    /// Does it use the replication password (or check what `init` needs)? Those commands read
-    /// it, and check its file's mode, before they contact any host.
-    pub fn needs_password(&self) -> bool {
-        matches!(
-            self,
-            Operation::Check
-                | Operation::Init
-                | Operation::Promote(_)
-                | Operation::Rebuild(_)
-                | Operation::Switchover(_)
-        )
-    }
 }

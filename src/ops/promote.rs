@@ -49,6 +49,9 @@ pub struct Options {
 pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let started = Instant::now();
     ctx.host_named(&o.host)?;
+    // The siblings and the old primary stream with the password file: it must be usable, and
+    // it is checked before anything is contacted.
+    ctx.inv.replication_password()?;
     ctx.lock("promote").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let down = inspect_down(ctx, &topo, &o.host).await;

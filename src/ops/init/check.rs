@@ -17,6 +17,8 @@ use super::{live_primary, preflight, Context, HostPlan};
 /// `pgrepl check`: exit 0 and "no problems found", or [`Error::Preflight`] (exit 4) listing
 /// every problem after the table or JSON document (on stdout) is printed.
 pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
+    // init reads the password first: so does its check, before anything is contacted.
+    ctx.inv.replication_password()?;
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
     // As init does: once the cluster exists, the live primary is the primary.
