@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{pgrepl, stop_server, wait_for, LocalLab};
+use crate::harness::{pgrepl, stop_server, wait_for, Lab, LocalLab};
 
 /// `file:line:col` of the first line of `inv` that starts (after indentation) with `key:`: the
 /// column of its value.
@@ -348,4 +348,50 @@ fn check_sees_what_init_needs() {
         "{}",
         r.stderr
     );
+}
+
+/// Case 9 over SSH, on network-namespace hosts: a listener on r1's address and port (inside its
+/// namespace) is seen by `check` before `init` would start a server there.
+#[test]
+fn check_sees_a_taken_port_on_a_remote_host() {
+    let lab = Lab::new(&["p", "r1"]);
+    let roles = [("p", "primary", None), ("r1", "replica", None)];
+    let inv = lab.ssh_inventory(&roles, "");
+    let inv_s = inv.to_str().unwrap();
+    let r1 = lab.host("r1");
+    let listen = format!(
+        "import socket, time\ns = socket.socket()\ns.bind(('{}', {}))\ns.listen()\nprint('up', flush=True)\ntime.sleep(300)\n",
+        r1.address, r1.pg_port
+    );
+    let mut argv: Vec<&str> = Vec::new();
+    if let Some(ns) = &r1.netns {
+        argv.extend(["ip", "netns", "exec", ns.as_str()]);
+    }
+    argv.extend(["python3", "-c", listen.as_str()]);
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "up");
+    let r = lab.pgrepl(&["-i", inv_s, "check"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains(&format!(
+            "r1 [port]: port {} is already in use on r1",
+            r1.pg_port
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("p [port]"), "{}", r.stderr);
+    lab.pgrepl(&["-i", inv_s, "check"]).expect_code(0);
 }
