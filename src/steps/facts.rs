@@ -1,8 +1,10 @@
 //! Gathering preflight facts: on every host at once, how it was reached, which server binaries
 //! it has, what its data directory holds, whether its server runs and of which cluster (system
-//! identifier) it is. Reads only; changes nothing. `init` and `check` decide from these facts
+//! identifier) it is; also which of the inventory's settings its server binaries refuse, which
+//! host-name addresses its resolver does not map back to themselves, and the state of the
+//! directory holding the data directory, the socket directory and the port. Reads only; changes
+//! nothing (the settings check never starts a server). `init` and `check` decide from these facts
 //! (`ops::init::preflight`, which does no I/O).
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
