@@ -5,6 +5,7 @@
 //! directory holding the data directory, the socket directory and the port. Reads only; changes
 //! nothing (the settings check never starts a server). `init` and `check` decide from these facts
 //! (`ops::init::preflight`, which does no I/O).
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
