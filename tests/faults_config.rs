@@ -211,6 +211,40 @@ fn hot_standby_settings_change_in_the_order_standbys_accept() {
     wait_for("both replicas streaming", Duration::from_secs(30), || {
         c.psql(0, streaming) == "2"
     });
+
+    // A standby left running with a value given on its command line (a run cut short while it
+    // replayed with its recorded values): init restarts it with postgresql.conf's.
+    stop_server(&c.os_user, &c.data_dir(1));
+    let data = c.data_dir(1).display().to_string();
+    let log = format!("{data}.log");
+    let ctl = format!("{}/pg_ctl", crate::harness::PG_BIN);
+    let mut argv: Vec<&str> = Vec::new();
+    if crate::harness::is_root() {
+        argv.extend(["runuser", "-u", c.os_user.as_str(), "--"]);
+    }
+    let opts = "-c max_connections=300";
+    argv.extend([
+        ctl.as_str(),
+        "start",
+        "-D",
+        &data,
+        "-l",
+        &log,
+        "-w",
+        "-o",
+        opts,
+    ]);
+    crate::harness::sh(&argv);
+    assert_eq!(c.psql(1, "SHOW max_connections"), "300");
+    let r = pgrepl(&["-i", &inv_s, "init", "--yes"], &[]);
+    r.expect_code(0);
+    assert!(
+        r.stderr
+            .contains("b: restarted PostgreSQL (to leave values given on its command line)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(c.psql(1, "SHOW max_connections"), "150");
 }
 
 /// Stops the servers of data directories a test put outside the lab's usual places.

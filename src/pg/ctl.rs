@@ -54,7 +54,9 @@ pub fn start_overriding(s: &Server<'_>, timeout_s: u64, overrides: &[(&str, u64)
     start(s, timeout_s).args(["-o", &opts])
 }
 
-/// `pg_ctl restart -m fast -w`.
+/// `pg_ctl restart -m fast -w`, with postgresql.conf's settings only: `-o ""` keeps pg_ctl
+/// from reusing the options of the previous start (`postmaster.opts`), such as a standby's
+/// temporary hot-standby values ([`start_overriding`]).
 pub fn restart(s: &Server<'_>, timeout_s: u64) -> Cmd {
     Cmd::new(format!("{}/pg_ctl", s.bin_dir))
         .args([
@@ -65,6 +67,8 @@ pub fn restart(s: &Server<'_>, timeout_s: u64) -> Cmd {
             s.log_file,
             "--mode=fast",
             "--wait",
+            "-o",
+            "",
         ])
         .args(["--timeout", &timeout_s.to_string(), "--silent"])
         .env("LC_ALL", "C")
@@ -201,6 +205,21 @@ mod tests {
         assert_eq!(parse_postmaster_pid(""), None);
         assert_eq!(parse_postmaster_pid("0\n"), None);
         assert_eq!(parse_postmaster_pid("x\n"), None);
+    }
+
+    /// A restart takes postgresql.conf's settings only, never the options of the last start.
+    #[test]
+    fn restart_does_not_reuse_start_options() {
+        let s = Server {
+            bin_dir: "/b",
+            data_dir: "/d",
+            log_file: "/d.log",
+        };
+        let argv = restart(&s, 5).full_argv();
+        let o = argv.iter().position(|a| a == "-o").unwrap();
+        assert_eq!(argv[o + 1], "");
+        let argv = start_overriding(&s, 5, &[("max_connections", 200), ("x; rm", 1)]).full_argv();
+        assert!(argv.ends_with(&["-o".to_string(), "-c max_connections=200".to_string()]));
     }
 
     #[test]

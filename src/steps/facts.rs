@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::context::{Context, Transports};
 use crate::inventory::{Host, Inventory};
-use crate::pg::{self, controldata, ctl, datadir, guc, hba, hostdirs};
+use crate::pg::{self, controldata, ctl, datadir, guc, hba, hostdirs, hot_standby};
 use crate::transport::Transport;
 
 use super::server::is_running;
@@ -43,6 +43,10 @@ pub struct HostFacts {
     /// The data directory's parent, the socket directory and the port (`pg::hostdirs`);
     /// `None` when the probe could not run.
     pub dirs: Option<hostdirs::HostDirs>,
+    /// Hot-standby settings the running server took from its command line (a start with its
+    /// recorded values, `steps::hot_standby`, that a run cut short left running): a restart
+    /// gives it postgresql.conf's.
+    pub from_command_line: Vec<String>,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -110,6 +114,11 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
                 Ok(db) => {
                     f.system_identifier = db.system_identifier().await.ok();
                     f.in_recovery = db.in_recovery().await.ok();
+                    let hot: Vec<String> = hot_standby::PARAMS
+                        .iter()
+                        .map(|p| p.0.to_string())
+                        .collect();
+                    f.from_command_line = db.from_command_line(&hot).await.unwrap_or_default();
                 }
                 Err(e) => {
                     f.reach = Some(Err(format!(

@@ -136,6 +136,7 @@ mod tests {
             refused_settings: None,
             hba_names: Vec::new(),
             dirs: None,
+            from_command_line: Vec::new(),
         }
     }
 

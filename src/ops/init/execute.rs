@@ -175,7 +175,7 @@ impl Executor<'_, '_> {
         // A standby restarts or starts only with hot-standby settings its control file allows:
         // after it replayed the primary's lower values (the primary went first).
         let standby = host != self.inv.primary().name;
-        if standby && (!running || (restart && !ch.files.is_empty())) {
+        if standby && (!running || restart) {
             replay_lower_values(ctx, t, h, &self.rendered[host], running).await?;
         }
         if running {

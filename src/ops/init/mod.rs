@@ -70,7 +70,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     }
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
-    plan.set_restarts(restarts(ctx, &transports, &plan, &rendered).await?);
+    plan.set_restarts(restarts(ctx, &transports, &plan, &rendered, &facts).await?);
     plan.standbys_first(&standbys_first(inv, &transports, &plan, &rendered).await?);
     if let Some(what) = plan.restart_prompt() {
         ctx.ui.confirm("init", &what)?;
@@ -104,12 +104,14 @@ pub fn live_primary<'f>(inv: &Inventory, facts: &'f [HostFacts]) -> Option<&'f s
 }
 
 /// The restart-only settings that installing the rendered files would change on each running
-/// server, in inventory order (host → settings; hosts without any are left out).
+/// server, and those it took from its command line instead of postgresql.conf (host →
+/// settings; hosts without any are left out).
 async fn restarts(
     ctx: &Context<'_>,
     transports: &Transports,
     plan: &InitPlan,
     rendered: &BTreeMap<String, Rendered>,
+    facts: &[HostFacts],
 ) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let mut restarts = BTreeMap::new();
     for name in &plan.running {
@@ -117,7 +119,11 @@ async fn restarts(
         let Some(Ok(t)) = transports.get(name) else {
             return Err(Error::step(name, "connect", "not connected"));
         };
-        let s = restart_settings(ctx, t.as_ref(), h, &rendered[name]).await?;
+        let mut s = restart_settings(ctx, t.as_ref(), h, &rendered[name]).await?;
+        let cmdline = facts.iter().filter(|f| &f.name == name);
+        s.extend(cmdline.flat_map(|f| f.from_command_line.iter().cloned()));
+        s.sort();
+        s.dedup();
         if !s.is_empty() {
             restarts.insert(name.clone(), s);
         }

@@ -43,6 +43,7 @@ fn fact(name: &str, dir: DirState, sysid: Option<&str>) -> HostFacts {
         refused_settings: None,
         hba_names: Vec::new(),
         dirs: None,
+        from_command_line: Vec::new(),
     }
 }
 
