@@ -369,6 +369,18 @@ impl Db {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
+    /// Which of `names` the running server took from its command line (`pg_ctl -o "-c …"`),
+    /// not from postgresql.conf.
+    pub async fn from_command_line(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
+        let rows = self
+            .rows(
+                "SELECT name FROM pg_catalog.pg_settings WHERE source = 'command line' AND name = ANY($1) ORDER BY 1",
+                &[&names],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Which of `names` can only change with a server restart (context `postmaster`).
     pub async fn restart_only(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
         let rows = self

@@ -230,6 +230,14 @@ impl Error {
         self
     }
 
+    /// Appends `detail` (e.g. the server log's FATAL line) to a step failure's message.
+    pub fn with_detail(mut self, detail: impl AsRef<str>) -> Self {
+        if let Some(s) = self.failure_mut() {
+            s.message = format!("{}; {}", s.message, detail.as_ref());
+        }
+        self
+    }
+
     /// Adds the tail of a command's stderr to a step failure.
     pub fn with_stderr(mut self, tail: Vec<String>) -> Self {
         if let Some(s) = self.failure_mut() {

@@ -182,17 +182,37 @@ fn history_lists_what_pgrepl_did_from_the_hosts_journals() {
     std::fs::remove_file(format!("{}.pgrepl-history", c.data_dir(1).display())).unwrap();
     let v = run(&["-i", inv, "history"], 0);
     let entries = v["entries"].as_array().unwrap();
-    let commands: Vec<&str> = entries.iter().map(|e| e["command"].as_str().unwrap()).collect();
+    let commands: Vec<&str> = entries
+        .iter()
+        .map(|e| e["command"].as_str().unwrap())
+        .collect();
     assert_eq!(commands, ["init", "switchover", "switchover"], "{v}");
     for e in entries {
         assert_eq!(e["outcome"], "ok", "{e}");
         assert!(e["user"].as_str().is_some_and(|u| !u.is_empty()), "{e}");
-        assert!(e["started"].as_str().unwrap() <= e["ended"].as_str().unwrap(), "{e}");
+        assert!(
+            e["started"].as_str().unwrap() <= e["ended"].as_str().unwrap(),
+            "{e}"
+        );
     }
     assert_eq!(entries[1]["result"]["new_primary"], "b", "{v}");
-    assert!(entries[1]["result"]["write_gap_seconds"].as_f64().is_some(), "{v}");
-    assert!(entries[1]["args"].as_array().unwrap().iter().any(|a| a == "b"), "{v}");
+    assert!(
+        entries[1]["result"]["write_gap_seconds"].as_f64().is_some(),
+        "{v}"
+    );
+    assert!(
+        entries[1]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "b"),
+        "{v}"
+    );
     let t = pgrepl(&["-i", inv, "history", "--limit", "1"], &[]);
     t.expect_code(0);
-    assert!(t.stdout.contains("switchover a --yes") && !t.stdout.contains("switchover b"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("switchover a --yes") && !t.stdout.contains("switchover b"),
+        "{}",
+        t.stdout
+    );
 }

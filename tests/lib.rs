@@ -11,6 +11,7 @@ mod bench_switchover;
 mod clone_faults;
 mod destroy;
 mod failover;
+mod faults_config;
 mod init_local;
 mod init_ssh;
 mod json_contract;

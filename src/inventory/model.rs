@@ -60,6 +60,8 @@ pub struct Inventory {
     pub locale: String,
     /// Extra postgresql.conf settings (sorted).
     pub settings: BTreeMap<String, String>,
+    /// Where each of `settings` is written in the file: (line, column) of its value.
+    pub setting_positions: BTreeMap<String, (u64, u64)>,
     /// Extra pg_hba.conf rules, in order.
     pub hba: Vec<HbaRule>,
     /// `replication.user`: the role replicas log in as.

@@ -52,6 +52,9 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     if !ctx.dry_run {
         ctx.ui.confirmable("promote")?;
     }
+    // The siblings and the old primary stream with the password file: it must be usable, and
+    // it is checked before anything is contacted.
+    ctx.inv.replication_password()?;
     ctx.lock("promote").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let down = inspect_down(ctx, &topo, &o.host).await;

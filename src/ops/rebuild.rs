@@ -61,15 +61,14 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     if !ctx.dry_run {
         ctx.ui.confirmable(&format!("rebuild {}", h.name))?;
     }
+    // The password is read (its file's mode checked) before anything is contacted.
+    let secret = ctx.inv.replication_password()?;
     ctx.lock("rebuild").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let primary = source(&topo, &o).map_err(|problems| Error::Preflight { problems })?;
     let eff = topo.intent_after(primary.name(), &[o.host.as_str()]);
     let t = ctx.kept(h).await;
-    let password = match &t {
-        Ok(_) => Some(ctx.inv.replication_password()?),
-        Err(_) => None,
-    };
+    let password = t.as_ref().ok().map(|_| secret);
     let facts = match &t {
         Ok(t) => host_facts(t.as_ref(), h).await,
         Err(e) => HostFacts {

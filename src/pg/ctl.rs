@@ -41,7 +41,22 @@ pub fn start(s: &Server<'_>, timeout_s: u64) -> Cmd {
         .env("LC_ALL", "C")
 }
 
-/// `pg_ctl restart -m fast -w`.
+/// `pg_ctl start -w` with `-c name=value` server options that override postgresql.conf for
+/// this start only (a standby's hot-standby settings while it replays a lower value). pg_ctl
+/// hands `-o` to a shell: the names are `pg::hot_standby`'s constants and the values numbers.
+pub fn start_overriding(s: &Server<'_>, timeout_s: u64, overrides: &[(&str, u64)]) -> Cmd {
+    let opts = overrides
+        .iter()
+        .filter(|(n, _)| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(|(n, v)| format!("-c {n}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    start(s, timeout_s).args(["-o", &opts])
+}
+
+/// `pg_ctl restart -m fast -w`, with postgresql.conf's settings only: `-o ""` keeps pg_ctl
+/// from reusing the options of the previous start (`postmaster.opts`), such as a standby's
+/// temporary hot-standby values ([`start_overriding`]).
 pub fn restart(s: &Server<'_>, timeout_s: u64) -> Cmd {
     Cmd::new(format!("{}/pg_ctl", s.bin_dir))
         .args([
@@ -52,6 +67,8 @@ pub fn restart(s: &Server<'_>, timeout_s: u64) -> Cmd {
             s.log_file,
             "--mode=fast",
             "--wait",
+            "-o",
+            "",
         ])
         .args(["--timeout", &timeout_s.to_string(), "--silent"])
         .env("LC_ALL", "C")
@@ -106,9 +123,78 @@ pub fn version(bin_dir: &str) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+const LOG_SIZE: &str = r#"if [ -f "$1" ]; then wc -c < "$1"; else echo 0; fi"#;
+
+/// The size in bytes of the server log `log_file` (0 when absent): where a start's lines begin.
+pub fn log_size(log_file: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", LOG_SIZE, "pgrepl-log-size", log_file])
+}
+
+const LOG_SINCE: &str = r#"[ -f "$1" ] && tail -c +"$2" -- "$1" | tail -n 200"#;
+
+/// The server log `log_file` from byte `offset` on (its last 200 lines).
+pub fn log_since(log_file: &str, offset: u64) -> Cmd {
+    Cmd::new("sh").args([
+        "-c",
+        LOG_SINCE,
+        "pgrepl-log",
+        log_file,
+        &(offset + 1).to_string(),
+    ])
+}
+
+/// What a failed start's server log says: its last FATAL (or PANIC) line with the LOG, HINT,
+/// WARNING and DETAIL lines just before it (the cause of "could not create any TCP/IP
+/// sockets" is the "could not bind … Address already in use" before it), without timestamps.
+pub fn fatal_lines(log: &str) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let Some(at) = lines
+        .iter()
+        .rposition(|l| l.contains("FATAL:") || l.contains("PANIC:"))
+    else {
+        return Vec::new();
+    };
+    let level = |l: &str| {
+        ["LOG:", "HINT:", "WARNING:", "DETAIL:", "FATAL:", "PANIC:"]
+            .iter()
+            .find_map(|m| l.find(m))
+            .map(|i| l[i..].split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let from = at.saturating_sub(3);
+    let mut out: Vec<String> = Vec::new();
+    for l in &lines[from..at] {
+        match level(l) {
+            Some(x) if !x.starts_with("LOG: database system") => out.push(x),
+            _ => out.clear(),
+        }
+    }
+    out.extend(level(lines[at]));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_start_is_told_by_its_fatal_line_and_cause() {
+        let log = "2026-11-30 10:00:00 UTC [1] LOG:  starting PostgreSQL 15.18\n\
+                   2026-11-30 10:00:00 UTC [1] LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use\n\
+                   2026-11-30 10:00:00 UTC [1] HINT:  Is another postmaster already running on port 5432?\n\
+                   2026-11-30 10:00:00 UTC [1] WARNING:  could not create listen socket for \"127.0.0.1\"\n\
+                   2026-11-30 10:00:00 UTC [1] FATAL:  could not create any TCP/IP sockets\n\
+                   2026-11-30 10:00:00 UTC [1] LOG:  database system is shut down\n";
+        assert_eq!(
+            fatal_lines(log),
+            [
+                "LOG: could not bind IPv4 address \"127.0.0.1\": Address already in use",
+                "HINT: Is another postmaster already running on port 5432?",
+                "WARNING: could not create listen socket for \"127.0.0.1\"",
+                "FATAL: could not create any TCP/IP sockets"
+            ]
+        );
+        assert!(fatal_lines("LOG: ok\n").is_empty());
+    }
 
     #[test]
     fn postmaster_pid_is_the_first_line() {
@@ -119,6 +205,21 @@ mod tests {
         assert_eq!(parse_postmaster_pid(""), None);
         assert_eq!(parse_postmaster_pid("0\n"), None);
         assert_eq!(parse_postmaster_pid("x\n"), None);
+    }
+
+    /// A restart takes postgresql.conf's settings only, never the options of the last start.
+    #[test]
+    fn restart_does_not_reuse_start_options() {
+        let s = Server {
+            bin_dir: "/b",
+            data_dir: "/d",
+            log_file: "/d.log",
+        };
+        let argv = restart(&s, 5).full_argv();
+        let o = argv.iter().position(|a| a == "-o").unwrap();
+        assert_eq!(argv[o + 1], "");
+        let argv = start_overriding(&s, 5, &[("max_connections", 200), ("x; rm", 1)]).full_argv();
+        assert!(argv.ends_with(&["-o".to_string(), "-c max_connections=200".to_string()]));
     }
 
     #[test]

@@ -23,6 +23,21 @@ cat > "$t" && chmod "$2" "$t" && mv -f -- "$t" "$1""#;
 
 const READ: &str = r#"if [ -e "$1" ]; then exec cat -- "$1"; else exit 66; fi"#;
 
+const READ_WITH_MODE: &str =
+    r#"if [ -e "$1" ]; then stat -c %a -- "$1" && exec cat -- "$1"; else exit 66; fi"#;
+
+/// Prints the file's mode in octal on a first line (`600`), then its content; exits with
+/// [`READ_ABSENT`] when it does not exist. See [`split_mode`].
+pub fn read_file_with_mode(path: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", READ_WITH_MODE, "pgrepl-read", path])
+}
+
+/// The mode and the content of [`read_file_with_mode`]'s output.
+pub fn split_mode(out: &str) -> (Option<u32>, &str) {
+    let (mode, content) = out.split_once('\n').unwrap_or((out, ""));
+    (u32::from_str_radix(mode.trim(), 8).ok(), content)
+}
+
 /// Exit status of [`read_file`] when the file does not exist.
 pub const READ_ABSENT: i32 = 66;
 

@@ -53,16 +53,21 @@ pub async fn apply_config(
     ch: &ConfigChange,
     restart_needed: bool,
 ) -> Result<Option<&'static str>, Error> {
-    if ch.files.is_empty() {
+    if ch.files.is_empty() && !restart_needed {
         return Ok(None);
     }
     let t0 = Instant::now();
     if restart_needed {
         let cmd = ctl::restart(&server(h), ctx.inv.timeouts.start.as_secs());
         server_up(t, h, &cmd, "restart PostgreSQL").await?;
+        let why = if ch.settings.is_empty() {
+            "to leave values given on its command line".to_string()
+        } else {
+            format!("{} changed", ch.settings.join(", "))
+        };
         ctx.ui.done(
             &h.name,
-            &format!("restarted PostgreSQL ({} changed)", ch.settings.join(", ")),
+            &format!("restarted PostgreSQL ({why})"),
             t0.elapsed(),
         );
         Ok(Some("restarted"))

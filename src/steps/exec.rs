@@ -31,8 +31,9 @@ pub async fn run_step(
     Ok(out)
 }
 
-/// Writes `content` to `path` unless it is already there; returns the previous content when
-/// the file changed (`Some("")` for a new file), `None` when nothing was written.
+/// Writes `content` to `path` with `mode` unless both are already so (a file whose mode was
+/// loosened is written again); returns the previous content when the file changed (`Some("")`
+/// for a new file), `None` when nothing was written.
 pub async fn install_file(
     t: &dyn Transport,
     path: &str,
@@ -41,11 +42,29 @@ pub async fn install_file(
     step: &str,
 ) -> Result<Option<String>, Error> {
     let cur = t
-        .run(&datadir::read_file(path), None)
+        .run(&datadir::read_file_with_mode(path), None)
         .await
         .on_step(t.host(), step)?;
+    let want = u32::from_str_radix(mode, 8).ok();
     let old = match cur.code {
-        Some(0) => Some(cur.stdout),
+        Some(0) => match datadir::split_mode(&cur.stdout) {
+            (m, old) if m == want => Some(old.to_string()),
+            (_, old) if old == content => {
+                tracing::info!(
+                    "{}: {path} had another mode than {mode}: set again",
+                    t.host()
+                );
+                run_step(
+                    t,
+                    &datadir::write_file(path, mode, content.as_bytes().to_vec()),
+                    step,
+                    None,
+                )
+                .await?;
+                return Ok(Some(old.to_string()));
+            }
+            (_, old) => Some(old.to_string()),
+        },
         Some(datadir::READ_ABSENT) => None,
         _ => {
             return Err(

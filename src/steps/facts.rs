@@ -1,13 +1,17 @@
 //! Gathering preflight facts: on every host at once, how it was reached, which server binaries
 //! it has, what its data directory holds, whether its server runs and of which cluster (system
-//! identifier) it is. Reads only; changes nothing. `init` and `check` decide from these facts
+//! identifier) it is; also which of the inventory's settings its server binaries refuse, which
+//! host-name addresses its resolver does not map back to themselves, and the state of the
+//! directory holding the data directory, the socket directory and the port. Reads only; changes
+//! nothing (the settings check never starts a server). `init` and `check` decide from these facts
 //! (`ops::init::preflight`, which does no I/O).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::context::{Context, Transports};
-use crate::inventory::Host;
-use crate::pg::{self, autoconf, controldata, ctl, datadir};
+use crate::inventory::{Host, Inventory};
+use crate::pg::{self, autoconf, controldata, ctl, datadir, guc, hba, hostdirs, hot_standby};
 use crate::transport::Transport;
 
 use super::server::is_running;
@@ -36,6 +40,19 @@ pub struct HostFacts {
     /// The settings its `postgresql.auto.conf` sets that a standby must not inherit (they
     /// override pgrepl's `postgresql.conf`), with their lines.
     pub auto_conf_overrides: Vec<(String, usize)>,
+    /// The inventory's `postgres.settings` the host's server binaries refuse: (name, the
+    /// server's words), or why they could not be checked; `None` when not checked (no binaries).
+    pub refused_settings: Option<Result<Vec<(String, String)>, String>>,
+    /// Host names among the inventory's addresses that this host's resolver does not map back
+    /// to themselves, so its pg_hba.conf name lines would admit nobody (`pg::hba`).
+    pub hba_names: Vec<hba::Mismatch>,
+    /// The data directory's parent, the socket directory and the port (`pg::hostdirs`);
+    /// `None` when the probe could not run.
+    pub dirs: Option<hostdirs::HostDirs>,
+    /// Hot-standby settings the running server took from its command line (a start with its
+    /// recorded values, `steps::hot_standby`, that a run cut short left running): a restart
+    /// gives it postgresql.conf's.
+    pub from_command_line: Vec<String>,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -72,6 +89,10 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
             .unwrap_or_else(|| o.describe_status())),
         Err(e) => Err(format!("{e:#}")),
     });
+    if matches!(f.binaries, Some(Ok(_))) {
+        f.refused_settings = Some(refused_settings(t, h, &ctx.inv.settings).await);
+    }
+    f.hba_names = hba_names(t, &ctx.inv).await;
     match t.run(&datadir::probe(&h.data_dir), None).await {
         Ok(o) if o.success() => f.data_dir = datadir::parse(&o.stdout),
         Ok(o) => {
@@ -87,21 +108,17 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
             return f;
         }
     }
+    let probe = hostdirs::probe(&h.data_dir, &h.socket_dir, h.port);
+    f.dirs = match t.run(&probe, None).await {
+        Ok(o) if o.success() => Some(hostdirs::parse(&o.stdout)),
+        _ => None,
+    };
     if matches!(f.data_dir, Some(datadir::DirState::PgData { .. })) {
-        let auto = format!("{}/{}", h.data_dir, autoconf::FILE);
-        if let Ok(o) = t.run(&datadir::read_file(&auto), None).await {
-            if let Some((_, removed)) = autoconf::clean(&o.stdout).filter(|_| o.success()) {
-                f.auto_conf_overrides = removed.into_iter().map(|r| (r.name, r.line)).collect();
-            }
-        }
+        f.auto_conf_overrides = auto_conf_overrides(t, h).await;
         f.running = is_running(t, h).await.unwrap_or(false);
         if f.running {
             match ctx.db(t, h).await {
-                Ok(db) => {
-                    f.system_identifier = db.system_identifier().await.ok();
-                    f.in_recovery = db.in_recovery().await.ok();
-                    f.idle_slot_timeout_s = db.idle_slot_timeout().await.ok().flatten();
-                }
+                Ok(db) => server_facts(&db, &mut f).await,
                 Err(e) => {
                     f.reach = Some(Err(format!(
                         "the server runs but pgrepl cannot connect to it: {e:#}"
@@ -117,4 +134,93 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
         }
     }
     f
+}
+
+/// The entries of the data directory's `postgresql.auto.conf` a standby must not inherit, with
+/// their lines (none when it cannot be read).
+async fn auto_conf_overrides(t: &dyn Transport, h: &Host) -> Vec<(String, usize)> {
+    let auto = format!("{}/{}", h.data_dir, autoconf::FILE);
+    match t.run(&datadir::read_file(&auto), None).await {
+        Ok(o) if o.success() => autoconf::clean(&o.stdout)
+            .map(|(_, removed)| removed.into_iter().map(|r| (r.name, r.line)).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// What the running server says of itself: its cluster, whether it is in recovery, its idle
+/// slot timeout, the hot-standby settings it took from its command line.
+async fn server_facts(db: &crate::db::Db, f: &mut HostFacts) {
+    f.system_identifier = db.system_identifier().await.ok();
+    f.in_recovery = db.in_recovery().await.ok();
+    f.idle_slot_timeout_s = db.idle_slot_timeout().await.ok().flatten();
+    let hot: Vec<String> = hot_standby::PARAMS
+        .iter()
+        .map(|p| p.0.to_string())
+        .collect();
+    f.from_command_line = db.from_command_line(&hot).await.unwrap_or_default();
+}
+
+/// The settings the host's server binaries refuse (`pg::guc`): checked all at once, then again
+/// without each refused one, until the rest are accepted. Nothing is started.
+async fn refused_settings(
+    t: &dyn Transport,
+    h: &Host,
+    settings: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut refused: Vec<(String, String)> = Vec::new();
+    loop {
+        let names: Vec<String> = refused.iter().map(|(n, _)| n.clone()).collect();
+        let left = guc::without(settings, &names);
+        if left.is_empty() {
+            return Ok(refused);
+        }
+        let cmd = guc::check_cmd(&h.bin_dir, left.iter().copied());
+        let out = t.run(&cmd, None).await.map_err(|e| format!("{e:#}"))?;
+        let left_names: Vec<&str> = left.iter().map(|(n, _)| *n).collect();
+        match guc::verdict(&out.stderr_tail, &left_names) {
+            guc::Verdict::Accepted => return Ok(refused),
+            guc::Verdict::Refused { name, message } => refused.push((name, message)),
+            guc::Verdict::Unknown(why) => {
+                return Err(format!(
+                    "{}/postgres could not check them: {why}",
+                    h.bin_dir
+                ))
+            }
+        }
+    }
+}
+
+/// The inventory's host-name addresses that do not resolve back to themselves on this host
+/// (no lookup when every address is an IP). A lookup that cannot run is reported as a
+/// mismatch of every name: init cannot know that its pg_hba.conf lines admit anyone.
+async fn hba_names(t: &dyn Transport, inv: &Inventory) -> Vec<hba::Mismatch> {
+    let mut names: Vec<&str> = inv
+        .hosts
+        .iter()
+        .map(|h| h.address.as_str())
+        .filter(|a| a.parse::<std::net::IpAddr>().is_err())
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    match t.run(&hba::lookup(&names), None).await {
+        Ok(o) if o.success() => hba::mismatches(&o.stdout),
+        other => {
+            let why = match other {
+                Ok(o) => o.stderr_tail.join(" "),
+                Err(e) => format!("{e:#}"),
+            };
+            names
+                .iter()
+                .map(|n| hba::Mismatch {
+                    name: n.to_string(),
+                    why: format!("{n} could not be looked up (getent): {why}"),
+                    ip: None,
+                })
+                .collect()
+        }
+    }
 }

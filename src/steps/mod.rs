@@ -12,6 +12,7 @@ pub mod config;
 pub mod exec;
 pub mod facts;
 pub mod history;
+pub mod hot_standby;
 pub mod lock;
 pub mod probe;
 pub mod record;

@@ -42,13 +42,29 @@ pub async fn is_running(t: &dyn Transport, h: &Host) -> Result<bool, Error> {
     Ok(out.success())
 }
 
-/// Runs a `pg_ctl` command that starts a server (start, restart) as `step`; a failure points at
-/// the server log.
+/// Runs a `pg_ctl` command that starts a server (start, restart) as `step`; a failure quotes
+/// the server log's FATAL line (and its cause) written by this start, and points at the log.
 pub async fn server_up(t: &dyn Transport, h: &Host, cmd: &Cmd, step: &str) -> Result<(), Error> {
-    run_step(t, cmd, step, None)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.with_hint(log_hint(h)))
+    let offset = match t.run(&ctl::log_size(&h.log_file), None).await {
+        Ok(o) if o.success() => o.stdout.trim().parse().ok(),
+        _ => None,
+    };
+    let Err(e) = run_step(t, cmd, step, None).await else {
+        return Ok(());
+    };
+    let said = match offset {
+        Some(at) => match t.run(&ctl::log_since(&h.log_file, at), None).await {
+            Ok(o) => ctl::fatal_lines(&o.stdout),
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    let e = if said.is_empty() {
+        e
+    } else {
+        e.with_detail(format!("the server log says: {}", said.join(" / ")))
+    };
+    Err(e.with_hint(log_hint(h)))
 }
 
 /// Starts a stopped server and waits until it accepts connections (`timeouts.start`).

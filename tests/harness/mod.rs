@@ -931,16 +931,27 @@ impl LocalLab {
 
     /// Writes the inventory (with `shared_buffers`) and returns its path.
     pub fn inventory(&self, shared_buffers: &str) -> PathBuf {
+        self.inventory_with(shared_buffers, "", "127.0.0.1")
+    }
+
+    /// Like [`LocalLab::inventory`], with `extra_settings` (YAML lines indented by four spaces)
+    /// under `postgres.settings` and every host at `address`.
+    pub fn inventory_with(
+        &self,
+        shared_buffers: &str,
+        extra_settings: &str,
+        address: &str,
+    ) -> PathBuf {
         let d = self.dir.path().display();
         let mut y = format!(
-            "cluster: lt\npostgres:\n  version: {v}\n  bin_dir: {b}\n  os_user: {u}\n  data_dir: {d}/{{host}}\n  socket_dir: {d}/run\n  settings:\n    shared_buffers: {shared_buffers}\n    fsync: 'off'\nreplication:\n  password_file: {d}/pw\naccess:\n  transport: local\nhosts:\n",
+            "cluster: lt\npostgres:\n  version: {v}\n  bin_dir: {b}\n  os_user: {u}\n  data_dir: {d}/{{host}}\n  socket_dir: {d}/run\n  settings:\n    shared_buffers: {shared_buffers}\n    fsync: 'off'\n{extra_settings}replication:\n  password_file: {d}/pw\naccess:\n  transport: local\nhosts:\n",
             v = pg_version(),
             b = pg_bin(),
             u = self.os_user
         );
         for (i, (n, p)) in self.names.iter().zip(&self.ports).enumerate() {
             y.push_str(&format!(
-                "  - {{name: {n}, address: 127.0.0.1, port: {p}, role: {}}}\n",
+                "  - {{name: {n}, address: {address}, port: {p}, role: {}}}\n",
                 if i == 0 { "primary" } else { "replica" }
             ));
         }

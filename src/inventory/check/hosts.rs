@@ -179,6 +179,15 @@ fn resolve_paths(
         cluster: if d.cluster_ok { d.cluster } else { "cluster" },
         host: if name_ok { name } else { "host" },
     };
+    if let Some(s) = rh.socket_dir.as_ref().or(d.socket_dir) {
+        if s.value.contains(',') {
+            c.at(
+                s.referenced,
+                format!("socket_dir {:?} contains ','", s.value),
+                "PostgreSQL reads unix_socket_directories as a comma-separated list (and libpq a host list): use a path without ','",
+            );
+        }
+    }
     [
         (
             rh.data_dir.as_ref(),

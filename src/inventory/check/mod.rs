@@ -70,7 +70,8 @@ impl Checker {
 pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<Inventory> {
     let pg = postgres::check(c, &raw.cluster, &raw.postgres.value);
     let host_count = raw.hosts.value.len();
-    let settings = settings::check(c, &raw.postgres.value.settings, host_count);
+    let (settings, setting_positions) =
+        settings::check(c, &raw.postgres.value.settings, host_count);
     let hba = hba::check(c, &raw.postgres.value.hba, pg.version, &settings);
     let rep = replication::check(
         c,
@@ -94,6 +95,7 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         os_user: pg.os_user,
         locale: pg.locale,
         settings,
+        setting_positions,
         hba,
         replication_user: rep.user,
         rewind_user: rep.rewind_user,

@@ -44,22 +44,27 @@ const RESERVED_SETTINGS: &[(&str, &str)] = &[
     ("cluster_name", "set cluster"),
 ];
 
-/// Checks each setting of a cluster of `hosts` hosts; the accepted ones, sorted by name.
+/// Checks each setting of a cluster of `hosts` hosts; the accepted ones, sorted by name, and
+/// where each value is in the file (line, column): a setting the target server refuses later
+/// (`ops::init::preflight`) is reported there.
 pub(super) fn check(
     c: &mut Checker,
     raw: &BTreeMap<String, Spanned<String>>,
     hosts: usize,
-) -> BTreeMap<String, String> {
+) -> (BTreeMap<String, String>, BTreeMap<String, (u64, u64)>) {
     let mut settings = BTreeMap::new();
+    let mut at = BTreeMap::new();
     for (name, value) in raw {
         match problem(name, &value.value, hosts) {
             Some((message, hint)) => c.at(value.referenced, message, hint),
             None => {
                 settings.insert(name.clone(), value.value.clone());
+                let loc = value.referenced;
+                at.insert(name.clone(), (loc.line(), loc.column()));
             }
         }
     }
-    settings
+    (settings, at)
 }
 
 /// What is wrong with `name = value`, and its fix; the first rule it breaks only.

@@ -18,6 +18,8 @@ use super::{live_primary, preflight, warnings, Context, HostPlan};
 /// every problem after the table or JSON document (on stdout) is printed. Warnings
 /// ([`warnings`]) are printed on stderr (and in the JSON document) and do not change the exit.
 pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
+    // init reads the password first: so does its check, before anything is contacted.
+    ctx.inv.replication_password()?;
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
     // As init does: once the cluster exists, the live primary is the primary.
@@ -169,6 +171,10 @@ mod tests {
             in_recovery: None,
             idle_slot_timeout_s: None,
             auto_conf_overrides: Vec::new(),
+            refused_settings: None,
+            hba_names: Vec::new(),
+            dirs: None,
+            from_command_line: Vec::new(),
         }
     }
 

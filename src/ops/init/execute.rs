@@ -15,6 +15,7 @@ use crate::render::Rendered;
 use crate::steps::clone::clone_via_staging;
 use crate::steps::config::{apply_config, install_configs, install_passfile};
 use crate::steps::exec::run_step;
+use crate::steps::hot_standby::replay_lower_values;
 use crate::steps::roles::ensure_role;
 use crate::steps::server::{server, start};
 use crate::steps::slots::{drop_stale_slots, ensure_slot};
@@ -158,12 +159,24 @@ impl Executor<'_, '_> {
             "create socket directory",
             None,
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            e.with_hint(format!(
+                "create it for the OS user on {host}: install -d -o {} -m 2775 {}",
+                self.inv.os_user, h.socket_dir
+            ))
+        })?;
         let ch = install_configs(t, h, &self.rendered[host]).await?;
         if !ch.files.is_empty() {
             ctx.ui
                 .detail(format!("{host}: installed {}", ch.files.join(", ")));
             self.note(format!("{host}: {}", ch.files.join(", ")));
+        }
+        // A standby restarts or starts only with hot-standby settings its control file allows:
+        // after it replayed the primary's lower values (the primary went first).
+        let standby = host != self.inv.primary().name;
+        if standby && (!running || restart) {
+            replay_lower_values(ctx, t, h, &self.rendered[host], running).await?;
         }
         if running {
             if let Some(what) = apply_config(ctx, t, h, &ch, restart).await? {

@@ -14,11 +14,12 @@
 
 pub mod check;
 mod execute;
+mod hostchecks;
 pub mod plan;
 pub mod preflight;
 pub mod warnings;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::error::{exit, Error, OnStep};
@@ -26,6 +27,7 @@ use crate::inventory::Inventory;
 use crate::render::Rendered;
 use crate::steps::config::restart_settings;
 use crate::steps::facts::{gather, HostFacts};
+use crate::steps::hot_standby::too_low;
 use crate::steps::record::keep_inventory_true;
 
 use self::execute::Executor;
@@ -73,7 +75,8 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     }
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
-    plan.set_restarts(restarts(ctx, &transports, &plan, &rendered).await?);
+    plan.set_restarts(restarts(ctx, &transports, &plan, &rendered, &facts).await?);
+    plan.standbys_first(&standbys_first(inv, &transports, &plan, &rendered).await?);
     if ctx.dry_run {
         let mut steps: Vec<String> = plan.steps.iter().map(|s| s.to_string()).collect();
         steps.extend(plan.restart_prompt());
@@ -118,12 +121,14 @@ pub fn live_primary<'f>(inv: &Inventory, facts: &'f [HostFacts]) -> Option<&'f s
 }
 
 /// The restart-only settings that installing the rendered files would change on each running
-/// server, in inventory order (host → settings; hosts without any are left out).
+/// server, and those it took from its command line instead of postgresql.conf (host →
+/// settings; hosts without any are left out).
 async fn restarts(
     ctx: &Context<'_>,
     transports: &Transports,
     plan: &InitPlan,
     rendered: &BTreeMap<String, Rendered>,
+    facts: &[HostFacts],
 ) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let mut restarts = BTreeMap::new();
     for name in &plan.running {
@@ -131,12 +136,43 @@ async fn restarts(
         let Some(Ok(t)) = transports.get(name) else {
             return Err(Error::step(name, "connect", "not connected"));
         };
-        let s = restart_settings(ctx, t.as_ref(), h, &rendered[name]).await?;
+        let mut s = restart_settings(ctx, t.as_ref(), h, &rendered[name]).await?;
+        let cmdline = facts.iter().filter(|f| &f.name == name);
+        s.extend(cmdline.flat_map(|f| f.from_command_line.iter().cloned()));
+        s.sort();
+        s.dedup();
         if !s.is_empty() {
             restarts.insert(name.clone(), s);
         }
     }
     Ok(restarts)
+}
+
+/// When the primary restarts: the standbys that restart too and can do so before it (their
+/// new hot-standby settings are not below what their control files recorded; raising goes
+/// standbys first). The others restart after the primary, once they replayed its lower values.
+async fn standbys_first(
+    inv: &Inventory,
+    transports: &Transports,
+    plan: &InitPlan,
+    rendered: &BTreeMap<String, Rendered>,
+) -> Result<BTreeSet<String>, Error> {
+    let mut early = BTreeSet::new();
+    if !plan.restarts.contains_key(&inv.primary().name) {
+        return Ok(early);
+    }
+    for h in inv
+        .replicas()
+        .filter(|h| plan.restarts.contains_key(&h.name))
+    {
+        let Some(Ok(t)) = transports.get(&h.name) else {
+            return Err(Error::step(&h.name, "connect", "not connected"));
+        };
+        if too_low(t.as_ref(), h, &rendered[&h.name]).await?.is_empty() {
+            early.insert(h.name.clone());
+        }
+    }
+    Ok(early)
 }
 
 /// The last line: what changed, or that nothing had to.

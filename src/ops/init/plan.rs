@@ -210,6 +210,35 @@ impl InitPlan {
         }
     }
 
+    /// Moves the `Configure` steps of the standbys in `early` (running, restarting) out of
+    /// their waves to just before the primary's: raised hot-standby settings reach the
+    /// standbys before the primary WAL-logs them.
+    pub fn standbys_first(&mut self, early: &BTreeSet<String>) {
+        if early.is_empty() {
+            return;
+        }
+        let mut moved = Vec::new();
+        for step in &mut self.steps {
+            if let InitStep::Wave { replicas, .. } = step {
+                for lane in replicas.iter_mut().filter(|l| early.contains(&l.host)) {
+                    lane.steps.retain(|s| {
+                        let go = matches!(s, InitStep::Configure { .. });
+                        if go {
+                            moved.push(s.clone());
+                        }
+                        !go
+                    });
+                }
+            }
+        }
+        let at = self
+            .steps
+            .iter()
+            .position(|s| matches!(s, InitStep::Configure { .. }))
+            .unwrap_or(0);
+        self.steps.splice(at..at, moved);
+    }
+
     /// What to confirm before the first change when running servers must restart: "restart
     /// running servers whose restart-only settings changed: pg1 (shared_buffers); …". `None`
     /// when no server restarts.

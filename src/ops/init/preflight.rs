@@ -10,6 +10,7 @@ use crate::inventory::{Host, Inventory};
 use crate::pg::datadir::DirState;
 use crate::steps::facts::HostFacts;
 
+use super::hostchecks;
 use super::plan::{HostPlan, InitPlan};
 
 /// What the replicas are checked against: the primary as preflight found it.
@@ -30,8 +31,15 @@ pub fn preflight(inv: &Inventory, facts: &[HostFacts]) -> Result<InitPlan, Vec<P
     let mut problems: Vec<Problem> = facts
         .iter()
         .filter_map(|f| Some(host_problems(inv, inv.host(&f.name)?, f)))
+        .chain(
+            facts
+                .iter()
+                .filter_map(|f| Some(hostchecks::dirs_problems(inv, inv.host(&f.name)?, f))),
+        )
         .flatten()
         .collect();
+    problems.extend(hostchecks::settings_problems(inv, facts));
+    problems.extend(hostchecks::hba_name_problems(inv, facts));
     let by_name: BTreeMap<&str, &HostFacts> = facts.iter().map(|f| (f.name.as_str(), f)).collect();
     let reached = |name: &str| {
         by_name
@@ -84,7 +92,7 @@ pub fn preflight(inv: &Inventory, facts: &[HostFacts]) -> Result<InitPlan, Vec<P
     Ok(InitPlan::build(inv, hosts, running))
 }
 
-fn problem(host: &str, check: &str, message: String, hint: Option<String>) -> Problem {
+pub(super) fn problem(host: &str, check: &str, message: String, hint: Option<String>) -> Problem {
     Problem {
         host: host.to_string(),
         check: check.to_string(),
@@ -246,8 +254,8 @@ fn decide_replica(
 fn dir_problem(host: &str, dir: &str, state: &DirState) -> Problem {
     let (message, hint) = match state {
         DirState::Absent { .. } => (
-            format!("{dir} does not exist and its parent is not writable by the PostgreSQL OS user"),
-            format!("create it: install -d -o postgres -m 0700 {dir}"),
+            format!("{dir} does not exist and the directory that holds it is not writable by the PostgreSQL OS user (pgrepl keeps its password file, server log, lock and clone staging there)"),
+            format!("create that directory for the OS user: install -d -o postgres -m 0750 {}", parent_of(dir)),
         ),
         DirState::NotADirectory => (
             format!("{dir} exists and is not a directory"),
@@ -273,4 +281,12 @@ fn unknown_dir_problem(h: &Host) -> Problem {
         format!("cannot tell what {} holds", h.data_dir),
         Some(format!("look at it on {}: ls -la {}", h.name, h.data_dir)),
     )
+}
+
+/// The directory that holds `path` (`/` for a top-level one).
+pub(super) fn parent_of(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((p, _)) => p,
+    }
 }

@@ -42,6 +42,10 @@ fn fact(name: &str, dir: DirState, sysid: Option<&str>) -> HostFacts {
         in_recovery: None,
         idle_slot_timeout_s: None,
         auto_conf_overrides: Vec::new(),
+        refused_settings: None,
+        hba_names: Vec::new(),
+        dirs: None,
+        from_command_line: Vec::new(),
     }
 }
 
@@ -223,8 +227,8 @@ fn data_dirs_that_are_not_postgresql_are_refused_with_their_fix() {
             DirState::Absent {
                 parent_writable: false,
             },
-            "does not exist and its parent is not writable by the PostgreSQL OS user",
-            "create it: install -d -o postgres -m 0700 ",
+            "does not exist and the directory that holds it is not writable by the PostgreSQL OS user (pgrepl keeps its password file, server log, lock and clone staging there)",
+            "create that directory for the OS user: install -d -o postgres -m 0750 /var/lib/postgresql/15",
         ),
         (
             DirState::NotADirectory,
@@ -505,5 +509,39 @@ fn plan_displays_one_line_per_step() {
             "p: initdb (data checksums on)\np: install configuration files, start PostgreSQL\n"
         ),
         "{fresh}"
+    );
+}
+
+/// Raised hot-standby settings: the standbys that can restart first are moved before the
+/// primary's configuration step, out of their waves.
+#[test]
+fn standbys_first_moves_their_configure_before_the_primary() {
+    let inv = inv();
+    let hosts: BTreeMap<String, HostPlan> = [
+        ("p".to_string(), HostPlan::KeepPrimary),
+        ("r1".to_string(), HostPlan::KeepReplica),
+        ("r2".to_string(), HostPlan::KeepReplica),
+    ]
+    .into();
+    let running = vec!["p".to_string(), "r1".to_string(), "r2".to_string()];
+    let mut plan = InitPlan::build(&inv, hosts, running);
+    let all = ["p", "r1", "r2"].map(|h| (h.to_string(), vec!["max_connections".to_string()]));
+    plan.set_restarts(all.into());
+    plan.standbys_first(&["r1".to_string()].into());
+    let text = plan.to_string();
+    let r1 = text
+        .find("r1: install configuration files, restart")
+        .unwrap();
+    let p = text
+        .find("p: install configuration files, restart")
+        .unwrap();
+    let r2 = text
+        .find("r2: install configuration files, restart")
+        .unwrap();
+    assert!(r1 < p && p < r2, "{text}");
+    assert_eq!(
+        text.matches("r1: install configuration").count(),
+        1,
+        "{text}"
     );
 }
