@@ -280,6 +280,19 @@ pub(crate) mod fixtures {
         .unwrap()
     }
 
+    /// A physical slot `name`, reserved, retaining nothing; `active` as given.
+    pub fn slot(name: &str, active: bool) -> Slot {
+        Slot {
+            name: name.into(),
+            slot_type: "physical".into(),
+            active,
+            wal_status: Some("reserved".into()),
+            safe_wal_size: None,
+            retained_bytes: Some(0),
+            invalidation_reason: None,
+        }
+    }
+
     /// A writable server on timeline 1 at `lsn`, serving `followers` (streaming).
     pub fn primary(lsn: &str, followers: &[&str]) -> NodeState {
         NodeState {

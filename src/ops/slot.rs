@@ -144,17 +144,7 @@ fn report(ctx: &Context<'_>, host: &str, slot: &str, dropped: bool) -> Result<u8
 mod tests {
     use super::*;
 
-    fn slot(name: &str, active: bool) -> Slot {
-        Slot {
-            name: name.into(),
-            slot_type: "physical".into(),
-            active,
-            wal_status: Some("reserved".into()),
-            safe_wal_size: None,
-            retained_bytes: Some(0),
-            invalidation_reason: None,
-        }
-    }
+    use crate::topology::fixtures::slot;
 
     #[test]
     fn a_slot_in_use_is_refused_without_force() {

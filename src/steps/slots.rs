@@ -334,19 +334,8 @@ async fn released(db: &Db, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::state::Slot;
 
-    fn slot(name: &str, active: bool) -> Slot {
-        Slot {
-            name: name.into(),
-            slot_type: "physical".into(),
-            active,
-            wal_status: Some("reserved".into()),
-            safe_wal_size: None,
-            retained_bytes: Some(0),
-            invalidation_reason: None,
-        }
-    }
+    use crate::topology::fixtures::slot;
 
     #[test]
     fn the_record_round_trips_and_skips_what_is_not_an_entry() {

@@ -169,12 +169,7 @@ mod tests {
             running,
             system_identifier: None,
             in_recovery: None,
-            idle_slot_timeout_s: None,
-            auto_conf_overrides: Vec::new(),
-            refused_settings: None,
-            hba_names: Vec::new(),
-            dirs: None,
-            from_command_line: Vec::new(),
+            ..HostFacts::default()
         }
     }
 

@@ -40,12 +40,7 @@ fn fact(name: &str, dir: DirState, sysid: Option<&str>) -> HostFacts {
         running: sysid.is_some(),
         system_identifier: sysid.map(Into::into),
         in_recovery: None,
-        idle_slot_timeout_s: None,
-        auto_conf_overrides: Vec::new(),
-        refused_settings: None,
-        hba_names: Vec::new(),
-        dirs: None,
-        from_command_line: Vec::new(),
+        ..HostFacts::default()
     }
 }
 
