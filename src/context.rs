@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::db::{self, Db};
-use crate::error::{Error, InventoryIssue, OnStep, Problem};
+use crate::error::{Error, InventoryIssue, OnStep, Problem, StepFailure};
 use crate::inventory::{self, Host, Inventory, TransportKind};
 use crate::render::{Rendered, Renderer};
 use crate::transport::{local::LocalTransport, ssh, Spawned, Transport};
@@ -43,6 +43,11 @@ pub struct Context<'a> {
     pub dry_run: bool,
     /// What the command reported as its result (for the history record).
     result: std::sync::Mutex<Option<serde_json::Value>>,
+    /// What an interruption leaves from the current step on (see `interrupted_after`).
+    interrupted_after: std::sync::Mutex<Option<StepFailure>>,
+    /// A replica this run stopped for a clone that has not replaced its data yet: started again
+    /// on its previous data if the run ends now.
+    stopped_for_clone: std::sync::Mutex<Option<String>>,
     /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
     kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
     /// The cluster lock, while this run holds it.
@@ -112,6 +117,8 @@ impl<'a> Context<'a> {
             write_inventory: opts.write_inventory,
             dry_run: opts.dry_run,
             result: Default::default(),
+            interrupted_after: Default::default(),
+            stopped_for_clone: Default::default(),
             run_dir,
             kept: Default::default(),
             locks: Default::default(),
@@ -312,6 +319,28 @@ impl Context<'_> {
     /// The candidate is being promoted (or the rollback is under way): nothing to restart.
     pub fn take_pending_rollback(&self) -> Option<String> {
         self.pending_rollback.lock().expect("not poisoned").take()
+    }
+
+    /// What an interruption from now on leaves, and the command that finishes the job (a
+    /// switchover past its promotion): the interruption then says so instead of "re-run".
+    pub fn interrupted_after(&self, what: StepFailure) {
+        *self.interrupted_after.lock().expect("not poisoned") = Some(what);
+    }
+
+    /// `host` was stopped for a clone whose copy has not replaced its data (`None`: it has, or
+    /// the clone is over): if the run ends meanwhile, `steps::undo` starts it again.
+    pub fn stopped_for_clone(&self, host: Option<&str>) {
+        *self.stopped_for_clone.lock().expect("not poisoned") = host.map(str::to_string);
+    }
+
+    /// See [`Context::stopped_for_clone`].
+    pub fn take_stopped_for_clone(&self) -> Option<String> {
+        self.stopped_for_clone.lock().expect("not poisoned").take()
+    }
+
+    /// See [`Context::interrupted_after`].
+    pub fn take_interrupted_after(&self) -> Option<StepFailure> {
+        self.interrupted_after.lock().expect("not poisoned").take()
     }
 }
 

@@ -173,6 +173,10 @@ pub enum Error {
          unfinished clones dropped; re-run the same command to finish the job"
     )]
     Interrupted,
+    /// SIGINT or SIGTERM arrived past a point where re-running the same command does not finish
+    /// the job (a switchover after its promotion): the state and the commands that do (exit 130).
+    #[error("interrupted: {0}")]
+    InterruptedAfter(StepFailure),
 }
 
 mod document;
@@ -185,7 +189,7 @@ impl Error {
             Error::Preflight { .. } => exit::PREFLIGHT,
             Error::ConfirmationRequired { .. } => exit::CONFIRMATION_REQUIRED,
             Error::Locked { .. } => exit::LOCKED,
-            Error::Interrupted => exit::INTERRUPTED,
+            Error::Interrupted | Error::InterruptedAfter(_) => exit::INTERRUPTED,
             Error::Step(_) | Error::Other(_) => exit::FAILED,
             Error::SwitchoverIncomplete(_) => exit::SWITCHOVER_INCOMPLETE,
             Error::SwitchoverRolledBack(_) => exit::SWITCHOVER_ROLLED_BACK,
@@ -217,7 +221,7 @@ impl Error {
     fn failure_mut(&mut self) -> Option<&mut StepFailure> {
         match self {
             Error::SwitchoverIncomplete(i) => Some(&mut i.failure),
-            Error::Step(s) | Error::SwitchoverRolledBack(s) => Some(s),
+            Error::Step(s) | Error::SwitchoverRolledBack(s) | Error::InterruptedAfter(s) => Some(s),
             _ => None,
         }
     }

@@ -103,7 +103,10 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
     )?;
     let r = tokio::select! {
         r = dispatch(op, &ctx) => r,
-        _ = interrupted() => Err(error::Error::Interrupted),
+        _ = interrupted() => Err(match ctx.take_interrupted_after() {
+            Some(after) => error::Error::InterruptedAfter(after),
+            None => error::Error::Interrupted,
+        }),
     };
     if r.is_err() {
         // A cut-short clone leaves no slot behind; its pg_basebackup was stopped when its

@@ -566,3 +566,59 @@ fn host_names_that_are_not_slot_names_get_valid_slots() {
     lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
         .expect_code(0);
 }
+
+/// Case 8, the kind: a switchover interrupted (SIGINT) at any point — during the stop, after the
+/// shutdown checkpoint was read, after the promotion — leaves exactly one node that accepts
+/// writes, and what it prints finishes the job (the same command before the promotion, the
+/// commands it names after), to a healthy cluster.
+#[test]
+fn an_interrupted_switchover_always_leaves_one_primary_and_says_how_to_finish() {
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.init(ROLES);
+    lab.psql("p", "CREATE TABLE t(x int); INSERT INTO t VALUES (1)");
+    let writable = |h: &str| {
+        lab.server_running(h)
+            && std::process::Command::new("true").status().is_ok()
+            && lab.psql(h, "SELECT NOT pg_is_in_recovery()") == "t"
+    };
+    for marker in ["1. CHECKPOINT", "3. shutdown checkpoint", "5. promoted"] {
+        let primary = ["p", "r1", "r2"].into_iter().find(|h| writable(h)).unwrap();
+        let to = if primary == "r1" { "r2" } else { "r1" };
+        let sw = spawn_pgrepl(&["-i", &inv, "switchover", to, "--yes"]);
+        wait_for(marker, Duration::from_secs(60), || {
+            sw.stderr_so_far().contains(marker)
+        });
+        sw.signal(libc::SIGINT);
+        let r = sw.wait();
+        r.expect_code(130);
+        let primaries: Vec<&str> = ["p", "r1", "r2"]
+            .into_iter()
+            .filter(|h| writable(h))
+            .collect();
+        assert_eq!(
+            primaries.len(),
+            1,
+            "after {marker}: {primaries:?}\n{}",
+            r.stderr
+        );
+        // What it says finishes the job.
+        if let Some(next) = r
+            .stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("next: finish the switchover: "))
+        {
+            let cmd = next.split(" (").next().unwrap();
+            for part in cmd.split(" && ") {
+                let argv: Vec<&str> = part.split_whitespace().skip(1).collect();
+                lab.pgrepl(&argv).expect_code(0);
+            }
+        } else {
+            assert!(r.stderr.contains("re-run the same command"), "{}", r.stderr);
+            lab.pgrepl(&["-i", &inv, "switchover", to, "--yes"])
+                .expect_code(0);
+        }
+        lab.pgrepl(&["-i", &inv, "status", "--wait", "60"])
+            .expect_code(0);
+        assert_eq!(lab.psql(to, "SELECT count(*) FROM t"), "1");
+    }
+}

@@ -355,3 +355,25 @@ fn a_stuck_archiver_does_not_hold_the_switchover_up() {
     lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
         .expect_code(0);
 }
+
+/// The same held-up shutdown in init's restart (a restart-only setting changed while the
+/// archiver hangs): the primary is stopped for good and started, never left shutting down.
+#[test]
+fn a_stuck_archiver_does_not_hold_an_init_restart_up() {
+    let (lab, inv) = archiving_lab("sleep 120");
+    lab.psql(
+        "p",
+        "CREATE TABLE t(x int); INSERT INTO t VALUES (1); SELECT pg_switch_wal()",
+    );
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(
+        &inv,
+        text.replace("    shared_buffers: 16MB\n", "    shared_buffers: 24MB\n"),
+    )
+    .unwrap();
+    lab.pgrepl(&["-i", &inv, "init", "--yes"]).expect_code(0);
+    assert_eq!(lab.psql("p", "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(lab.psql("p", "SHOW shared_buffers"), "24MB");
+    lab.pgrepl(&["-i", &inv, "status", "--wait", "30"])
+        .expect_code(0);
+}

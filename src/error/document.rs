@@ -20,7 +20,7 @@ impl Error {
             Error::SwitchoverIncomplete(_) => "switchover_incomplete",
             Error::SwitchoverRolledBack(_) => "switchover_rolled_back",
             Error::Other(_) => "other",
-            Error::Interrupted => "interrupted",
+            Error::Interrupted | Error::InterruptedAfter(_) => "interrupted",
         }
     }
 
@@ -56,7 +56,9 @@ impl Error {
                 e["holder"] = json!(holder);
                 e["next"] = json!(hint);
             }
-            Error::Step(s) | Error::SwitchoverRolledBack(s) => failure(&mut e, s),
+            Error::Step(s) | Error::SwitchoverRolledBack(s) | Error::InterruptedAfter(s) => {
+                failure(&mut e, s)
+            }
             Error::SwitchoverIncomplete(i) => {
                 failure(&mut e, &i.failure);
                 e["nodes"] = i

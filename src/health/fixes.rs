@@ -22,14 +22,27 @@ pub fn shell_quote(s: &str) -> String {
 pub struct Fixes<'i> {
     inv: &'i Inventory,
     path: String,
+    /// Who pastes the local commands (this process's user): root switches to the OS user with
+    /// `runuser` (always there, as pgrepl itself does), the OS user needs no switch, anyone else
+    /// `sudo`.
+    me: Option<String>,
 }
 
 impl<'i> Fixes<'i> {
+    /// Commands for `inv`'s hosts as `me` pastes them (`None`: this process's user).
+    pub fn as_user(inv: &'i Inventory, me: Option<&str>) -> Fixes<'i> {
+        Fixes {
+            me: me.map(str::to_string),
+            ..Fixes::new(inv)
+        }
+    }
+
     /// Commands for `inv`'s hosts; pgrepl commands name `inv`'s file.
     pub fn new(inv: &'i Inventory) -> Fixes<'i> {
         Fixes {
             inv,
             path: inv.file.display().to_string(),
+            me: crate::transport::current_user(),
         }
     }
 
@@ -38,7 +51,11 @@ impl<'i> Fixes<'i> {
     /// file, and `what` single-quoted for the remote shell.
     pub fn on(&self, h: &Host, what: &str) -> String {
         match self.inv.transport {
-            TransportKind::Local => format!("sudo -u {} {what}", self.inv.os_user),
+            TransportKind::Local => match self.me.as_deref() {
+                Some("root") => format!("runuser -u {} -- {what}", self.inv.os_user),
+                Some(me) if me == self.inv.os_user => what.to_string(),
+                _ => format!("sudo -u {} {what}", self.inv.os_user),
+            },
             TransportKind::Ssh => {
                 let s = &self.inv.ssh;
                 let mut cmd = String::from("ssh");

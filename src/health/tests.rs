@@ -978,8 +978,18 @@ mod rules {
             std::path::Path::new("/etc/pgrepl/c.yml"),
         )
         .unwrap();
-        let fix = fixes::Fixes::new(&inv);
         let r1 = &inv.hosts[1];
+        // As root: runuser, which every Linux has (sudo may not be installed).
+        assert_eq!(
+            fixes::Fixes::as_user(&inv, Some("root")).tail_log(r1),
+            format!("runuser -u postgres -- tail -n 50 {}", r1.log_file)
+        );
+        // As the OS user: no switch.
+        assert_eq!(
+            fixes::Fixes::as_user(&inv, Some("postgres")).tail_log(r1),
+            format!("tail -n 50 {}", r1.log_file)
+        );
+        let fix = fixes::Fixes::as_user(&inv, Some("dba"));
         assert_eq!(
             fix.resume_replay(r1),
             "sudo -u postgres psql -h /var/run/postgresql -p 5433 -d postgres -c \"SELECT pg_catalog.pg_wal_replay_resume()\""

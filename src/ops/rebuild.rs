@@ -225,7 +225,13 @@ impl Rebuild<'_, '_, '_> {
     /// started again on its previous data, so a failed clone leaves the replica running.
     async fn clone_or_restart(&self, restart: bool) -> Result<Cloned, Error> {
         let (ctx, h, t) = (self.ctx, self.plan.host, self.t.as_ref());
-        let e = match stage(ctx, self.eff, t, h).await {
+        if restart && self.plan.running {
+            // Interrupted before the swap, the run starts it again on its data (steps::undo).
+            ctx.stopped_for_clone(Some(&h.name));
+        }
+        let staged = stage(ctx, self.eff, t, h).await;
+        ctx.stopped_for_clone(None);
+        let e = match staged {
             Ok(c) => return swap_in(t, &c).await.map(|()| c),
             Err(e) => e,
         };

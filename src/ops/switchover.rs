@@ -220,6 +220,9 @@ impl Switchover<'_, '_, '_> {
     async fn stop_old(&self) -> Result<Lsn, Error> {
         let old = self.plan.old;
         let t0 = Instant::now();
+        // From here until the promotion, an interrupted run starts it again (`steps::undo`):
+        // also while the stop itself runs.
+        self.ctx.rollback_pending(&old.name);
         let stop = ctl::stop(&server(old), self.plan.stop_timeout.as_secs());
         if let Err(e) = run_step(self.old_t, &stop, "stop PostgreSQL", None).await {
             if let Err(e) = self.finish_held_up_stop(e).await {
@@ -228,8 +231,6 @@ impl Switchover<'_, '_, '_> {
                     .await);
             }
         }
-        // From here until the promotion, an interrupted run starts it again (`steps::undo`).
-        self.ctx.rollback_pending(&old.name);
         self.done(old, Step::StopOld, "stopped (fast)", t0);
         let t0 = Instant::now();
         let ckpt = match control_data(self.old_t, old)
@@ -323,6 +324,22 @@ impl Switchover<'_, '_, '_> {
         let cand = self.plan.candidate;
         // The old primary stays fenced from here on: an interruption must not restart it.
         self.ctx.take_pending_rollback();
+        // An interruption from here on is finished by other commands than this one.
+        let inv_path = self.ctx.inv.file.display();
+        let old = self.plan.old;
+        self.ctx.interrupted_after(StepFailure {
+            host: Some(cand.name.clone()),
+            step: "switchover".into(),
+            message: format!(
+                "{} was promoted (or was being promoted: pgrepl status says which); {} is stopped and fenced (it can only start read-only); the other replicas may still follow {}",
+                cand.name, old.name, old.name
+            ),
+            hint: Some(format!(
+                "finish the switchover: pgrepl -i {inv_path} rebuild {} --yes && pgrepl -i {inv_path} init --yes (re-points the other replicas and updates the inventory)",
+                old.name
+            )),
+            ..StepFailure::default()
+        });
         if let Err(e) = self.cdb.promote(self.plan.promote_timeout).await {
             if self.cdb.in_recovery().await.unwrap_or(false) {
                 let why = format!("promoting {} failed: {e:#}", cand.name);

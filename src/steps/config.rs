@@ -58,7 +58,11 @@ pub async fn apply_config(
     }
     let t0 = Instant::now();
     if restart_needed {
-        let cmd = ctl::restart(&server(h), ctx.inv.timeouts.start.as_secs());
+        // Stop (fast; immediate when that does not end within timeouts.start — a stuck
+        // archive_command or WAL sender holds a fast shutdown up after its checkpoint — proven
+        // down), then start: never left half-way in "shutting down".
+        super::server::stop_and_prove_down(ctx, t, h).await?;
+        let cmd = ctl::start(&server(h), ctx.inv.timeouts.start.as_secs());
         server_up(t, h, &cmd, "restart PostgreSQL").await?;
         let why = if ch.settings.is_empty() {
             "to leave values given on its command line".to_string()

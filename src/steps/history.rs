@@ -99,7 +99,7 @@ pub fn record(
         ) => return None,
         Err(e) => (
             match e {
-                Error::Interrupted => "interrupted",
+                Error::Interrupted | Error::InterruptedAfter(_) => "interrupted",
                 Error::SwitchoverRolledBack(_) => "rolled_back",
                 Error::SwitchoverIncomplete(_) => "incomplete",
                 _ => "failed",

@@ -12,12 +12,13 @@ use crate::pg::datadir;
 use crate::wait::{poll_until, Poll};
 
 use super::exec::run_step;
-use super::server::{is_running, standby_signal, start};
+use super::server::{is_running, standby_signal, start, stop_and_prove_down};
 
 /// Undoes what `ctx` recorded as unfinished. Never fails: what it cannot undo it says, with the
 /// command that does it by hand.
 pub async fn undo(ctx: &Context<'_>) {
     restart_stopped_primary(ctx).await;
+    let replica = ctx.take_stopped_for_clone();
     for host in ctx.take_running_clones() {
         if let Some(h) = ctx.inv.host(&host) {
             end_clone(ctx, h).await;
@@ -36,6 +37,33 @@ pub async fn undo(ctx: &Context<'_>) {
                  re-run the command, or drop it: SELECT pg_drop_replication_slot('{slot}')"
             )),
         }
+    }
+    if let Some(h) = replica.and_then(|n| ctx.inv.host(&n)) {
+        restart_on_previous_data(ctx, h).await;
+    }
+}
+
+/// A replica a rebuild stopped for a clone that was cut short before its copy replaced the data
+/// directory: started again on its previous data (its files untouched), so it keeps serving.
+async fn restart_on_previous_data(ctx: &Context<'_>, h: &Host) {
+    let r = async {
+        let t = ctx.kept(h).await.on_step(&h.name, "start")?;
+        if !is_running(t.as_ref(), h).await? {
+            start(ctx, t.as_ref(), h).await?;
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    match r {
+        Ok(()) => ctx.ui.info(format!(
+            "{}: the clone was cut short; {} runs again on its previous data",
+            h.name, h.name
+        )),
+        Err(e) => ctx.ui.warn(format!(
+            "{}: the clone was cut short, and starting {} again on its previous data failed: {e}; \
+             re-run the rebuild",
+            h.name, h.name
+        )),
     }
 }
 
@@ -98,26 +126,25 @@ async fn restart_stopped_primary(ctx: &Context<'_>) {
     let Some(h) = ctx.take_pending_rollback().and_then(|n| ctx.inv.host(&n)) else {
         return;
     };
-    let step = "restart the primary";
-    let r = async {
-        let t = ctx.kept(h).await.on_step(&h.name, step)?;
-        run_step(
-            t.as_ref(),
-            &datadir::remove_file(&standby_signal(h)),
-            step,
-            None,
-        )
-        .await?;
-        if !is_running(t.as_ref(), h).await? {
-            start(ctx, t.as_ref(), h).await?;
+    let r = restart_as_primary(ctx, h).await;
+    let r = match r {
+        // Its replicas reconnect (a few seconds): the cluster is as it was, and the same
+        // switchover can run again at once.
+        Ok(()) => {
+            let mut inv = ctx.inv.with_primary(&h.name);
+            // Bounded short: the run is ending; status tells the rest.
+            inv.timeouts.streaming = inv.timeouts.streaming.min(Duration::from_secs(15));
+            let names: Vec<&str> = inv.followers_of(&h.name).map(|r| r.name.as_str()).collect();
+            if let Err(e) = super::streaming::verify_streaming(ctx, &inv, &names).await {
+                ctx.ui.warn(format!(
+                    "{}: its replicas do not stream again yet: {e}",
+                    h.name
+                ));
+            }
+            Ok(())
         }
-        let db = ctx.db(t.as_ref(), h).await.on_step(&h.name, step)?;
-        if db.in_recovery().await.on_step(&h.name, step)? {
-            return Err(Error::step(&h.name, step, "it came back in recovery"));
-        }
-        db.write_check().await.on_step(&h.name, step)
-    }
-    .await;
+        Err(e) => Err(e),
+    };
     match r {
         Ok(()) => ctx.ui.warn(format!(
             "{}: the switchover stopped before the promotion; {} is the primary again, verified writable",
@@ -125,14 +152,57 @@ async fn restart_stopped_primary(ctx: &Context<'_>) {
         )),
         Err(e) => ctx.ui.warn(format!(
             "{}: the switchover stopped before the promotion, and starting {} again failed: {e}; \
-             start it by hand on {}: rm {} && {}/pg_ctl start -D {} -l {}",
+             once it is stopped, start it by hand: {}",
             h.name,
             h.name,
-            h.name,
-            standby_signal(h),
-            h.bin_dir,
-            h.data_dir,
-            h.log_file
+            crate::health::fixes::Fixes::new(&ctx.inv).on(
+                h,
+                &format!(
+                    "sh -c 'rm -f {} && {}/pg_ctl start -D {} -l {}'",
+                    standby_signal(h),
+                    h.bin_dir,
+                    h.data_dir,
+                    h.log_file
+                )
+            )
         )),
     }
+}
+
+/// Starts `h` again as the primary and verifies it accepts writes. The run was cut short in the
+/// middle of things: its stop may still be under way (the server shuts down, accepting
+/// nothing), and the fence written beside the catch-up may land after it was lifted (the
+/// server then starts read-only). Either way the server is stopped (proven down), the fence
+/// lifted again and the server started, twice at most.
+async fn restart_as_primary(ctx: &Context<'_>, h: &Host) -> Result<(), Error> {
+    let step = "restart the primary";
+    let t = ctx.kept(h).await.on_step(&h.name, step)?;
+    let t = t.as_ref();
+    let lift = datadir::remove_file(&standby_signal(h));
+    let mut last = String::new();
+    for _ in 0..3 {
+        run_step(t, &lift, step, None).await?;
+        if is_running(t, h).await? {
+            if writable(ctx, t, h).await {
+                return Ok(());
+            }
+            // Shutting down, or up read-only: down for good, then up as the primary.
+            stop_and_prove_down(ctx, t, h).await?;
+            run_step(t, &lift, step, None).await?;
+        }
+        start(ctx, t, h).await?;
+        if writable(ctx, t, h).await {
+            return Ok(());
+        }
+        last = "it came back in recovery".into();
+    }
+    Err(Error::step(&h.name, step, last))
+}
+
+/// Whether `h`'s server answers, is out of recovery and takes a write.
+async fn writable(ctx: &Context<'_>, t: &dyn crate::transport::Transport, h: &Host) -> bool {
+    let Ok(db) = ctx.db(t, h).await else {
+        return false;
+    };
+    matches!(db.in_recovery().await, Ok(false)) && db.write_check().await.is_ok()
 }

@@ -1001,6 +1001,10 @@ impl Bg {
     pub fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
+    /// What it printed on stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        fs::read_to_string(self.err.path()).unwrap_or_default()
+    }
     /// Waits (bounded: 300 s) and returns what it printed.
     pub fn wait(mut self) -> Run {
         let start = Instant::now();

@@ -139,8 +139,20 @@ pub fn source<'t, 'i>(topo: &'t Topology<'i>, o: &Options) -> Result<&'t Node<'i
         problems.push(Problem::new(
             &o.host,
             "target",
-            format!("{} accepts writes: rebuild never touches a writable node{}", o.host, if writable.len() > 1 { " (and more than one node accepts writes: split-brain)" } else { "" }),
-            format!("if {} is a stale primary, stop it first: {}/pg_ctl stop -m fast -D {} (on {}); then re-run rebuild", o.host, h.bin_dir, h.data_dir, o.host),
+            format!(
+                "{} accepts writes: rebuild never touches a writable node{}",
+                o.host,
+                if writable.len() > 1 {
+                    " (and more than one node accepts writes: split-brain)"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "if {} is a stale primary, stop it first: {}; then re-run rebuild",
+                o.host,
+                crate::health::fixes::Fixes::new(topo.inv).pg_ctl_stop(h)
+            ),
         ));
     }
     let others: Vec<&Node<'i>> = writable
