@@ -404,6 +404,12 @@ fn ssh_cut_and_ctrl_c_mid_base_backup_leave_nothing_behind() {
         lab.host("r1").data_dir.join("standby.signal").exists(),
         "r1's data was replaced"
     );
+    // The rebuild stopped r1 for the clone: cut short, it runs again on its previous data.
+    assert!(lab.server_running("r1"), "{shown}");
+    assert!(
+        shown.contains("r1 runs again on its previous data"),
+        "{shown}"
+    );
     lab.pgrepl(&["-i", inv, "rebuild", "r1", "--method", "clone", "--yes"])
         .expect_code(0);
     lab.pgrepl(&["-i", inv, "status", "--wait", "60"])

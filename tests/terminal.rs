@@ -114,7 +114,6 @@ fn always_asking_commands_refuse_at_once_without_a_terminal() {
         &["promote", "pg2"][..],
         &["rebuild", "pg2"],
         &["switchover", "pg2"],
-        &["slot", "drop", "pg1", "pg2"],
     ] {
         let mut argv = vec!["-i", &inv];
         argv.extend(args);

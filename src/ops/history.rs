@@ -50,12 +50,7 @@ pub fn table(all: &[Record]) -> String {
         "STARTED", "COMMAND", "BY", "OUTCOME", "SECONDS", "DETAILS"
     );
     for r in all {
-        let args: Vec<&str> = r
-            .args
-            .iter()
-            .map(String::as_str)
-            .filter(|a| !a.starts_with("--format"))
-            .collect();
+        let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
         out.push_str(&format!(
             "{:<24} {:<28} {:<24} {:<12} {:>8.1}  {}\n",
             r.started,
@@ -81,11 +76,12 @@ fn command_line(args: &[&str]) -> String {
             skip = false;
             continue;
         }
-        if *a == "-i" || *a == "--inventory" {
+        // The inventory path and the output format say nothing about what was done.
+        if ["-i", "--inventory", "--format"].contains(a) {
             skip = true;
             continue;
         }
-        if a.starts_with("--inventory=") {
+        if a.starts_with("--inventory=") || a.starts_with("--format=") {
             continue;
         }
         out.push(*a);
@@ -101,10 +97,11 @@ fn details(r: &Record) -> String {
     let mut d = Vec::new();
     let mut add = |label: &str, key: &str| {
         if let Some(x) = v.get(key).filter(|x| !x.is_null()) {
-            let shown = x
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| x.to_string());
+            let shown = match (x.as_str(), x.as_f64()) {
+                (Some(s), _) => s.to_string(),
+                (None, Some(f)) if x.is_f64() => format!("{f:.2}"),
+                _ => x.to_string(),
+            };
             d.push(format!("{label} {shown}"));
         }
     };
@@ -128,9 +125,17 @@ mod tests {
         let r = Record {
             id: "m-1-1".into(),
             command: "switchover".into(),
-            args: ["-i", "/etc/pgrepl/c.yml", "switchover", "r1", "--yes"]
-                .map(String::from)
-                .to_vec(),
+            args: [
+                "-i",
+                "/etc/pgrepl/c.yml",
+                "--format",
+                "json",
+                "switchover",
+                "r1",
+                "--yes",
+            ]
+            .map(String::from)
+            .to_vec(),
             user: "dba".into(),
             machine: "admin1".into(),
             started: "2026-11-30T10:00:00.000Z".into(),

@@ -286,7 +286,10 @@ impl Rebuild<'_, '_, '_> {
                     c.last_at.as_deref().unwrap_or("?")
                 ),
                 Some(_) => " (no committed transaction)".into(),
-                None => String::new(),
+                None => {
+                    " (the transactions in it could not be counted: pg_waldump could not read it)"
+                        .into()
+                }
             };
             ctx.ui.warn(format!(
                 "{}: pg_rewind discarded {b} bytes of WAL{txns} {} wrote after it left timeline {tli} at {at}; {}",

@@ -81,9 +81,6 @@ pub fn decide(
 /// `pgrepl slot drop`.
 pub async fn drop(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     let h = ctx.host_named(&o.host)?;
-    if !ctx.dry_run {
-        ctx.ui.confirmable("slot drop")?;
-    }
     let step = "drop replication slot";
     let db = ctx.session(h, step).await?;
     let state = db.node_state().await.on_step(&h.name, step)?;
