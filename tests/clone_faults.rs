@@ -35,8 +35,14 @@ fn findings(lab: &Lab, inv: &str) -> Vec<(String, String)> {
 fn a_primarys_auto_conf_stays_out_of_clones() {
     let lab = Lab::new(&["p", "r1", "r2"]);
     let inv = lab.init(TWO);
+    // Not reloaded yet: the file says it, so status says it.
+    lab.psql("p", "ALTER SYSTEM SET primary_slot_name = 'pg9'");
+    let found = findings(&lab, &inv);
+    assert!(
+        found.contains(&("auto_conf_override".into(), "p".into())),
+        "before a reload: {found:?}"
+    );
     for sql in [
-        "ALTER SYSTEM SET primary_slot_name = 'pg9'",
         "ALTER SYSTEM SET restore_command = 'false'",
         "ALTER SYSTEM SET work_mem = '8MB'",
         "SELECT pg_reload_conf()",

@@ -45,7 +45,7 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'pending_restart', (SELECT COALESCE(pg_catalog.json_agg(name ORDER BY name), '[]'::pg_catalog.json)
                FROM pg_catalog.pg_settings WHERE pending_restart),
   'auto_conf', (SELECT COALESCE(pg_catalog.json_agg(pg_catalog.json_build_array(name, sourceline) ORDER BY sourceline), '[]'::pg_catalog.json)
-               FROM pg_catalog.pg_settings WHERE sourcefile OPERATOR(pg_catalog.~) '/postgresql\.auto\.conf$'),
+               FROM pg_catalog.pg_file_settings WHERE sourcefile OPERATOR(pg_catalog.~) '/postgresql\.auto\.conf$'),
   'data_checksums', pg_catalog.current_setting('data_checksums') = 'on',
   'wal_log_hints', pg_catalog.current_setting('wal_log_hints') = 'on',
   'max_wal_senders', pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4,
