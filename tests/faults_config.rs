@@ -429,3 +429,82 @@ fn check_sees_a_taken_port_on_a_remote_host() {
     assert!(!r.stderr.contains("p [port]"), "{}", r.stderr);
     lab.pgrepl(&["-i", inv_s, "check"]).expect_code(0);
 }
+
+/// Case 9, the kind: a socket directory behind a directory the OS user cannot enter is not
+/// "missing" (creating it changes nothing); check says the real cause and the fix that works.
+#[test]
+fn check_names_a_directory_the_os_user_cannot_enter() {
+    if !crate::harness::is_root() {
+        eprintln!("skipped: needs root (a directory the OS user cannot enter)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let c = LocalLab::new(2);
+    let d = c.dir.path();
+    let inv = c.inventory("16MB");
+    let inv_s = inv.to_str().unwrap();
+    let ro = d.join("ro");
+    let sock = ro.join("sock");
+    std::fs::create_dir(&ro).unwrap();
+    crate::harness::sh(&[
+        "install",
+        "-d",
+        "-o",
+        &c.os_user,
+        "-m",
+        "2775",
+        sock.to_str().unwrap(),
+    ]);
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        &format!("socket_dir: {}/run", d.display()),
+        &format!("socket_dir: {}", sock.display()),
+    );
+    std::fs::write(&inv, text).unwrap();
+    let r = pgrepl(&["-i", inv_s, "check"], &[]);
+    r.expect_code(4);
+    assert!(
+        r.stderr.contains(&format!("cannot enter {}", ro.display()))
+            && r.stderr.contains(&format!("chmod o+x {}", ro.display()))
+            && !r.stderr.contains("does not exist"),
+        "{}",
+        r.stderr
+    );
+    // As advised: check passes.
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o701)).unwrap();
+    pgrepl(&["-i", inv_s, "check"], &[]).expect_code(0);
+}
+
+/// Case 3, the kind: a preload library the host does not have is accepted by the server's
+/// settings check but stops the server at start; check refuses it at its line, before init
+/// restarts anything; one that is there passes.
+#[test]
+fn a_missing_preload_library_is_refused_before_any_change() {
+    let c = LocalLab::new(2);
+    let inv = c.inventory_with(
+        "16MB",
+        "    shared_preload_libraries: pg_stat_statementz\n",
+        "127.0.0.1",
+    );
+    let inv_s = inv.to_str().unwrap();
+    let r = pgrepl(&["-i", inv_s, "check"], &[]);
+    r.expect_code(4);
+    assert!(
+        r.stderr
+            .contains("library \"pg_stat_statementz\" is not installed in"),
+        "{}",
+        r.stderr
+    );
+    let r = pgrepl(&["-i", inv_s, "init", "--yes"], &[]);
+    r.expect_code(4);
+    assert!(
+        !c.data_dir(0).join("PG_VERSION").exists(),
+        "init changed something"
+    );
+    let inv = c.inventory_with(
+        "16MB",
+        "    shared_preload_libraries: plpgsql\n",
+        "127.0.0.1",
+    );
+    pgrepl(&["-i", inv.to_str().unwrap(), "init", "--yes"], &[]).expect_code(0);
+}

@@ -79,6 +79,53 @@ pub fn without<'a>(
         .collect()
 }
 
+/// The settings that name libraries the server loads at start (or at connection): the check
+/// above does not load them, so their files are looked for (see [`libraries_cmd`]).
+pub const PRELOAD_SETTINGS: &[&str] = &[
+    "shared_preload_libraries",
+    "session_preload_libraries",
+    "local_preload_libraries",
+];
+
+/// The library names in a preload setting's value (`'a, "b"'` → `a`, `b`).
+pub fn libraries(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|l| l.trim().trim_matches(['"', '\'']).trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+const LIBRARIES: &str = r#"b=$1; shift
+lib=$("$b/pg_config" --pkglibdir 2>/dev/null) || { echo "unknown"; exit 0; }
+for l in "$@"; do
+  case "$l" in
+    '$libdir/'*) f="$lib/${l#\$libdir/}" ;;
+    */*) f=$l ;;
+    *) f="$lib/$l" ;;
+  esac
+  if [ ! -e "$f" ] && [ ! -e "$f.so" ]; then printf 'missing %s %s\n' "$l" "$lib"; fi
+done"#;
+
+/// Prints `missing <library> <libdir>` for each of `libs` whose file is not in the server's
+/// library directory (`pg_config --pkglibdir` of `bin_dir`), or `unknown` without `pg_config`.
+pub fn libraries_cmd(bin_dir: &str, libs: &[String]) -> Cmd {
+    Cmd::new("sh")
+        .args(["-c", LIBRARIES, "pgrepl-libraries", bin_dir])
+        .args(libs.iter().cloned())
+}
+
+/// The libraries the probe found missing: `(library, libdir)`.
+pub fn missing_libraries(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l.splitn(3, ' ');
+            (w.next()? == "missing").then_some(())?;
+            Some((w.next()?.to_string(), w.next()?.to_string()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +178,22 @@ mod tests {
     fn settings_are_argv_elements() {
         let c = check_cmd("/b", [("search_path", "'$user', public")]);
         assert!(c.argv.contains(&"search_path='$user', public".to_string()));
+    }
+
+    #[test]
+    fn preload_libraries_are_listed_and_missing_ones_read() {
+        assert_eq!(
+            libraries("pg_stat_statements, 'auto_explain'"),
+            ["pg_stat_statements", "auto_explain"]
+        );
+        assert!(libraries("").is_empty());
+        assert_eq!(
+            missing_libraries("missing pg_stat_statementz /usr/lib/postgresql/15/lib\n"),
+            [(
+                "pg_stat_statementz".to_string(),
+                "/usr/lib/postgresql/15/lib".to_string()
+            )]
+        );
+        assert!(missing_libraries("unknown\n").is_empty());
     }
 }

@@ -23,7 +23,8 @@ if [ -d "$s" ]; then
 else
   a=$s
   while [ ! -e "$a" ]; do a=$(dirname -- "$a"); done
-  if [ -d "$a" ] && [ -w "$a" ]; then echo "socket creatable"; else echo "socket uncreatable $a"; fi
+  if [ -d "$a" ] && [ ! -x "$a" ]; then echo "socket unsearchable $a"
+  elif [ -d "$a" ] && [ -w "$a" ]; then echo "socket creatable"; else echo "socket uncreatable $a"; fi
 fi
 hex=$(printf ':%04X' "$port")
 for f in /proc/net/tcp /proc/net/tcp6; do
@@ -67,9 +68,11 @@ pub fn parse(out: &str) -> HostDirs {
         match (w.next(), w.next(), w.next()) {
             (Some("parent"), Some(state), _) => d.parent = state.to_string(),
             (Some("datadir"), Some("unwritable"), _) => d.data_dir_unwritable = true,
-            (Some("socket"), Some(state @ ("unwritable" | "uncreatable")), Some(dir)) => {
-                d.socket_problem = Some((state.to_string(), dir.to_string()))
-            }
+            (
+                Some("socket"),
+                Some(state @ ("unwritable" | "uncreatable" | "unsearchable")),
+                Some(dir),
+            ) => d.socket_problem = Some((state.to_string(), dir.to_string())),
             (Some("listen"), Some(hex), _) => d.listeners.extend(proc_net_addr(hex)),
             (Some("socketlock"), Some(pid), _) => d.socket_lock_pid = pid.parse().ok(),
             _ => {}

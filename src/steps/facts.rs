@@ -179,7 +179,10 @@ async fn refused_settings(
         let out = t.run(&cmd, None).await.map_err(|e| format!("{e:#}"))?;
         let left_names: Vec<&str> = left.iter().map(|(n, _)| *n).collect();
         match guc::verdict(&out.stderr_tail, &left_names) {
-            guc::Verdict::Accepted => return Ok(refused),
+            guc::Verdict::Accepted => {
+                refused.extend(missing_libraries(t, h, settings).await);
+                return Ok(refused);
+            }
             guc::Verdict::Refused { name, message } => refused.push((name, message)),
             guc::Verdict::Unknown(why) => {
                 return Err(format!(
@@ -189,6 +192,35 @@ async fn refused_settings(
             }
         }
     }
+}
+
+/// The preload settings whose libraries are not installed on the host: the server would
+/// accept the value and then fail to start (`could not access file`).
+async fn missing_libraries(
+    t: &dyn Transport,
+    h: &Host,
+    settings: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in guc::PRELOAD_SETTINGS {
+        let Some(value) = settings.get(*name) else {
+            continue;
+        };
+        let libs = guc::libraries(value);
+        if libs.is_empty() {
+            continue;
+        }
+        let Ok(o) = t.run(&guc::libraries_cmd(&h.bin_dir, &libs), None).await else {
+            continue;
+        };
+        for (lib, dir) in guc::missing_libraries(&o.stdout) {
+            out.push((
+                name.to_string(),
+                format!("library \"{lib}\" is not installed in {dir}: the server would not start (could not access file \"{lib}\")"),
+            ));
+        }
+    }
+    out
 }
 
 /// The inventory's host-name addresses that do not resolve back to themselves on this host

@@ -131,20 +131,22 @@ pub(super) fn dirs_problems(inv: &Inventory, h: &Host, f: &HostFacts) -> Vec<Pro
         ));
     }
     if let Some((state, at)) = &d.socket_problem {
-        let message = if state == "unwritable" {
-            format!("socket directory {at} is not writable by {user}")
-        } else {
-            format!("socket directory {} does not exist and {at} is not writable by {user}, so init cannot create it", h.socket_dir)
+        let (message, fix) = match state.as_str() {
+            "unwritable" => (
+                format!("socket directory {at} is not writable by {user}"),
+                format!("create it for the OS user: install -d -o {user} -m 2775 {}", h.socket_dir),
+            ),
+            // The directory may exist below it: the OS user cannot tell, and cannot reach it.
+            "unsearchable" => (
+                format!("{user} cannot enter {at} (no search permission), so it cannot reach the socket directory {} below it", h.socket_dir),
+                format!("let the OS user through: chmod o+x {at} (or chgrp {user} {at}; chmod g+x {at})"),
+            ),
+            _ => (
+                format!("socket directory {} does not exist and {at} is not writable by {user}, so init cannot create it", h.socket_dir),
+                format!("create it for the OS user: install -d -o {user} -m 2775 {}", h.socket_dir),
+            ),
         };
-        out.push(problem(
-            &h.name,
-            "socket_dir",
-            message,
-            Some(format!(
-                "create it for the OS user: install -d -o {user} -m 2775 {}",
-                h.socket_dir
-            )),
-        ));
+        out.push(problem(&h.name, "socket_dir", message, Some(fix)));
     }
     if !f.running {
         out.extend(port_problems(inv, h, d));
