@@ -101,6 +101,20 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
         },
         ui,
     )?;
+    // A signal while a confirmation prompt blocks this task: end here, nothing was changed.
+    let at_prompt = tokio::spawn(async {
+        loop {
+            interrupted().await;
+            if ui::AT_PROMPT.load(std::sync::atomic::Ordering::SeqCst) {
+                let term = console::Term::stderr();
+                let _ = term.show_cursor();
+                let _ = term.write_line(
+                    "\nerror: interrupted at the confirmation prompt; what it asked about was not done",
+                );
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
+    });
     let r = tokio::select! {
         r = dispatch(op, &ctx) => r,
         _ = interrupted() => Err(match ctx.take_interrupted_after() {
@@ -123,6 +137,7 @@ async fn execute(cli: &cli::Cli, ui: &ui::Ui) -> Result<u8, error::Error> {
             steps::history::append(&ctx, &rec).await;
         }
     }
+    at_prompt.abort();
     ctx.release_locks().await;
     ctx.close_all().await;
     if read_only && matches!(r, Err(error::Error::Interrupted)) {

@@ -68,6 +68,11 @@ pub struct UiOptions {
 mod color;
 pub use color::colored;
 
+/// Set while a confirmation prompt waits for its answer: a SIGINT or SIGTERM that arrives then
+/// (the terminal not yet in raw mode, or `kill`) ends the run at once — nothing was changed
+/// before a prompt — instead of waiting for a key (`lib::execute`).
+pub static AT_PROMPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The output owner.
 pub struct Ui {
     opts: UiOptions,
@@ -247,12 +252,14 @@ impl Ui {
                 action: format!("{action} ({detail})"),
             });
         }
+        AT_PROMPT.store(true, std::sync::atomic::Ordering::SeqCst);
         let answer = self.bars.suspend(|| {
             dialoguer::Confirm::new()
                 .with_prompt(format!("{action}: {detail}. Continue?"))
                 .default(false)
                 .interact()
         });
+        AT_PROMPT.store(false, std::sync::atomic::Ordering::SeqCst);
         match answer {
             Ok(true) => Ok(()),
             // Ctrl-C at the prompt is an interruption (exit 130), not a "no".

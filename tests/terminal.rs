@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{example_inventory, pgrepl, LocalLab};
 
 /// pgrepl on a pseudo-terminal (stdin, stdout and stderr; its controlling terminal): once its
-/// output shows `until`, `send` is typed. Returns the exit code and everything it printed.
+/// output shows `until`, `send` is typed (empty: a SIGINT is sent to it instead). Returns the exit code and everything it printed.
 fn on_a_terminal(args: &[&str], until: &str, send: &[u8]) -> (i32, String) {
     let (mut master, mut slave) = (0, 0);
     let rc = unsafe {
@@ -63,7 +63,12 @@ fn on_a_terminal(args: &[&str], until: &str, send: &[u8]) -> (i32, String) {
             out.extend(chunk);
         }
         if !sent && String::from_utf8_lossy(&out).contains(until) {
-            writer.write_all(send).unwrap();
+            if send.is_empty() {
+                // Nothing to type: a SIGINT from elsewhere (kill), whatever mode the terminal is in.
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            } else {
+                writer.write_all(send).unwrap();
+            }
             sent = true;
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -97,6 +102,15 @@ fn ctrl_c_at_the_prompt_is_an_interruption() {
     assert!(!out.contains("not confirmed"), "{out}");
     assert_eq!(c.psql(0, "SELECT pg_is_in_recovery()"), "f");
     assert_eq!(c.psql(1, "SELECT pg_is_in_recovery()"), "t");
+    // A SIGINT while the prompt waits (kill, or Ctrl-C before the terminal is in raw mode) ends
+    // the run at once: it does not wait for a key.
+    let (code, out) = on_a_terminal(&["-i", inv, "switchover", "b"], "Continue?", b"");
+    assert_eq!(code, 130, "{out}");
+    assert!(
+        out.contains("interrupted at the confirmation prompt"),
+        "{out}"
+    );
+    assert_eq!(c.psql(0, "SELECT pg_is_in_recovery()"), "f");
     // Answering no is a refusal that changes nothing either.
     let (code, out) = on_a_terminal(&["-i", inv, "switchover", "b"], "Continue?", b"n");
     assert_eq!(code, 1, "{out}");
