@@ -69,8 +69,8 @@ mod color;
 pub use color::colored;
 
 /// Set while a confirmation prompt waits for its answer: a SIGINT or SIGTERM that arrives then
-/// (the terminal not yet in raw mode, or `kill`) ends the run at once — nothing was changed
-/// before a prompt — instead of waiting for a key (`lib::execute`).
+/// (the terminal not yet in raw mode, or `kill`) ends the run at once — what the prompt asked
+/// about was not done — instead of waiting for a key (`lib::execute`).
 pub static AT_PROMPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The output owner.
