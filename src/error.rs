@@ -175,7 +175,7 @@ pub enum Error {
     Interrupted,
     /// SIGINT or SIGTERM arrived past a point where re-running the same command does not finish
     /// the job (a switchover after its promotion): the state and the commands that do (exit 130).
-    #[error("interrupted: {0}")]
+    #[error("{}", render_interrupted(.0))]
     InterruptedAfter(StepFailure),
 }
 
@@ -321,6 +321,14 @@ fn render_inventory(file: &str, issues: &[InventoryIssue]) -> String {
         }
     }
     f
+}
+
+fn render_interrupted(s: &StepFailure) -> String {
+    let mut out = format!("interrupted during {}: {}", s.step, s.message);
+    if let Some(h) = &s.hint {
+        out.push_str(&format!("\n  next: {h}"));
+    }
+    out
 }
 
 fn render_preflight(problems: &[Problem]) -> String {

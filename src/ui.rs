@@ -264,7 +264,11 @@ impl Ui {
             Ok(true) => Ok(()),
             // Ctrl-C at the prompt is an interruption (exit 130), not a "no".
             Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
-                Err(Error::Interrupted)
+                Err(Error::InterruptedAfter(crate::error::StepFailure {
+                    step: action.to_string(),
+                    message: "at the confirmation prompt; what it asked about was not done".into(),
+                    ..Default::default()
+                }))
             }
             _ => Err(Error::Step(crate::error::StepFailure {
                 host: None,

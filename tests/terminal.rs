@@ -106,10 +106,7 @@ fn ctrl_c_at_the_prompt_is_an_interruption() {
     // the run at once: it does not wait for a key.
     let (code, out) = on_a_terminal(&["-i", inv, "switchover", "b"], "Continue?", b"");
     assert_eq!(code, 130, "{out}");
-    assert!(
-        out.contains("interrupted at the confirmation prompt"),
-        "{out}"
-    );
+    assert!(out.contains("at the confirmation prompt"), "{out}");
     assert_eq!(c.psql(0, "SELECT pg_is_in_recovery()"), "f");
     // Answering no is a refusal that changes nothing either.
     let (code, out) = on_a_terminal(&["-i", inv, "switchover", "b"], "Continue?", b"n");
