@@ -68,9 +68,8 @@ pub struct UiOptions {
 mod color;
 pub use color::colored;
 
-/// Set while a confirmation prompt waits for its answer: a SIGINT or SIGTERM that arrives then
-/// (the terminal not yet in raw mode, or `kill`) ends the run at once — what the prompt asked
-/// about was not done — instead of waiting for a key (`lib::execute`).
+/// Set while a confirmation prompt waits: a SIGINT or SIGTERM then (`kill`, or a terminal not yet
+/// in raw mode) ends the run at once instead of waiting for a key (`lib::execute`).
 pub static AT_PROMPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The output owner.
