@@ -157,11 +157,14 @@ impl<'i> Fixes<'i> {
         )
     }
 
-    /// `pg_ctl restart -m fast` of `h`'s server, on `h`.
+    /// `pg_ctl restart -m fast` of `h`'s server (logging to its log file, not the terminal), on `h`.
     pub fn pg_ctl_restart(&self, h: &Host) -> String {
         self.on(
             h,
-            &format!("{}/pg_ctl restart -m fast -D {}", h.bin_dir, h.data_dir),
+            &format!(
+                "{}/pg_ctl restart -m fast -D {} -l {}",
+                h.bin_dir, h.data_dir, h.log_file
+            ),
         )
     }
 

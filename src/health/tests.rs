@@ -894,8 +894,8 @@ mod rules {
         assert_eq!(
             f.fix,
             format!(
-                "restart it when convenient: ssh postgres@10.0.0.2 '{}/pg_ctl restart -m fast -D {}'",
-                r1h.bin_dir, r1h.data_dir
+                "restart it when convenient: ssh postgres@10.0.0.2 '{}/pg_ctl restart -m fast -D {} -l {}'",
+                r1h.bin_dir, r1h.data_dir, r1h.log_file
             )
         );
     }
