@@ -13,6 +13,7 @@
 //! anything, and nothing under it may depend on the modules that use the model (`health`,
 //! `ops`, ...).
 
+mod apps;
 mod check;
 mod edit;
 mod model;
@@ -25,6 +26,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use apps::{AppRole, Database, ReadTargets, Router, RouterKind, RouterPorts};
 pub use edit::{edit_text, write_back};
 pub use model::{
     needed_slots, needed_wal_senders, HbaRule, Host, HostKeyPolicy, Inventory, Role, SshSettings,

@@ -80,6 +80,12 @@ pub struct Inventory {
     pub thresholds: Thresholds,
     /// Every host, in inventory order; replicas' `upstream` resolved.
     pub hosts: Vec<Host>,
+    /// `roles`: application login roles, in inventory order.
+    pub roles: Vec<super::apps::AppRole>,
+    /// `databases`: application databases, in inventory order.
+    pub databases: Vec<super::apps::Database>,
+    /// `routers`: HAProxy and PgBouncer instances in front of the cluster, in inventory order.
+    pub routers: Vec<super::apps::Router>,
 }
 
 /// One extra pg_hba.conf rule (`postgres.hba[]`), validated.

@@ -105,6 +105,9 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         timeouts,
         thresholds,
         hosts,
+        roles: Vec::new(),
+        databases: Vec::new(),
+        routers: Vec::new(),
     })
 }
 
