@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::ops::operation::Operation;
-use crate::ops::{destroy, history, promote, rebuild, render, slot, status, switchover};
+use crate::ops::{destroy, dsn, history, promote, rebuild, render, slot, status, switchover};
 use crate::ui::{ColorChoice, Format};
 
 /// Set up and run PostgreSQL streaming replication from one inventory file.
@@ -134,6 +134,10 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// The connection strings applications use: a libpq multi-host string for writes
+    /// (target_session_attrs=read-write) and one for reads (prefer-standby), which stay right
+    /// after any failover, and each router's endpoints. Contacts nothing; never a password.
+    Dsn(DsnArgs),
     /// Print the shell completion script for SHELL on stdout (needs no inventory); e.g.
     /// `pgrepl completions bash > /etc/bash_completion.d/pgrepl`.
     Completions {
@@ -151,6 +155,21 @@ pub enum Command {
     /// directory and every file pgrepl put beside it. Refuses data of another cluster.
     /// Asks, or needs --yes.
     Destroy(DestroyArgs),
+}
+
+/// `pgrepl dsn`.
+#[derive(Debug, clap::Args)]
+pub struct DsnArgs {
+    /// The database (default: the inventory's first databases[] entry, else postgres).
+    #[arg(long, value_name = "NAME")]
+    pub dbname: Option<String>,
+    /// The user (default: the inventory's first roles[] entry, else none).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The clients' libpq major version (default: the cluster's): 16 or later adds
+    /// load_balance_hosts=random to the read string, 14 or later target_session_attrs.
+    #[arg(long, value_name = "MAJOR", value_parser = clap::value_parser!(u32).range(10..=99))]
+    pub libpq_version: Option<u32>,
 }
 
 /// `pgrepl destroy`.
@@ -314,6 +333,11 @@ impl Cli {
             Command::Completions { .. } | Command::Man { .. } => {
                 unreachable!("documentation commands run before any operation (lib::run)")
             }
+            Command::Dsn(a) => Operation::Dsn(dsn::Options {
+                dbname: a.dbname.clone(),
+                user: a.user.clone(),
+                libpq: a.libpq_version,
+            }),
             Command::Destroy(a) => Operation::Destroy(destroy::Options {
                 keep_logs: a.keep_logs,
                 dry_run: self.dry_run,

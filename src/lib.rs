@@ -161,6 +161,7 @@ async fn dispatch(op: Operation, ctx: &ops::Context<'_>) -> Result<u8, error::Er
         Operation::SlotDrop(o) => ops::slot::drop(ctx, o).await,
         Operation::Destroy(o) => ops::destroy::run(ctx, o).await,
         Operation::History(o) => ops::history::run(ctx, o).await,
+        Operation::Dsn(o) => ops::dsn::run(ctx, o).await,
         Operation::Render(o) => ops::render::run(ctx, o),
         Operation::Status(o) => ops::status::run(ctx, o).await,
         Operation::Promote(o) => ops::promote::run(ctx, o).await,

@@ -69,9 +69,38 @@ struct Ctx<'a> {
     settings: &'a std::collections::BTreeMap<String, String>,
     hba: &'a [crate::inventory::HbaRule],
     replication_addresses: Vec<String>,
+    app_clients: Vec<AppClient>,
     ident_users: Vec<String>,
     wal_senders: usize,
     replication_slots: usize,
+}
+
+/// One pg_hba.conf line for an application role: from a network in `roles[].clients`, or from
+/// a router's address.
+#[derive(Serialize)]
+struct AppClient {
+    user: String,
+    address: String,
+}
+
+/// Every (role, address) pair the roles' lines need, in roles order, addresses sorted.
+fn app_clients(inv: &Inventory) -> Vec<AppClient> {
+    let routers: Vec<String> = inv
+        .routers
+        .iter()
+        .map(|r| hba_address(&r.address))
+        .collect();
+    let mut out = Vec::new();
+    for r in &inv.roles {
+        let mut addrs: Vec<String> = r.clients.iter().cloned().chain(routers.clone()).collect();
+        addrs.sort();
+        addrs.dedup();
+        out.extend(addrs.into_iter().map(|address| AppClient {
+            user: r.name.clone(),
+            address,
+        }));
+    }
+    out
 }
 
 impl Renderer {
@@ -158,6 +187,7 @@ impl Renderer {
             settings: &inv.settings,
             hba: &inv.hba,
             replication_addresses,
+            app_clients: app_clients(inv),
             ident_users,
             wal_senders: crate::inventory::needed_wal_senders(inv.hosts.len()),
             replication_slots: crate::inventory::needed_slots(inv.hosts.len()),
@@ -341,5 +371,19 @@ hosts:
             .render(&inv, inv.host("pg1").unwrap())
             .unwrap_err();
         assert!(e.to_string().contains("pg_ident.conf.j2"), "{e}");
+    }
+
+    const BASE_ROLES: &str = "cluster: main\npostgres:\n  version: 15\nreplication:\n  password_env: PGREPL_TEST_PW\nhosts:\n  - name: pg1\n    address: 10.0.0.1\n    role: primary\n";
+
+    #[test]
+    fn role_lines_admit_clients_on_every_host() {
+        let text = format!("{BASE_ROLES}roles:\n  - {{name: app, password_env: APP_PW, clients: [10.1.0.0/16, 10.2.0.9/32]}}\n");
+        let inv = crate::inventory::parse(&text, std::path::Path::new("inv.yml")).unwrap();
+        let r = crate::render::Renderer::new(None).unwrap();
+        let hba = r.render(&inv, inv.primary()).unwrap().pg_hba_conf;
+        for net in ["10.1.0.0/16", "10.2.0.9/32"] {
+            let line = format!("host    all          app  {net}  scram-sha-256");
+            assert!(hba.contains(&line), "no {line:?} in\n{hba}");
+        }
     }
 }

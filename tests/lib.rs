@@ -8,6 +8,7 @@ mod bench_failover;
 mod bench_init;
 mod bench_status;
 mod bench_switchover;
+mod ci_job;
 mod clone_faults;
 mod destroy;
 mod failover;

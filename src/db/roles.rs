@@ -86,4 +86,35 @@ impl Db {
         ))
         .await
     }
+
+    /// The owner of database `name`, if it exists.
+    pub async fn database_owner(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let rows = self
+            .rows(
+                "SELECT pg_catalog.pg_get_userbyid(datdba)::text FROM pg_catalog.pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    /// `CREATE DATABASE name OWNER owner` (names validated at load, quoted here).
+    pub async fn create_database(&self, name: &str, owner: &str) -> anyhow::Result<()> {
+        self.execute(&format!(
+            "CREATE DATABASE {} OWNER {}",
+            quote_ident(name),
+            quote_ident(owner)
+        ))
+        .await
+    }
+
+    /// `ALTER DATABASE name OWNER TO owner`.
+    pub async fn alter_database_owner(&self, name: &str, owner: &str) -> anyhow::Result<()> {
+        self.execute(&format!(
+            "ALTER DATABASE {} OWNER TO {}",
+            quote_ident(name),
+            quote_ident(owner)
+        ))
+        .await
+    }
 }

@@ -28,6 +28,35 @@ pub(super) struct RawInventory {
     #[serde(default)]
     pub(super) status: Option<RawStatus>,
     pub(super) hosts: Spanned<Vec<Spanned<RawHost>>>,
+    #[serde(default)]
+    pub(super) roles: Vec<Spanned<RawRole>>,
+    #[serde(default)]
+    pub(super) databases: Vec<Spanned<RawDatabase>>,
+}
+
+/// One `roles[]` entry: an application login role.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRole {
+    pub(super) name: Spanned<String>,
+    #[serde(default)]
+    pub(super) password_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) password_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) clients: Vec<Spanned<String>>,
+    /// Recognised only to refuse it with a useful message.
+    #[serde(default)]
+    pub(super) password: Option<Spanned<String>>,
+}
+
+/// One `databases[]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    pub(super) name: Spanned<String>,
+    #[serde(default)]
+    pub(super) owner: Option<Spanned<String>>,
 }
 
 /// `status:` lag thresholds, as written (sizes still text).

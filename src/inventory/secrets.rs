@@ -79,14 +79,38 @@ impl Inventory {
     /// unset or empty; the file is missing, unreadable or not mode 0600 (or stricter); the
     /// password is empty or contains control characters.
     pub fn replication_password(&self) -> Result<Secret, Error> {
-        let pw = match &self.password {
+        self.read_secret(&self.password, "replication")
+    }
+
+    /// Reads an application role's password (`roles[].password_env` / `password_file`), with
+    /// the same rules as [`Inventory::replication_password`].
+    ///
+    /// # Errors
+    /// As `replication_password`, at the role's key.
+    pub fn role_password(&self, role: &super::apps::AppRole) -> Result<Secret, Error> {
+        self.read_secret(&role.password, &format!("role {}'s", role.name))
+    }
+
+    /// Every application role's password, in `roles` order (read before anything is contacted).
+    ///
+    /// # Errors
+    /// The first source that cannot be read, as `role_password`.
+    pub fn role_passwords(&self) -> Result<Vec<Secret>, Error> {
+        self.roles.iter().map(|r| self.role_password(r)).collect()
+    }
+
+    /// Reads one password source; `whose` names it in messages ("replication", "role app's").
+    fn read_secret(&self, src: &PasswordSource, whose: &str) -> Result<Secret, Error> {
+        let pw = match src {
             PasswordSource::Env { name, line, column } => match std::env::var(name) {
                 Ok(v) if !v.is_empty() => v,
                 _ => {
                     return Err(self.password_error(
                         (*line, *column),
-                        format!("replication.password_env names {name}, which is not set or empty"),
-                        &format!("export {name}=<password> before running pgrepl, or use replication.password_file"),
+                        format!("the {whose} password_env names {name}, which is not set or empty"),
+                        &format!(
+                            "export {name}=<password> before running pgrepl, or use password_file"
+                        ),
                     ))
                 }
             },
@@ -96,8 +120,8 @@ impl Inventory {
         };
         if pw.is_empty() || pw.chars().any(|c| c.is_control()) {
             return Err(self.password_error(
-                self.password.position(),
-                "the replication password is empty or contains control characters".into(),
+                src.position(),
+                format!("the {whose} password is empty or contains control characters"),
                 "use a non-empty password on one line",
             ));
         }

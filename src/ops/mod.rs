@@ -5,6 +5,7 @@
 //! another command's files (`check` is `init`'s preflight shown, so it lives in `init/`).
 
 pub mod destroy;
+pub mod dsn;
 pub mod history;
 pub mod init;
 pub mod operation;

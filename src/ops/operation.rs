@@ -1,7 +1,7 @@
 //! What the command line asked for, as plain data: one variant per subcommand, carrying that
 //! command's `Options`. `cli` builds it; `lib` hands it to the operation. No clap types here.
 
-use super::{destroy, history, promote, rebuild, render, slot, status, switchover};
+use super::{destroy, dsn, history, promote, rebuild, render, slot, status, switchover};
 
 /// One run's operation and its options.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub enum Operation {
     Destroy(destroy::Options),
     /// `pgrepl history`.
     History(history::Options),
+    /// `pgrepl dsn`.
+    Dsn(dsn::Options),
 }
 
 impl Operation {
@@ -50,7 +52,11 @@ impl Operation {
     pub fn is_read_only(&self) -> bool {
         matches!(
             self,
-            Operation::Check | Operation::Render(_) | Operation::Status(_) | Operation::History(_)
+            Operation::Check
+                | Operation::Render(_)
+                | Operation::Status(_)
+                | Operation::History(_)
+                | Operation::Dsn(_)
         )
     }
 
@@ -68,6 +74,7 @@ impl Operation {
             Operation::SlotDrop(_) => "slot drop",
             Operation::Destroy(_) => "destroy",
             Operation::History(_) => "history",
+            Operation::Dsn(_) => "dsn",
         }
     }
 }

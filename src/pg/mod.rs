@@ -10,6 +10,7 @@ pub mod guc;
 pub mod hba;
 pub mod hostdirs;
 pub mod hot_standby;
+pub mod libpq;
 pub mod rewind;
 pub mod scram;
 pub mod state;

@@ -16,19 +16,31 @@ pub const REWIND_FUNCTIONS: &[&str] = &[
     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
 ];
 
+/// What a login role pgrepl manages is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleKind {
+    /// `replication.user`: `LOGIN REPLICATION`.
+    Replication,
+    /// `replication.rewind_user`: `LOGIN` and EXECUTE on [`REWIND_FUNCTIONS`].
+    Rewind,
+    /// A `roles[]` entry: `LOGIN`; what it may do in its databases is the application's.
+    Application,
+}
+
 /// A login role pgrepl manages on the primary `on`: `LOGIN REPLICATION` (replication) or
-/// `LOGIN` (rewind), and nothing more; its password sent only as a SCRAM verifier. Changes
-/// nothing when it matches. Returns the changes made (for the run's summary).
+/// `LOGIN` (rewind, application), and no other attribute; its password sent only as a SCRAM
+/// verifier. Changes nothing when it matches. Returns the changes made (for the run's summary).
 pub async fn ensure_role(
     ctx: &Context<'_>,
     db: &Db,
     on: &str,
     user: &str,
-    replication: bool,
+    kind: RoleKind,
     password: &Secret,
 ) -> Result<Vec<String>, Error> {
     let p = on;
     let mut changes = Vec::new();
+    let replication = kind == RoleKind::Replication;
     let (attrs, what) = if replication {
         (
             "LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
@@ -67,7 +79,7 @@ pub async fn ensure_role(
             }
         }
     }
-    if !replication {
+    if kind == RoleKind::Rewind {
         let missing = db
             .missing_execute(user, REWIND_FUNCTIONS)
             .await
@@ -81,4 +93,36 @@ pub async fn ensure_role(
         }
     }
     Ok(changes)
+}
+
+/// An application database (`databases[]`) on the primary `on`: created with its owner when
+/// missing, its owner reset when it differs. Returns the changes made.
+pub async fn ensure_database(
+    ctx: &Context<'_>,
+    db: &Db,
+    on: &str,
+    d: &crate::inventory::Database,
+) -> Result<Vec<String>, Error> {
+    let fail = |e: anyhow::Error| Error::step(on, "databases", format!("{}: {e:#}", d.name));
+    match db.database_owner(&d.name).await.map_err(fail)? {
+        None => {
+            db.create_database(&d.name, &d.owner).await.map_err(fail)?;
+            ctx.ui.info(format!(
+                "{on}: created database {} (owner {})",
+                d.name, d.owner
+            ));
+            Ok(vec![format!("{on}: database {}", d.name)])
+        }
+        Some(o) if o != d.owner => {
+            db.alter_database_owner(&d.name, &d.owner)
+                .await
+                .map_err(fail)?;
+            ctx.ui.info(format!(
+                "{on}: database {} now owned by {}",
+                d.name, d.owner
+            ));
+            Ok(vec![format!("{on}: database {} owner", d.name)])
+        }
+        Some(_) => Ok(Vec::new()),
+    }
 }

@@ -7,6 +7,7 @@
 //! secrets. Character-set rules live in `validators`, shared by every section.
 
 mod access;
+mod apps;
 mod hba;
 mod hosts;
 mod postgres;
@@ -87,6 +88,15 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
     let (mut hosts, names) = hosts::check(c, &raw.hosts.value, &defaults);
     topology::check(c, &raw.hosts, &mut hosts, &names, transport);
 
+    let reserved = apps::Reserved {
+        os_user: &pg.os_user,
+        replication_user: &rep.user,
+        rewind_user: &rep.rewind_user,
+    };
+    let roles = apps::check_roles(c, &raw.roles, &reserved, path);
+    let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+    let databases = apps::check_databases(c, &raw.databases, &names);
+
     let password = rep.password?;
     Some(Inventory {
         file: path.to_path_buf(),
@@ -105,8 +115,8 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         timeouts,
         thresholds,
         hosts,
-        roles: Vec::new(),
-        databases: Vec::new(),
+        roles,
+        databases,
         routers: Vec::new(),
     })
 }

@@ -52,7 +52,13 @@ pub(super) fn check(
             "use replication.password_env: NAME or replication.password_file: /path/to/0600-file",
         );
     }
-    let password = password_source(c, r, rep.referenced, inventory);
+    let password = password_source(
+        c,
+        (r.password_env.as_ref(), r.password_file.as_ref()),
+        r.password.is_some(),
+        rep.referenced,
+        inventory,
+    );
     Replication {
         user,
         rewind_user,
@@ -96,14 +102,16 @@ fn check_roles(
     (user, rewind_user)
 }
 
-/// Exactly one of `password_env` and `password_file`.
-fn password_source(
+/// Exactly one of `password_env` and `password_file` (`keys`), in the section at `section`;
+/// `inline` says an inline `password:` was already reported there.
+pub(super) fn password_source(
     c: &mut Checker,
-    r: &RawReplication,
+    keys: (Option<&Spanned<String>>, Option<&Spanned<String>>),
+    inline: bool,
     section: Location,
     inventory: &Path,
 ) -> Option<PasswordSource> {
-    match (&r.password_env, &r.password_file) {
+    match keys {
         (Some(e), None) => {
             if !is_env_name(&e.value) {
                 c.at(
@@ -132,10 +140,10 @@ fn password_source(
             None
         }
         (None, None) => {
-            if r.password.is_none() {
+            if !inline {
                 c.at(
                     section,
-                    "replication has no password source",
+                    "no password source is given",
                     "add password_env: NAME or password_file: /path",
                 );
             }

@@ -20,6 +20,7 @@ use super::{live_primary, preflight, warnings, Context, HostPlan};
 pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     // init reads the password first: so does its check, before anything is contacted.
     ctx.inv.replication_password()?;
+    ctx.inv.role_passwords()?;
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
     // As init does: once the cluster exists, the live primary is the primary.

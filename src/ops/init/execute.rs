@@ -16,7 +16,7 @@ use crate::steps::clone::clone_via_staging;
 use crate::steps::config::{apply_config, install_configs, install_passfile};
 use crate::steps::exec::run_step;
 use crate::steps::hot_standby::replay_lower_values;
-use crate::steps::roles::ensure_role;
+use crate::steps::roles::{ensure_database, ensure_role, RoleKind};
 use crate::steps::server::{server, start};
 use crate::steps::slots::{drop_stale_slots, ensure_slot};
 use crate::steps::streaming::verify_streaming;
@@ -38,6 +38,8 @@ pub(super) struct Executor<'c, 'u> {
     pub rendered: &'c BTreeMap<String, Rendered>,
     /// The replication (and rewind) password.
     pub password: &'c Secret,
+    /// The application roles' passwords, in `inv.roles` order.
+    pub app_passwords: &'c [Secret],
     /// What this run changed, one line per change ("pg1: initdb").
     pub changes: Mutex<Vec<String>>,
 }
@@ -204,10 +206,19 @@ impl Executor<'_, '_> {
             .db(t.as_ref(), self.host(primary)?)
             .await
             .on_step(primary, "roles")?;
-        for (user, is_replication) in [(replication, true), (rewind, false)] {
-            let changes =
-                ensure_role(self.ctx, &db, primary, user, is_replication, self.password).await?;
-            for c in changes {
+        let own = [
+            (replication, RoleKind::Replication, self.password),
+            (rewind, RoleKind::Rewind, self.password),
+        ];
+        let apps = (self.inv.roles.iter().zip(self.app_passwords))
+            .map(|(r, pw)| (r.name.as_str(), RoleKind::Application, pw));
+        for (user, kind, pw) in own.into_iter().chain(apps) {
+            for c in ensure_role(self.ctx, &db, primary, user, kind, pw).await? {
+                self.note(c);
+            }
+        }
+        for d in &self.inv.databases {
+            for c in ensure_database(self.ctx, &db, primary, d).await? {
                 self.note(c);
             }
         }

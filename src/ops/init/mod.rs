@@ -45,6 +45,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let inv = &ctx.inv;
     // The password is read (and its file's mode checked) before anything is contacted.
     let password = inv.replication_password()?;
+    let app_passwords = inv.role_passwords()?;
     let t_all = Instant::now();
     ctx.lock("init").await?;
 
@@ -92,6 +93,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         transports: &transports,
         rendered: &rendered,
         password: &password,
+        app_passwords: &app_passwords,
         changes: Default::default(),
     };
     executor.walk(&plan).await?;

@@ -1,0 +1,72 @@
+//! Unit tests of `roles:` and `databases:` (and the pg_hba.conf lines they bring).
+
+use super::*;
+
+const BASE: &str = "cluster: main
+postgres:
+  version: 15
+replication:
+  password_env: PGREPL_TEST_PW
+hosts:
+  - name: pg1
+    address: 10.0.0.1
+    role: primary
+";
+
+fn with(extra: &str) -> Result<Inventory, Error> {
+    parse(&format!("{BASE}{extra}"), Path::new("inv.yml"))
+}
+
+fn messages(extra: &str) -> Vec<String> {
+    match with(extra) {
+        Err(Error::Inventory { issues, .. }) => issues
+            .into_iter()
+            .map(|i| format!("{}:{} {}", i.line, i.column, i.message))
+            .collect(),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("accepted:\n{extra}"),
+    }
+}
+
+#[test]
+fn roles_and_databases_resolve_with_the_first_role_as_owner() {
+    let inv = with("roles:\n  - {name: app, password_env: APP_PW, clients: [10.1.0.0/16]}\n  - {name: report, password_file: /etc/pw}\ndatabases:\n  - name: shop\n  - {name: stats, owner: report}\n").unwrap();
+    let names: Vec<&str> = inv.roles.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["app", "report"]);
+    assert_eq!(inv.roles[0].clients, ["10.1.0.0/16"]);
+    let owners: Vec<(&str, &str)> = inv
+        .databases
+        .iter()
+        .map(|d| (d.name.as_str(), d.owner.as_str()))
+        .collect();
+    assert_eq!(owners, [("shop", "app"), ("stats", "report")]);
+    let debug = format!("{:?}", inv.roles[0]);
+    assert!(debug.contains("Env(APP_PW)"), "{debug}");
+}
+
+#[test]
+fn bad_roles_and_databases_are_refused_at_their_positions() {
+    let m = messages("roles:\n  - {name: replicator, password_env: A}\n  - {name: app, password: hunter2}\n  - {name: App, password_env: B}\n  - {name: x, password_env: C, clients: [10.0.0.1]}\n  - {name: y}\ndatabases:\n  - {name: postgres}\n  - {name: d1, owner: nobody}\n");
+    let want = [
+        "11:12 role \"replicator\" is pgrepl's or PostgreSQL's own",
+        "12:27 passwords are never written in the inventory",
+        "13:12 role name \"App\" is not allowed",
+        "14:42 \"10.0.0.1\" is not a network in CIDR form",
+        "15:5 no password source is given",
+        "17:12 database \"postgres\" is PostgreSQL's own",
+        "18:23 owner \"nobody\" is not one of roles:",
+    ];
+    for w in want {
+        assert!(m.iter().any(|x| x == w), "missing {w:?} in {m:#?}");
+    }
+}
+
+#[test]
+fn a_database_without_any_role_is_refused() {
+    let m = messages("databases:\n  - name: shop\n");
+    assert!(
+        m.iter()
+            .any(|x| x.contains("has no owner and no role is declared")),
+        "{m:?}"
+    );
+}

@@ -1,0 +1,177 @@
+//! `pgrepl dsn`: the connection strings applications use. Without a router, one libpq
+//! multi-host string for writes and one for reads over every host of the inventory, in
+//! inventory order, so they stay right after any failover with no change (libpq finds the
+//! writable host itself); with routers, each router's write and read endpoints beside them.
+//! Reads only the inventory: nothing is contacted. Never carries a password.
+
+use serde::Serialize;
+
+use crate::error::{exit, Error};
+use crate::inventory::{Inventory, RouterKind};
+use crate::pg::libpq::{keywords, route_params, uri, Route, Target};
+use crate::ui::Format;
+
+use super::Context;
+
+/// What `dsn` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--dbname` (default: the first `databases[]`, else `postgres`).
+    pub dbname: Option<String>,
+    /// `--user` (default: the first `roles[]`, else none: libpq's default).
+    pub user: Option<String>,
+    /// `--libpq-version`: the clients' libpq major (default: the cluster's major).
+    pub libpq: Option<u32>,
+}
+
+/// One connection string, in both of libpq's forms.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dsn {
+    /// `write` or `read`.
+    pub route: &'static str,
+    /// Who answers it: `libpq` (multi-host, no router) or a router's name.
+    pub via: String,
+    /// The URI form (`postgresql://…`).
+    pub uri: String,
+    /// The keyword/value form (`host=… port=… …`).
+    pub keywords: String,
+}
+
+/// `pgrepl dsn --format json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DsnDocument {
+    /// The inventory's `cluster`.
+    pub cluster: String,
+    /// `dbname` in every string.
+    pub dbname: String,
+    /// `user` in every string, if any.
+    pub user: Option<String>,
+    /// The libpq major the read strings were written for.
+    pub libpq_version: u32,
+    /// The strings: libpq's write and read first, then each router's.
+    pub dsns: Vec<Dsn>,
+}
+
+/// Builds every string (pure).
+pub fn build(inv: &Inventory, o: &Options) -> DsnDocument {
+    let dbname = o
+        .dbname
+        .clone()
+        .or_else(|| inv.databases.first().map(|d| d.name.clone()))
+        .unwrap_or_else(|| "postgres".into());
+    let user = o
+        .user
+        .clone()
+        .or_else(|| inv.roles.first().map(|r| r.name.clone()));
+    let libpq = o.libpq.unwrap_or(inv.version);
+    let timeout = Some(inv.timeouts.connect.as_secs().max(1));
+    let (db, u) = (dbname.as_str(), user.as_deref());
+    let target = |hosts| Target {
+        hosts,
+        dbname: db,
+        user: u,
+        connect_timeout: timeout,
+    };
+    let all: Vec<(&str, u16)> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.address.as_str(), h.port))
+        .collect();
+    let mut dsns = Vec::new();
+    for (route, name) in [(Route::Write, "write"), (Route::Read, "read")] {
+        let t = target(all.clone());
+        let p = route_params(route, libpq);
+        dsns.push(Dsn {
+            route: name,
+            via: "libpq".into(),
+            uri: uri(&t, &p),
+            keywords: keywords(&t, &p),
+        });
+    }
+    for r in &inv.routers {
+        let routes = [("write", Some(r.ports.write)), ("read", r.ports.read)];
+        for (name, port) in routes {
+            let Some(port) = port else { continue };
+            let t = target(vec![(r.address.as_str(), port)]);
+            dsns.push(Dsn {
+                route: name,
+                via: r.name.clone(),
+                uri: uri(&t, &[]),
+                keywords: keywords(&t, &[]),
+            });
+        }
+    }
+    DsnDocument {
+        cluster: inv.cluster.clone(),
+        dbname,
+        user,
+        libpq_version: libpq,
+        dsns,
+    }
+}
+
+/// `pgrepl dsn`: the strings on stdout, one per line (`ROUTE VIA URI`), or one JSON document.
+pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
+    let doc = build(&ctx.inv, &o);
+    if ctx.ui.format() == Format::Json {
+        ctx.ui
+            .json(&serde_json::to_value(&doc).expect("plain data"));
+    } else {
+        let mut out = String::new();
+        for d in &doc.dsns {
+            out.push_str(&format!("{:<6} {:<12} {}\n", d.route, d.via, d.uri));
+        }
+        ctx.ui.data(&out);
+    }
+    if doc.libpq_version < 14 {
+        ctx.ui.warn("libpq before 14 has no target_session_attrs=prefer-standby: the read string may reach the primary");
+    }
+    if ctx
+        .inv
+        .routers
+        .iter()
+        .any(|r| r.kind == RouterKind::Pgbouncer)
+    {
+        ctx.ui
+            .info("a PgBouncer route serves the databases its router lists (routers[].databases)");
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_strings_name_every_host_in_inventory_order_and_the_first_role_and_database() {
+        let text = "cluster: main\npostgres:\n  version: 16\nreplication:\n  password_env: PW\nhosts:\n  - {name: b, address: 10.0.0.2, role: replica, upstream: a}\n  - {name: a, address: 10.0.0.1, port: 5433, role: primary}\nroles:\n  - {name: app, password_env: APP}\ndatabases:\n  - name: shop\n";
+        let inv = crate::inventory::parse(text, std::path::Path::new("i.yml")).unwrap();
+        let doc = build(&inv, &Options::default());
+        let uris: Vec<(&str, &str, &str)> = doc
+            .dsns
+            .iter()
+            .map(|d| (d.route, d.via.as_str(), d.uri.as_str()))
+            .collect();
+        assert_eq!(
+            uris,
+            [
+                ("write", "libpq", "postgresql://app@10.0.0.2:5432,10.0.0.1:5433/shop?target_session_attrs=read-write&connect_timeout=10"),
+                ("read", "libpq", "postgresql://app@10.0.0.2:5432,10.0.0.1:5433/shop?target_session_attrs=prefer-standby&load_balance_hosts=random&connect_timeout=10"),
+            ]
+        );
+        let o = Options {
+            dbname: Some("postgres".into()),
+            user: Some("me".into()),
+            libpq: Some(15),
+        };
+        let doc = build(&inv, &o);
+        assert_eq!(doc.libpq_version, 15);
+        assert!(
+            doc.dsns[1].keywords.ends_with(
+                "dbname=postgres user=me target_session_attrs=prefer-standby connect_timeout=10"
+            ),
+            "{}",
+            doc.dsns[1].keywords
+        );
+    }
+}
