@@ -221,9 +221,13 @@ pub struct PromoteArgs {
     /// Stop a running primary (and prove it down) before promoting, instead of refusing.
     #[arg(long)]
     pub force: bool,
-    /// Promote even if another reachable replica has more WAL (those transactions are lost).
+    /// Promote even if another reachable replica has more WAL, or (with synchronous
+    /// replication) HOST cannot be proven to hold every acknowledged commit.
     #[arg(long)]
     pub allow_data_loss: bool,
+    /// Promote a delayed replica (hosts[].apply_delay): it replays what it holds back first.
+    #[arg(long)]
+    pub allow_delayed: bool,
 }
 
 /// `pgrepl rebuild`.
@@ -365,6 +369,7 @@ impl Cli {
                 host: a.host.clone(),
                 force: a.force,
                 allow_data_loss: a.allow_data_loss,
+                allow_delayed: a.allow_delayed,
             }),
             Command::Rebuild(a) => Operation::Rebuild(rebuild::Options {
                 host: a.host.clone(),

@@ -66,7 +66,10 @@ struct Ctx<'a> {
     os_user: &'a str,
     replication_user: &'a str,
     rewind_user: &'a str,
-    settings: &'a std::collections::BTreeMap<String, String>,
+    settings: std::collections::BTreeMap<String, String>,
+    sync_names: String,
+    sync_commit: &'a str,
+    archive: Option<&'a crate::inventory::Archive>,
     hba: &'a [crate::inventory::HbaRule],
     replication_addresses: Vec<String>,
     app_clients: Vec<AppClient>,
@@ -184,7 +187,14 @@ impl Renderer {
             os_user: &inv.os_user,
             replication_user: &inv.replication_user,
             rewind_user: &inv.rewind_user,
-            settings: &inv.settings,
+            settings: inv.settings_for(host),
+            sync_names: inv.sync_names_for(host),
+            sync_commit: inv
+                .synchronous
+                .as_ref()
+                .map(|r| r.commit.as_str())
+                .unwrap_or(""),
+            archive: inv.archive.as_ref(),
             hba: &inv.hba,
             replication_addresses,
             app_clients: app_clients(inv),

@@ -253,11 +253,12 @@ impl<'i> Topology<'i> {
             .collect()
     }
 
-    /// The reachable standby with the most WAL, other than `except`; the first in inventory
-    /// order among equals.
+    /// The reachable standby with the most WAL, other than `except` and other than delayed
+    /// replicas (`apply_delay`: never suggested for promotion); the first in inventory order
+    /// among equals.
     pub fn most_advanced_standby(&self, except: Option<NodeId>) -> Option<&Node<'i>> {
         self.standbys()
-            .filter(|n| Some(n.id) != except)
+            .filter(|n| Some(n.id) != except && n.host.apply_delay.is_none())
             .fold(None, |best: Option<&Node<'i>>, n| match best {
                 Some(b) if b.wal_received() >= n.wal_received() => Some(b),
                 _ => Some(n),

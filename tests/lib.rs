@@ -17,6 +17,7 @@ mod init_local;
 mod init_ssh;
 mod json_contract;
 mod live_topology;
+mod modes;
 mod pg18;
 mod readme;
 mod render_cmd;

@@ -49,7 +49,17 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'data_checksums', pg_catalog.current_setting('data_checksums') = 'on',
   'wal_log_hints', pg_catalog.current_setting('wal_log_hints') = 'on',
   'max_wal_senders', pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4,
-  'max_replication_slots', pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4
+  'max_replication_slots', pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4,
+  'sync_standby_names', pg_catalog.current_setting('synchronous_standby_names'),
+  'archive', (SELECT pg_catalog.json_build_object(
+               'mode', pg_catalog.current_setting('archive_mode'),
+               'failing', COALESCE(a.last_failed_time > COALESCE(a.last_archived_time, '-infinity'), false),
+               'last_failed_wal', a.last_failed_wal,
+               'last_archived_age_s', EXTRACT(epoch FROM pg_catalog.now() - a.last_archived_time)::pg_catalog.float8,
+               'ready', CASE WHEN pg_catalog.current_setting('archive_mode') = 'off' THEN 0 ELSE
+                 (SELECT pg_catalog.count(*) FROM pg_catalog.pg_ls_archive_statusdir() s
+                  WHERE s.name OPERATOR(pg_catalog.~~) '%.ready') END)
+               FROM pg_catalog.pg_stat_archiver a)
 )::pg_catalog.text"#;
 
 /// The oldest segment file of one timeline in a standby's `pg_wal`.
@@ -83,6 +93,17 @@ struct RawNode {
     wal_log_hints: bool,
     max_wal_senders: i32,
     max_replication_slots: i32,
+    sync_standby_names: String,
+    archive: RawArchive,
+}
+
+#[derive(serde::Deserialize)]
+struct RawArchive {
+    mode: String,
+    failing: bool,
+    last_failed_wal: Option<String>,
+    last_archived_age_s: Option<f64>,
+    ready: i64,
 }
 
 #[derive(serde::Deserialize)]
@@ -238,6 +259,14 @@ impl Db {
             timeline_history: r.timeline_history,
             max_wal_senders: r.max_wal_senders,
             max_replication_slots: r.max_replication_slots,
+            sync_standby_names: r.sync_standby_names,
+            archive: crate::pg::state::ArchiveState {
+                mode: r.archive.mode,
+                failing: r.archive.failing,
+                last_failed_wal: r.archive.last_failed_wal,
+                last_archived_age_s: r.archive.last_archived_age_s,
+                ready: r.archive.ready,
+            },
         })
     }
 }

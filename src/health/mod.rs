@@ -11,6 +11,7 @@
 //! host whose WAL sender serves it. The inventory is compared against that, not trusted.
 
 pub mod fixes;
+mod mode_rules;
 pub mod rules;
 mod slot_rules;
 
@@ -69,11 +70,17 @@ pub enum FindingCode {
     PendingRestart,
     /// `postgresql.auto.conf` overrides what a standby must not inherit ([`rules::auto_conf_override`]).
     AutoConfOverride,
+    /// Too few synchronous standbys stream: commits wait ([`mode_rules::sync_standbys_missing`]).
+    SyncStandbysMissing,
+    /// The WAL archiver's last attempt failed ([`mode_rules::archiving`]).
+    ArchiveFailing,
+    /// Many segments wait to be archived ([`mode_rules::archiving`]).
+    ArchiveBacklog,
 }
 
 impl FindingCode {
     /// Every code, in the order `assess` runs their rules.
-    pub const ALL: [FindingCode; 13] = [
+    pub const ALL: [FindingCode; 16] = [
         FindingCode::Unreachable,
         FindingCode::NoPrimary,
         FindingCode::SplitBrain,
@@ -87,6 +94,9 @@ impl FindingCode {
         FindingCode::SlotInactive,
         FindingCode::PendingRestart,
         FindingCode::AutoConfOverride,
+        FindingCode::SyncStandbysMissing,
+        FindingCode::ArchiveFailing,
+        FindingCode::ArchiveBacklog,
     ];
 
     /// The stable identifier in JSON and in the text report (`split_brain`, `not_streaming`, ...).
@@ -105,6 +115,9 @@ impl FindingCode {
             FindingCode::SlotInactive => "slot_inactive",
             FindingCode::PendingRestart => "pending_restart",
             FindingCode::AutoConfOverride => "auto_conf_override",
+            FindingCode::SyncStandbysMissing => "sync_standbys_missing",
+            FindingCode::ArchiveFailing => "archive_failing",
+            FindingCode::ArchiveBacklog => "archive_backlog",
         }
     }
 }
@@ -349,7 +362,12 @@ fn behind_bytes(topo: &Topology, n: &Node) -> Option<u64> {
         .upstream_of(n)
         .and_then(|u| u.live()?.position())
         .or_else(|| reference_primary(topo)?.live()?.position());
-    Some(n.live()?.replay_lsn?.bytes_until(upstream?))
+    // A delayed replica (apply_delay) replays late on purpose: what it has received counts.
+    let own = match n.host.apply_delay {
+        Some(_) => n.live()?.receive_lsn.or(n.live()?.replay_lsn)?,
+        None => n.live()?.replay_lsn?,
+    };
+    Some(own.bytes_until(upstream?))
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub fn all(topo: &Topology, t: &Thresholds) -> Vec<Finding> {
     f.extend(slots(topo));
     f.extend(pending_restart(topo));
     f.extend(auto_conf_override(topo));
+    f.extend(super::mode_rules::sync_standbys_missing(topo));
+    f.extend(super::mode_rules::archiving(topo));
     f
 }
 
@@ -356,7 +358,12 @@ pub fn lag(topo: &Topology, t: &Thresholds) -> Vec<Finding> {
     topo.standbys()
         .filter_map(|n| {
             let behind = behind_bytes(topo, n);
-            let replay_lag = topo.sender_row(n).and_then(|r| r.replay_lag_s);
+            // A delayed replica's replay lag counts beyond its apply_delay only.
+            let delay = n.host.apply_delay.unwrap_or(0) as f64;
+            let replay_lag = topo
+                .sender_row(n)
+                .and_then(|r| r.replay_lag_s)
+                .map(|l| (l - delay).max(0.0));
             let by_bytes = behind.map(|b| graded(b, t.lag_warning_bytes, t.lag_critical_bytes));
             let by_secs =
                 replay_lag.map(|l| graded(l, t.lag_warning_seconds, t.lag_critical_seconds));

@@ -17,6 +17,7 @@ mod apps;
 mod check;
 mod edit;
 mod model;
+mod modes;
 mod raw;
 mod secrets;
 mod validators;
@@ -34,6 +35,7 @@ pub use model::{
     needed_slots, needed_wal_senders, HbaRule, Host, HostKeyPolicy, Inventory, Role, SshSettings,
     Thresholds, Timeouts, TransportKind,
 };
+pub use modes::{Archive, SyncMethod, SyncRule};
 pub use secrets::{PasswordSource, Secret};
 pub use validators::{check_remote_path, is_address};
 

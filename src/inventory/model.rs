@@ -62,6 +62,14 @@ pub struct Inventory {
     pub settings: BTreeMap<String, String>,
     /// Where each of `settings` is written in the file: (line, column) of its value.
     pub setting_positions: BTreeMap<String, (u64, u64)>,
+    /// `postgres.primary_settings`: only on the host that is primary (sorted).
+    pub primary_settings: BTreeMap<String, String>,
+    /// `postgres.replica_settings`: only on replicas (sorted).
+    pub replica_settings: BTreeMap<String, String>,
+    /// `replication.synchronous`, if any.
+    pub synchronous: Option<super::modes::SyncRule>,
+    /// `archive:`, if any.
+    pub archive: Option<super::modes::Archive>,
     /// Extra pg_hba.conf rules, in order.
     pub hba: Vec<HbaRule>,
     /// `replication.user`: the role replicas log in as.
@@ -192,6 +200,10 @@ pub struct Host {
     pub ssh_host: String,
     /// The ssh port (defaults to `access.ssh.port`).
     pub ssh_port: u16,
+    /// `hosts[].settings`: this host's own settings, over every other (sorted).
+    pub settings: BTreeMap<String, String>,
+    /// `hosts[].apply_delay` in seconds (`recovery_min_apply_delay`), for a delayed replica.
+    pub apply_delay: Option<u64>,
 }
 
 impl Inventory {

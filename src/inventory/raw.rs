@@ -32,6 +32,32 @@ pub(super) struct RawInventory {
     pub(super) roles: Vec<Spanned<RawRole>>,
     #[serde(default)]
     pub(super) databases: Vec<Spanned<RawDatabase>>,
+    #[serde(default)]
+    pub(super) archive: Option<Spanned<RawArchive>>,
+}
+
+/// `archive:`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawArchive {
+    pub(super) command: Spanned<String>,
+    #[serde(default)]
+    pub(super) restore_command: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) mode: Option<Spanned<String>>,
+}
+
+/// `replication.synchronous`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSync {
+    pub(super) method: Spanned<crate::inventory::modes::SyncMethod>,
+    #[serde(default)]
+    pub(super) count: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) standbys: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) commit: Option<Spanned<String>>,
 }
 
 /// One `roles[]` entry: an application login role.
@@ -94,6 +120,10 @@ pub(super) struct RawPostgres {
     pub(super) settings: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub(super) hba: Vec<Spanned<RawHba>>,
+    #[serde(default)]
+    pub(super) primary_settings: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(super) replica_settings: BTreeMap<String, Spanned<String>>,
 }
 
 /// One `postgres.hba` rule.
@@ -124,6 +154,8 @@ pub(super) struct RawReplication {
     pub(super) password_file: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) rewind_user: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) synchronous: Option<Spanned<RawSync>>,
     /// Recognised only to refuse it with a useful message.
     #[serde(default)]
     pub(super) password: Option<Spanned<String>>,
@@ -196,6 +228,10 @@ pub(super) struct RawHost {
     pub(super) ssh_host: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) ssh_port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub(super) settings: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(super) apply_delay: Option<Spanned<String>>,
 }
 
 /// Reads inventory text into the raw schema: tabs used for indentation, YAML syntax, unknown,

@@ -11,6 +11,7 @@
 //! the new primary writable; the error names what is left (re-running promote on the new primary
 //! is refused, so the next step is `pgrepl rebuild <sibling>`).
 
+mod modes;
 mod preflight;
 
 use std::time::{Duration, Instant};
@@ -40,8 +41,11 @@ pub struct Options {
     pub host: String,
     /// Stop a running primary (and prove it down) first, instead of refusing.
     pub force: bool,
-    /// Promote even if another reachable standby has more WAL.
+    /// Promote even if another reachable standby has more WAL, or (under a synchronous rule)
+    /// the target cannot be proven to hold every acknowledged commit.
     pub allow_data_loss: bool,
+    /// Promote a delayed replica (`apply_delay`).
+    pub allow_delayed: bool,
 }
 
 /// `pgrepl promote`.

@@ -45,6 +45,29 @@ pub struct NodeState {
     pub max_wal_senders: i32,
     /// `max_replication_slots`.
     pub max_replication_slots: i32,
+    /// `synchronous_standby_names` in force.
+    pub sync_standby_names: String,
+    /// The WAL archiver, as `pg_stat_archiver` and `pg_wal/archive_status` show it.
+    pub archive: ArchiveState,
+}
+
+/// Segments waiting to be archived beyond which the archiver is "behind": `status` warns, and
+/// a switchover refuses (a clean shutdown waits for every one of them).
+pub const ARCHIVE_BACKLOG_MAX: i64 = 16;
+
+/// The archiver's state for `status` (part of [`NodeState`]).
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveState {
+    /// `archive_mode`: `off`, `on` or `always`.
+    pub mode: String,
+    /// The last attempt failed (the last failure is newer than the last success).
+    pub failing: bool,
+    /// The segment of the last failure.
+    pub last_failed_wal: Option<String>,
+    /// Seconds since the last segment was archived (none archived: `None`).
+    pub last_archived_age_s: Option<f64>,
+    /// Segments waiting (`.ready` files).
+    pub ready: i64,
 }
 
 impl NodeState {

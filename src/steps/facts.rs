@@ -90,7 +90,7 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
         Err(e) => Err(format!("{e:#}")),
     });
     if matches!(f.binaries, Some(Ok(_))) {
-        f.refused_settings = Some(refused_settings(t, h, &ctx.inv.settings).await);
+        f.refused_settings = Some(refused_settings(t, h, &ctx.inv.settings_for(h)).await);
     }
     f.hba_names = hba_names(t, &ctx.inv).await;
     match t.run(&datadir::probe(&h.data_dir), None).await {

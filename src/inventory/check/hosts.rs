@@ -29,11 +29,17 @@ pub(super) struct Defaults<'a> {
     data_dir: Option<&'a Spanned<String>>,
     bin_dir: Option<&'a Spanned<String>>,
     socket_dir: Option<&'a Spanned<String>>,
+    hosts: usize,
 }
 
 impl<'a> Defaults<'a> {
     /// From the checked `postgres:` values, its path templates, and `access.ssh.port`.
-    pub(super) fn new(pg: &'a Postgres, raw: &'a RawPostgres, ssh_port: u16) -> Defaults<'a> {
+    pub(super) fn new(
+        pg: &'a Postgres,
+        raw: &'a RawPostgres,
+        ssh_port: u16,
+        hosts: usize,
+    ) -> Defaults<'a> {
         Defaults {
             version: pg.version,
             cluster: &pg.cluster,
@@ -43,6 +49,7 @@ impl<'a> Defaults<'a> {
             data_dir: raw.data_dir.as_ref(),
             bin_dir: raw.bin_dir.as_ref(),
             socket_dir: raw.socket_dir.as_ref(),
+            hosts,
         }
     }
 }
@@ -100,6 +107,11 @@ fn check_host(c: &mut Checker, rh: &RawHost, d: &Defaults<'_>, names: &mut Names
             .map(|s| s.value.clone())
             .unwrap_or_else(|| rh.address.value.clone()),
         ssh_port: rh.ssh_port.as_ref().map(|p| p.value).unwrap_or(d.ssh_port),
+        settings: super::settings::check(c, &rh.settings, d.hosts).0,
+        apply_delay: rh
+            .apply_delay
+            .as_ref()
+            .and_then(|a| super::modes::check_delay(c, a)),
     }
 }
 

@@ -10,6 +10,7 @@ mod access;
 mod apps;
 mod hba;
 mod hosts;
+mod modes;
 mod postgres;
 mod replication;
 mod settings;
@@ -84,10 +85,30 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
     let (transport, ssh) = access::check(c, raw.access.as_ref(), &pg.os_user, path);
     let timeouts = timeouts::resolve(raw.timeouts.as_ref());
     let thresholds = status::check(c, raw.status.as_ref());
-    let defaults = hosts::Defaults::new(&pg, &raw.postgres.value, ssh.port);
+    let defaults = hosts::Defaults::new(&pg, &raw.postgres.value, ssh.port, host_count);
+    let primary_settings = settings::check(c, &raw.postgres.value.primary_settings, host_count).0;
+    let replica_settings = settings::check(c, &raw.postgres.value.replica_settings, host_count).0;
     let (mut hosts, names) = hosts::check(c, &raw.hosts.value, &defaults);
     topology::check(c, &raw.hosts, &mut hosts, &names, transport);
 
+    let synchronous = raw
+        .replication
+        .as_ref()
+        .and_then(|r| r.value.synchronous.as_ref())
+        .and_then(|s| modes::check_sync(c, s, &hosts));
+    let all_settings: Vec<_> = [
+        &raw.postgres.value.settings,
+        &raw.postgres.value.primary_settings,
+        &raw.postgres.value.replica_settings,
+    ]
+    .into_iter()
+    .chain(raw.hosts.value.iter().map(|h| &h.value.settings))
+    .collect();
+    modes::check_per_role(c, &all_settings[1..]);
+    let archive = raw
+        .archive
+        .as_ref()
+        .and_then(|a| modes::check_archive(c, a, &all_settings));
     let reserved = apps::Reserved {
         os_user: &pg.os_user,
         replication_user: &rep.user,
@@ -106,6 +127,10 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         locale: pg.locale,
         settings,
         setting_positions,
+        primary_settings,
+        replica_settings,
+        synchronous,
+        archive,
         hba,
         replication_user: rep.user,
         rewind_user: rep.rewind_user,

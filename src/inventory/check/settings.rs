@@ -42,6 +42,11 @@ const RESERVED_SETTINGS: &[(&str, &str)] = &[
         "replicas must accept read-only queries for pgrepl to check them",
     ),
     ("cluster_name", "set cluster"),
+    (
+        "synchronous_standby_names",
+        "set replication.synchronous (pgrepl renders the rule on every host, without the host itself)",
+    ),
+    ("recovery_min_apply_delay", "set hosts[].apply_delay"),
 ];
 
 /// Checks each setting of a cluster of `hosts` hosts; the accepted ones, sorted by name, and

@@ -13,7 +13,7 @@ use crate::inventory::{Host, Inventory, Secret};
 use crate::pg::{ctl, datadir};
 use crate::render::Rendered;
 use crate::steps::clone::clone_via_staging;
-use crate::steps::config::{apply_config, install_configs, install_passfile};
+use crate::steps::config::{apply_config, converge_running, install_configs, install_passfile};
 use crate::steps::exec::run_step;
 use crate::steps::hot_standby::replay_lower_values;
 use crate::steps::roles::{ensure_database, ensure_role, RoleKind};
@@ -45,6 +45,29 @@ pub(super) struct Executor<'c, 'u> {
 }
 
 impl Executor<'_, '_> {
+    /// The last step when the synchronous rule was left out of this run's files: every host's
+    /// files rendered with it, installed and reloaded (`synchronous_standby_names` needs no
+    /// restart). The primary goes last, so its rule names standbys that already stream.
+    pub async fn enable_sync(&self) -> Result<(), Error> {
+        let t0 = Instant::now();
+        let primary = self.inv.primary();
+        for h in self.inv.replicas().chain([primary]) {
+            let t = self.transport(&h.name)?;
+            converge_running(self.ctx, self.inv, t.as_ref(), h).await?;
+        }
+        let rule = self.inv.sync_names_for(primary);
+        self.ctx.ui.done(
+            &primary.name,
+            &format!("synchronous replication enabled: {rule}"),
+            t0.elapsed(),
+        );
+        self.note(format!(
+            "{}: synchronous_standby_names = {rule}",
+            primary.name
+        ));
+        Ok(())
+    }
+
     /// Runs every step of `plan` in order; stops at the first failure.
     pub async fn walk(&self, plan: &InitPlan) -> Result<(), Error> {
         for step in &plan.steps {

@@ -27,14 +27,20 @@ pub(super) fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Pro
                         continue;
                     }
                     seen.push((name, why));
-                    let (line, col) = inv.setting_positions.get(name).copied().unwrap_or((0, 0));
+                    let at = match inv.setting_positions.get(name) {
+                        Some((line, col)) => format!(
+                            "{}:{line}:{col}: postgres.settings.{name}",
+                            inv.file.display()
+                        ),
+                        None => format!(
+                            "{}: setting {name} (a role's or host's settings)",
+                            inv.file.display()
+                        ),
+                    };
                     problems.push(problem(
                         &f.name,
                         "settings",
-                        format!(
-                            "{}:{line}:{col}: postgres.settings.{name}: the server refuses it: {why}",
-                            inv.file.display()
-                        ),
+                        format!("{at}: the server refuses it: {why}"),
                         Some(format!(
                             "correct or remove {name} under postgres.settings in {}",
                             inv.file.display()

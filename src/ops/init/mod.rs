@@ -67,11 +67,21 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     for w in warnings(inv, &facts) {
         ctx.ui.warn(w.to_string());
     }
+    // A synchronous rule makes commits wait for standbys: while this run creates the primary
+    // or clones a replica, the files leave it out; it is enabled once every replica streams.
+    let defer_sync = inv.synchronous.is_some() && plan.builds();
+    let first = if defer_sync {
+        let mut i = inv.clone();
+        i.synchronous = None;
+        i
+    } else {
+        inv.clone()
+    };
     let mut rendered = BTreeMap::new();
     for h in &inv.hosts {
         rendered.insert(
             h.name.clone(),
-            ctx.renderer.render(inv, h).on_step(&h.name, "render")?,
+            ctx.renderer.render(&first, h).on_step(&h.name, "render")?,
         );
     }
 
@@ -80,6 +90,12 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     plan.standbys_first(&standbys_first(inv, &transports, &plan, &rendered).await?);
     if ctx.dry_run {
         let mut steps: Vec<String> = plan.steps.iter().map(|s| s.to_string()).collect();
+        if defer_sync {
+            steps.push(format!(
+                "enable synchronous replication ({}) on every host once every replica streams (reload)",
+                inv.sync_names_for(inv.primary())
+            ));
+        }
         steps.extend(plan.restart_prompt());
         return Ok(super::dry_run(ctx, "init", &steps));
     }
@@ -97,6 +113,9 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         changes: Default::default(),
     };
     executor.walk(&plan).await?;
+    if defer_sync {
+        executor.enable_sync().await?;
+    }
     keep_inventory_true(ctx, inv);
     let changes = executor.into_changes();
     summary(ctx, &changes, t_all);

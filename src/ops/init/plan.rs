@@ -122,6 +122,14 @@ pub struct InitPlan {
 }
 
 impl InitPlan {
+    /// Whether this run creates the primary (initdb) or clones a replica: a synchronous rule
+    /// is then enabled only once every replica streams.
+    pub fn builds(&self) -> bool {
+        self.hosts
+            .values()
+            .any(|p| matches!(p, HostPlan::Initdb | HostPlan::Clone))
+    }
+
     /// The steps for `inv` given each host's fate (`hosts` must hold every inventory host) and
     /// the hosts whose server runs now: the primary (initdb, configuration, password file,
     /// roles), then wave by wave the slots on each upstream (by upstream name) and the wave's

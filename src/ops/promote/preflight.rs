@@ -130,6 +130,10 @@ pub fn preflight<'i>(
     let mut problems = target_problems(target, &inv_path);
     if target.is_standby() && !o.allow_data_loss {
         problems.extend(better_candidate(topo, target, &inv_path));
+        problems.extend(super::modes::sync_problem(topo, target, &inv_path));
+    }
+    if target.is_standby() && !o.allow_delayed {
+        problems.extend(super::modes::delayed_problem(topo, target, &inv_path));
     }
     let writable: Vec<&Node<'i>> = topo.writable().filter(|n| n.id != target.id).collect();
     if !o.force {
@@ -271,6 +275,7 @@ mod tests {
             host: host.into(),
             force: false,
             allow_data_loss: false,
+            allow_delayed: false,
         }
     }
 
@@ -329,6 +334,7 @@ mod tests {
         let topo = Topology::discover(&inv, probes());
         let o = Options {
             allow_data_loss: true,
+            allow_delayed: false,
             ..opts("r1")
         };
         let plan = preflight(&topo, &[], &o).expect("allowed");

@@ -207,8 +207,8 @@ pub fn preflight<'i>(
 }
 
 /// More segments than this waiting to be archived on the primary refuse a switchover: its clean
-/// shutdown would wait for all of them.
-pub const ARCHIVE_BACKLOG_MAX: i64 = 16;
+/// shutdown would wait for all of them (`status` warns from the same number).
+pub use crate::pg::state::ARCHIVE_BACKLOG_MAX;
 
 /// The primary's archiver, when it would hold the clean shutdown up: failing (its last attempt
 /// failed), or far behind ([`ARCHIVE_BACKLOG_MAX`]). Pure.
@@ -243,7 +243,7 @@ pub fn archiver_problem(old: &Host, a: &Archiver) -> Option<Problem> {
 }
 
 /// The candidate: the named host, or with `auto` the standby streaming from the primary with
-/// the least WAL left to replay.
+/// the least WAL left to replay, delayed replicas left out.
 fn choose<'t, 'i>(
     topo: &'t Topology<'i>,
     old: &Node<'i>,
@@ -267,8 +267,9 @@ fn choose<'t, 'i>(
             )
         });
     }
+    // A delayed replica (apply_delay) is never chosen for the DBA.
     topo.standbys()
-        .filter(|n| topo.streams_from(n, old))
+        .filter(|n| topo.streams_from(n, old) && n.host.apply_delay.is_none())
         .min_by_key(|n| topo.behind_bytes(n).unwrap_or(u64::MAX))
         .ok_or_else(|| {
             Problem::new(
