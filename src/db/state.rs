@@ -136,6 +136,18 @@ struct RawSlot {
     retained_bytes: Option<i64>,
 }
 
+impl From<RawArchive> for crate::pg::state::ArchiveState {
+    fn from(a: RawArchive) -> Self {
+        crate::pg::state::ArchiveState {
+            mode: a.mode,
+            failing: a.failing,
+            last_failed_wal: a.last_failed_wal,
+            last_archived_age_s: a.last_archived_age_s,
+            ready: a.ready,
+        }
+    }
+}
+
 fn lsn_of(s: &Option<String>) -> Option<Lsn> {
     s.as_deref().and_then(Lsn::parse)
 }
@@ -260,13 +272,7 @@ impl Db {
             max_wal_senders: r.max_wal_senders,
             max_replication_slots: r.max_replication_slots,
             sync_standby_names: r.sync_standby_names,
-            archive: crate::pg::state::ArchiveState {
-                mode: r.archive.mode,
-                failing: r.archive.failing,
-                last_failed_wal: r.archive.last_failed_wal,
-                last_archived_age_s: r.archive.last_archived_age_s,
-                ready: r.archive.ready,
-            },
+            archive: r.archive.into(),
         })
     }
 }

@@ -21,43 +21,7 @@ pub(super) fn check_sync(
     hosts: &[Host],
 ) -> Option<SyncRule> {
     let r = &raw.value;
-    let names: Vec<String> = match &r.standbys {
-        None => hosts
-            .iter()
-            .filter(|h| h.apply_delay.is_none())
-            .map(|h| h.name.clone())
-            .collect(),
-        Some(list) => {
-            let mut seen = BTreeSet::new();
-            for s in list {
-                match hosts.iter().find(|h| h.name == s.value) {
-                    None => c.at(
-                        s.referenced,
-                        format!(
-                            "synchronous standby {:?} is not a host of the inventory",
-                            s.value
-                        ),
-                        "name hosts from hosts[]",
-                    ),
-                    Some(h) if h.apply_delay.is_some() => c.at(
-                        s.referenced,
-                        format!(
-                            "{} has an apply_delay and cannot be a synchronous standby",
-                            s.value
-                        ),
-                        "remove it from standbys, or its apply_delay",
-                    ),
-                    Some(_) if !seen.insert(s.value.clone()) => c.at(
-                        s.referenced,
-                        format!("{} is listed twice", s.value),
-                        "list each standby once",
-                    ),
-                    Some(_) => {}
-                }
-            }
-            list.iter().map(|s| s.value.clone()).collect()
-        }
-    };
+    let names = candidates(c, r.standbys.as_deref(), hosts);
     let count = r.count.as_ref().map(|n| n.value).unwrap_or(1);
     let at = r
         .count
@@ -105,6 +69,52 @@ pub(super) fn check_sync(
         standbys: names,
         commit,
     })
+}
+
+/// The candidates: `standbys` as listed (each a host, not delayed, once), or every host that
+/// is not delayed.
+fn candidates(
+    c: &mut Checker,
+    standbys: Option<&[Spanned<String>]>,
+    hosts: &[Host],
+) -> Vec<String> {
+    match standbys {
+        None => hosts
+            .iter()
+            .filter(|h| h.apply_delay.is_none())
+            .map(|h| h.name.clone())
+            .collect(),
+        Some(list) => {
+            let mut seen = BTreeSet::new();
+            for s in list {
+                match hosts.iter().find(|h| h.name == s.value) {
+                    None => c.at(
+                        s.referenced,
+                        format!(
+                            "synchronous standby {:?} is not a host of the inventory",
+                            s.value
+                        ),
+                        "name hosts from hosts[]",
+                    ),
+                    Some(h) if h.apply_delay.is_some() => c.at(
+                        s.referenced,
+                        format!(
+                            "{} has an apply_delay and cannot be a synchronous standby",
+                            s.value
+                        ),
+                        "remove it from standbys, or its apply_delay",
+                    ),
+                    Some(_) if !seen.insert(s.value.clone()) => c.at(
+                        s.referenced,
+                        format!("{} is listed twice", s.value),
+                        "list each standby once",
+                    ),
+                    Some(_) => {}
+                }
+            }
+            list.iter().map(|s| s.value.clone()).collect()
+        }
+    }
 }
 
 /// Checks `archive:`; archive settings written under `postgres.*settings` or a host's

@@ -70,20 +70,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     // A synchronous rule makes commits wait for standbys: while this run creates the primary
     // or clones a replica, the files leave it out; it is enabled once every replica streams.
     let defer_sync = inv.synchronous.is_some() && plan.builds();
-    let first = if defer_sync {
-        let mut i = inv.clone();
-        i.synchronous = None;
-        i
-    } else {
-        inv.clone()
-    };
-    let mut rendered = BTreeMap::new();
-    for h in &inv.hosts {
-        rendered.insert(
-            h.name.clone(),
-            ctx.renderer.render(&first, h).on_step(&h.name, "render")?,
-        );
-    }
+    let rendered = render_all(ctx, inv, defer_sync)?;
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
     plan.set_restarts(restarts(ctx, &transports, &plan, &rendered, &facts).await?);
@@ -126,6 +113,27 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         "seconds": t_all.elapsed().as_secs_f64(),
     }));
     Ok(exit::OK)
+}
+
+/// Every host's files. With `defer_sync` the synchronous rule is left out (this run creates the
+/// primary or clones a replica; the rule is enabled once every replica streams).
+fn render_all(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    defer_sync: bool,
+) -> Result<BTreeMap<String, crate::render::Rendered>, Error> {
+    let mut first = inv.clone();
+    if defer_sync {
+        first.synchronous = None;
+    }
+    let mut rendered = BTreeMap::new();
+    for h in &inv.hosts {
+        rendered.insert(
+            h.name.clone(),
+            ctx.renderer.render(&first, h).on_step(&h.name, "render")?,
+        );
+    }
+    Ok(rendered)
 }
 
 /// The one host that runs and accepts writes, when it is not the inventory's primary: the
