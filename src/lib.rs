@@ -194,7 +194,7 @@ fn report(ui: &ui::Ui, e: &error::Error) -> u8 {
     // With --format json a failure is one JSON document on stdout too (unless the command
     // already printed its own).
     if ui.format() == ui::Format::Json && !ui.printed_json() {
-        ui.json(&e.to_json());
+        ui.json(&e.to_document());
     }
     e.code()
 }
