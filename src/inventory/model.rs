@@ -16,7 +16,9 @@ use serde::Deserialize;
 use super::secrets::PasswordSource;
 
 /// A host's role as the inventory declares it (`hosts[].role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// `primary`: accepts writes; exactly one per inventory.

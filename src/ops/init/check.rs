@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::{exit, Error, Problem};
+use crate::ops::documents::{CheckDocument, CheckHost};
 use crate::pg::datadir::DirState;
 use crate::steps::facts::{gather, HostFacts};
-use crate::ops::documents::{CheckDocument, CheckHost};
 use crate::ui::Format;
 
 use super::{live_primary, preflight, warnings, Context, HostPlan};
