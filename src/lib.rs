@@ -32,16 +32,10 @@ use crate::ops::operation::Operation;
 
 /// Runs pgrepl with the process's arguments; returns the exit code.
 pub fn run() -> u8 {
-    let cli = match cli::Cli::parse_args() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match cli::Cli::parse_args_from(&args) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-        }
+        Err(e) => return usage(&e, &args),
     };
     let ui = ui::Ui::new(ui::UiOptions {
         format: cli.format(),
@@ -186,6 +180,27 @@ fn man(ui: &ui::Ui, out: Option<&std::path::Path>) -> u8 {
             ui.error(&format!("man: {e}"));
             exit::FAILED
         }
+    }
+}
+
+/// clap's message on stderr (help and version on stdout); with `--format json`, a usage error is
+/// also the error document on stdout. Exit 2, or 0 for `--help` and `--version`.
+fn usage(e: &clap::Error, args: &[std::ffi::OsString]) -> u8 {
+    let _ = e.print();
+    if let Some(doc) = cli::usage_document(e, args) {
+        let ui = ui::Ui::new(ui::UiOptions {
+            format: ui::Format::Json,
+            verbose: 0,
+            quiet: true,
+            yes: false,
+            color: ui::ColorChoice::Never,
+        });
+        ui.json(&doc);
+    }
+    if e.use_stderr() {
+        exit::USAGE
+    } else {
+        exit::OK
     }
 }
 
