@@ -48,6 +48,7 @@ pub struct ErrorDocument {
 #[schemars(deny_unknown_fields)]
 pub struct ErrorBody {
     /// The process's exit code (README, "Exit codes").
+    #[schemars(extend("enum" = [1, 2, 3, 4, 5, 6, 7, 8, 130]))]
     pub exit_code: u8,
     /// The failure class.
     pub class: ErrorClass,

@@ -24,7 +24,7 @@ pub struct DryRunDocument {
     /// Always `true`.
     #[schemars(extend("const" = true))]
     pub dry_run: bool,
-    /// The command (`init`, `promote`, `rebuild`, `unlock`, `slot drop`).
+    /// The command, with its target (`init`, `promote r1`, `rebuild r2`, `unlock`, `slot drop`).
     pub command: String,
     /// The steps it would run, in order, one line each (empty: nothing to do).
     pub steps: Vec<String>,
@@ -78,6 +78,7 @@ pub struct CheckHost {
     /// A server runs on the data directory.
     pub running: bool,
     /// The cluster's system identifier, from the running server or `pg_controldata`.
+    #[schemars(regex(pattern = "^[0-9]+$"))]
     pub system_identifier: Option<String>,
     /// `pg_is_in_recovery()` of the running server (`null`: it does not run).
     pub in_recovery: Option<bool>,

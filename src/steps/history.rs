@@ -28,8 +28,10 @@ pub struct Record {
     /// The machine it ran on.
     pub machine: String,
     /// When it started, RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub started: String,
     /// When it ended, RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub ended: String,
     /// Its duration, in seconds.
     pub seconds: f64,
