@@ -225,6 +225,16 @@ fn documents_without_a_server_validate() {
     let r = pgrepl(&["-i", &inv, "render", "--format", "json"], &[]);
     r.expect_code(0);
     validate_json(&r.stdout, &schema("render"));
+    // With --out the files are written, and the document is printed all the same.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let r = pgrepl(
+        &["-i", &inv, "render", "--out", dir, "--format", "json"],
+        &[],
+    );
+    r.expect_code(0);
+    validate_json(&r.stdout, &schema("render"));
+    assert!(out.path().join("pg1/postgresql.conf").exists());
     let r = pgrepl(
         &["-i", "/nonexistent.yml", "status", "--format", "json"],
         &[],
