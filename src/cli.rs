@@ -10,6 +10,9 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+mod usage;
+pub use usage::usage_document;
+
 use crate::ops::operation::Operation;
 use crate::ops::{destroy, dsn, history, promote, rebuild, render, slot, status, switchover};
 use crate::ui::{ColorChoice, Format};

@@ -211,7 +211,9 @@ impl Context<'_> {
 
     /// The command's result: kept for the history record, and printed as the JSON document with
     /// `--format json`.
-    pub fn result(&self, doc: serde_json::Value) {
+    /// The document is one of the types `schemas` lists (`schemas/<command>.schema.json`).
+    pub fn result<D: serde::Serialize>(&self, doc: &D) {
+        let doc = serde_json::to_value(doc).expect("documents serialize");
         if self.ui.format() == crate::ui::Format::Json {
             self.ui.json(&doc);
         }

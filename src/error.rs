@@ -48,16 +48,17 @@ pub struct InventoryIssue {
     pub hint: String,
 }
 
-/// One failed precondition on one host.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One failed precondition on one host (also a warning of `check`).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Problem {
-    /// The host (or the cluster) the check is about.
+    /// The host (or the cluster, or the inventory file) the check is about.
     pub host: String,
     /// The check's short name (`reachable`, `candidate`, `lag`, ...), shown in brackets.
     pub check: String,
     /// What is wrong.
     pub message: String,
-    /// The next command to run.
+    /// The next command to run (`null`: none).
     pub hint: Option<String>,
 }
 
@@ -180,6 +181,7 @@ pub enum Error {
 }
 
 mod document;
+pub use document::{ErrorBody, ErrorClass, ErrorDocument};
 
 impl Error {
     /// The process exit code of this failure class (README, "Exit codes").

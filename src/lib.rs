@@ -18,6 +18,7 @@ pub mod ops;
 pub mod pg;
 pub mod render;
 pub mod report;
+pub mod schemas;
 pub mod steps;
 pub mod topology;
 pub mod transport;
@@ -31,16 +32,10 @@ use crate::ops::operation::Operation;
 
 /// Runs pgrepl with the process's arguments; returns the exit code.
 pub fn run() -> u8 {
-    let cli = match cli::Cli::parse_args() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match cli::Cli::parse_args_from(&args) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
-        }
+        Err(e) => return usage(&e, &args),
     };
     let ui = ui::Ui::new(ui::UiOptions {
         format: cli.format(),
@@ -189,13 +184,34 @@ fn man(ui: &ui::Ui, out: Option<&std::path::Path>) -> u8 {
     }
 }
 
+/// clap's message on stderr (help and version on stdout); with `--format json`, a usage error is
+/// also the error document on stdout. Exit 2, or 0 for `--help` and `--version`.
+fn usage(e: &clap::Error, args: &[std::ffi::OsString]) -> u8 {
+    let _ = e.print();
+    if let Some(doc) = cli::usage_document(e, args) {
+        let ui = ui::Ui::new(ui::UiOptions {
+            format: ui::Format::Json,
+            verbose: 0,
+            quiet: true,
+            yes: false,
+            color: ui::ColorChoice::Never,
+        });
+        ui.json(&doc);
+    }
+    if e.use_stderr() {
+        exit::USAGE
+    } else {
+        exit::OK
+    }
+}
+
 /// Prints the error once and returns its exit code.
 fn report(ui: &ui::Ui, e: &error::Error) -> u8 {
     ui.error(&e.to_string());
     // With --format json a failure is one JSON document on stdout too (unless the command
     // already printed its own).
     if ui.format() == ui::Format::Json && !ui.printed_json() {
-        ui.json(&e.to_json());
+        ui.json(&e.to_document());
     }
     e.code()
 }

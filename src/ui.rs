@@ -208,14 +208,13 @@ impl Ui {
         print!("{text}");
     }
 
-    /// One JSON document on stdout.
-    pub fn json(&self, value: &serde_json::Value) {
+    /// One JSON document on stdout (keys sorted: it goes through a `serde_json::Value`).
+    pub fn json<T: serde::Serialize + ?Sized>(&self, doc: &T) {
+        let v = serde_json::to_value(doc).expect("documents serialize");
+        let text = serde_json::to_string_pretty(&v).expect("JSON serializes");
         self.json_printed
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).expect("JSON values serialize")
-        );
+        println!("{text}");
     }
 
     /// Fails at once (exit 5) when a confirmation for `action` could not be asked for (no

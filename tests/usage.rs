@@ -2,7 +2,7 @@
 //! 2 with clap's message, `--help` exits 0, and an unknown host is the same preflight failure
 //! (exit 4) for every command that takes one.
 
-use crate::harness::{example_inventory as example, pgrepl};
+use crate::harness::{example_inventory as example, pgrepl, schema, validate_json};
 
 #[test]
 fn a_bad_size_is_a_usage_error() {
@@ -73,6 +73,65 @@ fn other_usage_errors_exit_2_and_help_exits_0() {
         let r = pgrepl(args, &[]);
         r.expect_code(0);
         assert!(!r.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// With `--format json` a usage error is also one error document on stdout (class `usage`,
+/// exit 2, the help to read next); clap's text stays on stderr. Help and version do not change.
+#[test]
+fn usage_errors_with_format_json_are_one_error_document() {
+    let inv = example();
+    for (args, next) in [
+        (&["status", "--bogus"][..], "pgrepl status --help"),
+        (&["status", "--interval", "soon"], "pgrepl status --help"),
+        (
+            &["rebuild", "h", "--method", "sideways"],
+            "pgrepl rebuild --help",
+        ),
+        (&["switchover"], "pgrepl switchover --help"),
+        (&["slot", "drop", "h"], "pgrepl slot drop --help"),
+        (&["no-such-command"], "pgrepl --help"),
+        (&[], "pgrepl --help"),
+    ] {
+        let mut a = vec!["-i", inv.as_str(), "--format", "json"];
+        a.extend_from_slice(args);
+        let r = pgrepl(&a, &[]);
+        r.expect_code(2);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {}", r.stdout));
+        let e = &v["error"];
+        assert_eq!(
+            (
+                e["exit_code"].clone(),
+                e["class"].clone(),
+                e["next"].clone()
+            ),
+            (2.into(), "usage".into(), next.into()),
+            "{args:?}: {v}"
+        );
+        let first = r.stderr.lines().next().unwrap_or("");
+        assert_eq!(
+            format!("error: {}", e["message"].as_str().unwrap()),
+            first,
+            "{args:?}: the message is clap's first line"
+        );
+        validate_json(&r.stdout, &schema("error"));
+    }
+    // `--format=json` after the command, too.
+    let r = pgrepl(&["-i", &inv, "check", "--bogus", "--format=json"], &[]);
+    r.expect_code(2);
+    validate_json(&r.stdout, &schema("error"));
+    for args in [
+        &["--format", "json", "--help"][..],
+        &["--format", "json", "--version"],
+    ] {
+        let r = pgrepl(args, &[]);
+        r.expect_code(0);
+        assert!(
+            !r.stdout.trim_start().starts_with('{'),
+            "{args:?}: {}",
+            r.stdout
+        );
     }
 }
 
@@ -156,4 +215,38 @@ fn completions_and_man_pages_need_no_inventory() {
     let r = pgrepl(&["man"], &[]);
     r.expect_code(0);
     assert!(r.stdout.contains(".TH pgrepl"), "{}", r.stdout);
+}
+
+/// The documents that need no server validate against their schemas: render's, an inventory
+/// failure's and a preflight refusal's.
+#[test]
+fn documents_without_a_server_validate() {
+    let inv = example();
+    let r = pgrepl(&["-i", &inv, "render", "--format", "json"], &[]);
+    r.expect_code(0);
+    validate_json(&r.stdout, &schema("render"));
+    // With --out the files are written, and the document is printed all the same.
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let r = pgrepl(
+        &["-i", &inv, "render", "--out", dir, "--format", "json"],
+        &[],
+    );
+    r.expect_code(0);
+    validate_json(&r.stdout, &schema("render"));
+    assert!(out.path().join("pg1/postgresql.conf").exists());
+    let r = pgrepl(
+        &["-i", "/nonexistent.yml", "status", "--format", "json"],
+        &[],
+    );
+    r.expect_code(3);
+    validate_json(&r.stdout, &schema("error"));
+    let r = pgrepl(&["status", "--format", "json"], &[("PGREPL_INVENTORY", "")]);
+    validate_json(&r.stdout, &schema("error"));
+    let r = pgrepl(
+        &["-i", &inv, "render", "--host", "nope", "--format", "json"],
+        &[],
+    );
+    r.expect_code(4);
+    validate_json(&r.stdout, &schema("error"));
 }

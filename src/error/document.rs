@@ -1,85 +1,223 @@
 //! A failure as one JSON document (`--format json`): `{"error": {exit_code, class, host, step,
 //! message, stderr_tail, next, …}}`, plus what the class carries — the inventory's issues with
-//! their positions, preflight's problems, the lock's holder, each node's state on exit 7.
+//! their positions, preflight's problems, the lock's holder, each node's state on exit 7. The
+//! types here are the document; `schemas/error.schema.json` is generated from them.
 
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use super::Error;
+use super::{Error, Problem};
+
+/// The failure class, as JSON names it; one per exit code but 1, which `step` and `other`
+/// share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The command line was wrong (exit 2).
+    Usage,
+    /// The inventory is missing, malformed or invalid; nothing was contacted (exit 3).
+    Inventory,
+    /// A precondition failed; nothing was changed (exit 4).
+    Preflight,
+    /// A destructive step needs `--yes` and there is no terminal (exit 5).
+    ConfirmationRequired,
+    /// Another pgrepl command holds the cluster lock; nothing was changed (exit 6).
+    Locked,
+    /// A step failed on a host (exit 1).
+    Step,
+    /// A switchover failed after its promotion: the cluster is half-way (exit 7).
+    SwitchoverIncomplete,
+    /// A switchover failed before its promotion and rolled back (exit 8).
+    SwitchoverRolledBack,
+    /// A failure of no host and no step (exit 1).
+    Other,
+    /// SIGINT or SIGTERM stopped the run (exit 130).
+    Interrupted,
+}
+
+/// `pgrepl <any command> --format json`, when it fails: the one document on stdout.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ErrorDocument {
+    /// The failure.
+    pub error: ErrorBody,
+}
+
+/// One failure: the same keys for every class, and the class's own details.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// The process's exit code (README, "Exit codes").
+    #[schemars(extend("enum" = [1, 2, 3, 4, 5, 6, 7, 8, 130]))]
+    pub exit_code: u8,
+    /// The failure class.
+    pub class: ErrorClass,
+    /// The host the failure is about (`null`: not one host's).
+    pub host: Option<String>,
+    /// The step that failed (`pg_basebackup`, `verify streaming`, …; `null`: no step).
+    pub step: Option<String>,
+    /// What went wrong, in one line.
+    pub message: String,
+    /// The last lines of the failing command's stderr (empty when no command failed).
+    pub stderr_tail: Vec<String>,
+    /// The next command to run (`null`: none).
+    pub next: Option<String>,
+    /// `inventory`: the inventory file as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// `inventory`: every problem in the file, in file order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issues: Option<Vec<IssueDoc>>,
+    /// `preflight`: every failed precondition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<Problem>>,
+    /// `locked`: who holds the lock (operation, user@machine, pid, for how long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// `switchover_incomplete`: where each node stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeStateDoc>>,
+}
+
+/// One problem in the inventory file.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct IssueDoc {
+    /// 1-based line of the offending value (0 when there is no file).
+    pub line: u64,
+    /// 1-based column (0 when there is no file).
+    pub column: u64,
+    /// What is wrong.
+    pub message: String,
+    /// The one fix.
+    pub fix: String,
+}
+
+/// One node's state when a switchover stopped half-way.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NodeStateDoc {
+    /// The inventory host.
+    pub name: String,
+    /// Its state, in words (`primary, writable`, `replica, not streaming`, `down`, …).
+    pub state: String,
+}
+
+impl ErrorBody {
+    /// The keys every class has; the details start empty.
+    fn new(exit_code: u8, class: ErrorClass, message: &str) -> ErrorBody {
+        ErrorBody {
+            exit_code,
+            class,
+            host: None,
+            step: None,
+            message: message.to_string(),
+            stderr_tail: Vec::new(),
+            next: None,
+            file: None,
+            issues: None,
+            problems: None,
+            holder: None,
+            nodes: None,
+        }
+    }
+
+    /// A step failure's fields.
+    fn failure(mut self, s: &super::StepFailure) -> ErrorBody {
+        self.host = s.host.clone();
+        self.step = Some(s.step.clone());
+        self.message = s.message.clone();
+        self.stderr_tail = s.stderr_tail.clone();
+        self.next = s.hint.clone();
+        self
+    }
+}
+
+impl ErrorDocument {
+    /// A usage error (exit 2): clap's first line, and the help to read (`pgrepl <cmd> --help`).
+    pub fn usage(message: &str, next: &str) -> ErrorDocument {
+        let mut e = ErrorBody::new(super::exit::USAGE, ErrorClass::Usage, message);
+        e.next = Some(next.to_string());
+        ErrorDocument { error: e }
+    }
+}
 
 impl Error {
-    /// The failure class, as JSON names it (`inventory`, `preflight`, `confirmation_required`,
-    /// `locked`, `step`, `switchover_incomplete`, `switchover_rolled_back`, `other`,
-    /// `interrupted`); one per exit code but 1, which `step` and `other` share.
-    pub fn class(&self) -> &'static str {
+    /// The failure class, as JSON names it.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Inventory { .. } => "inventory",
-            Error::Preflight { .. } => "preflight",
-            Error::ConfirmationRequired { .. } => "confirmation_required",
-            Error::Locked { .. } => "locked",
-            Error::Step(_) => "step",
-            Error::SwitchoverIncomplete(_) => "switchover_incomplete",
-            Error::SwitchoverRolledBack(_) => "switchover_rolled_back",
-            Error::Other(_) => "other",
-            Error::Interrupted | Error::InterruptedAfter(_) => "interrupted",
+            Error::Inventory { .. } => ErrorClass::Inventory,
+            Error::Preflight { .. } => ErrorClass::Preflight,
+            Error::ConfirmationRequired { .. } => ErrorClass::ConfirmationRequired,
+            Error::Locked { .. } => ErrorClass::Locked,
+            Error::Step(_) => ErrorClass::Step,
+            Error::SwitchoverIncomplete(_) => ErrorClass::SwitchoverIncomplete,
+            Error::SwitchoverRolledBack(_) => ErrorClass::SwitchoverRolledBack,
+            Error::Other(_) => ErrorClass::Other,
+            Error::Interrupted | Error::InterruptedAfter(_) => ErrorClass::Interrupted,
         }
     }
 
     /// The JSON document of this failure.
-    pub fn to_json(&self) -> Value {
-        let mut e = json!({
-            "exit_code": self.code(),
-            "class": self.class(),
-            "host": null,
-            "step": null,
-            "message": self.to_string().lines().next().unwrap_or(""),
-            "stderr_tail": [],
-            "next": null,
-        });
-        match self {
-            Error::Inventory { file, issues } => {
-                e["file"] = json!(file);
-                e["issues"] = issues
-                    .iter()
-                    .map(|i| json!({"line": i.line, "column": i.column, "message": i.message, "fix": i.hint}))
-                    .collect();
-            }
-            Error::Preflight { problems } => {
-                e["problems"] = json!(problems);
-            }
-            Error::ConfirmationRequired { .. } => {
-                e["next"] = json!("re-run with --yes");
-            }
+    pub fn to_document(&self) -> ErrorDocument {
+        let text = self.to_string();
+        let e = ErrorBody::new(self.code(), self.class(), text.lines().next().unwrap_or(""));
+        let error = match self {
+            Error::Inventory { file, issues } => ErrorBody {
+                file: Some(file.clone()),
+                issues: Some(
+                    issues
+                        .iter()
+                        .map(|i| IssueDoc {
+                            line: i.line,
+                            column: i.column,
+                            message: i.message.clone(),
+                            fix: i.hint.clone(),
+                        })
+                        .collect(),
+                ),
+                ..e
+            },
+            Error::Preflight { problems } => ErrorBody {
+                problems: Some(problems.clone()),
+                ..e
+            },
+            Error::ConfirmationRequired { .. } => ErrorBody {
+                next: Some("re-run with --yes".into()),
+                ..e
+            },
             Error::Locked {
                 host, holder, hint, ..
-            } => {
-                e["host"] = json!(host);
-                e["holder"] = json!(holder);
-                e["next"] = json!(hint);
-            }
+            } => ErrorBody {
+                host: Some(host.clone()),
+                holder: Some(holder.clone()),
+                next: Some(hint.clone()),
+                ..e
+            },
             Error::Step(s) | Error::SwitchoverRolledBack(s) | Error::InterruptedAfter(s) => {
-                failure(&mut e, s)
+                e.failure(s)
             }
-            Error::SwitchoverIncomplete(i) => {
-                failure(&mut e, &i.failure);
-                e["nodes"] = i
-                    .nodes
-                    .iter()
-                    .map(|(name, state)| json!({"name": name, "state": state}))
-                    .collect();
-            }
-            Error::Other(_) | Error::Interrupted => {}
-        }
-        json!({ "error": e })
+            Error::SwitchoverIncomplete(i) => ErrorBody {
+                nodes: Some(
+                    i.nodes
+                        .iter()
+                        .map(|(name, state)| NodeStateDoc {
+                            name: name.clone(),
+                            state: state.clone(),
+                        })
+                        .collect(),
+                ),
+                ..e.failure(&i.failure)
+            },
+            Error::Other(_) | Error::Interrupted => e,
+        };
+        ErrorDocument { error }
     }
-}
 
-/// A step failure's fields.
-fn failure(e: &mut Value, s: &super::StepFailure) {
-    e["host"] = json!(s.host);
-    e["step"] = json!(s.step);
-    e["message"] = json!(s.message);
-    e["stderr_tail"] = json!(s.stderr_tail);
-    e["next"] = json!(s.hint);
+    /// The JSON document of this failure, as a value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.to_document()).expect("the error document serializes")
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +251,7 @@ mod tests {
         }));
         let v = inc.to_json();
         assert_eq!(v["error"]["exit_code"], 7);
+        assert_eq!(v["error"]["class"], "switchover_incomplete");
         assert_eq!(v["error"]["nodes"][0]["state"], "replica, not streaming");
         for e in [Error::Interrupted, Error::Other("x".into())] {
             let v = e.to_json();
@@ -127,6 +266,11 @@ mod tests {
             ] {
                 assert!(v["error"].get(k).is_some(), "{k} in {v}");
             }
+            assert!(v["error"].get("nodes").is_none(), "{v}");
         }
+        let u = serde_json::to_value(ErrorDocument::usage("unexpected", "pgrepl --help")).unwrap();
+        assert_eq!(u["error"]["class"], "usage");
+        assert_eq!(u["error"]["exit_code"], 2);
+        assert_eq!(u["error"]["next"], "pgrepl --help");
     }
 }

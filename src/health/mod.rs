@@ -17,9 +17,11 @@ mod slot_rules;
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::inventory::Role;
+use crate::pg::LSN_PATTERN;
 use crate::topology::{Node, Topology};
 
 /// Version of the JSON document (`schemas/status.schema.json`).
@@ -28,7 +30,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub use crate::inventory::Thresholds;
 
 /// How bad a finding (or the whole cluster) is; ordered, `Critical` the worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Nothing to do.
@@ -41,7 +43,7 @@ pub enum Severity {
 
 /// The kind of a finding: one rule of [`rules`] each. Serialized as the stable string of
 /// [`FindingCode::as_str`] (the `code` of `schemas/status.schema.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingCode {
     /// A host's server did not answer ([`rules::unreachable`]).
@@ -129,48 +131,59 @@ impl fmt::Display for FindingCode {
 }
 
 /// Something that needs a DBA.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Finding {
-    /// How bad it is.
+    /// How bad it is (`warning` or `critical`; never `ok`).
+    #[schemars(extend("enum" = ["warning", "critical"]))]
     pub severity: Severity,
     /// What kind of finding it is (serialized as `split_brain`, `not_streaming`, ...).
     pub code: FindingCode,
-    /// The host it is about (`None` for the cluster as a whole).
+    /// The host it is about (`null` for the cluster as a whole).
     pub host: Option<String>,
     /// What is wrong, in one sentence.
     pub message: String,
     /// The command (or edit) that fixes it.
+    #[schemars(length(min = 1))]
     pub fix: String,
 }
 
 /// One host: the inventory's description beside what its server said.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct HostView {
     /// The inventory's name of the host.
+    #[schemars(length(min = 1))]
     pub name: String,
     /// Where its server listens.
     pub address: String,
     /// Its server's port.
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// The role the inventory gives it.
     pub inventory_role: Role,
     /// Did its server answer?
     pub reachable: bool,
-    /// Why it did not answer.
+    /// Why it could not be queried.
     pub error: Option<String>,
     /// Live role, from `pg_is_in_recovery()`.
     pub role: Option<Role>,
     /// `server_version`.
     pub server_version: Option<String>,
     /// `pg_control_system().system_identifier`: the same on every copy of one cluster.
+    #[schemars(regex(pattern = "^[0-9]+$"))]
     pub system_identifier: Option<String>,
     /// The timeline it is on.
+    #[schemars(range(min = 1))]
     pub timeline: Option<u32>,
-    /// `pg_current_wal_lsn()` (primary).
+    /// `pg_current_wal_lsn()` (primary), as `X/Y`.
+    #[schemars(regex(pattern = LSN_PATTERN))]
     pub current_lsn: Option<String>,
-    /// `pg_last_wal_receive_lsn()` (standby).
+    /// `pg_last_wal_receive_lsn()` (standby), as `X/Y`.
+    #[schemars(regex(pattern = LSN_PATTERN))]
     pub receive_lsn: Option<String>,
-    /// `pg_last_wal_replay_lsn()` (standby).
+    /// `pg_last_wal_replay_lsn()` (standby), as `X/Y`.
+    #[schemars(regex(pattern = LSN_PATTERN))]
     pub replay_lsn: Option<String>,
     /// `pg_is_wal_replay_paused()` (standby only).
     pub replay_paused: Option<bool>,
@@ -179,9 +192,11 @@ pub struct HostView {
 }
 
 /// One reachable standby: who serves it and how far behind it is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ReplicaView {
     /// The standby's name.
+    #[schemars(length(min = 1))]
     pub host: String,
     /// The host the inventory says it streams from.
     pub inventory_upstream: Option<String>,
@@ -193,51 +208,64 @@ pub struct ReplicaView {
     pub state: Option<String>,
     /// `sync_state` in the upstream's `pg_stat_replication`.
     pub sync_state: Option<String>,
-    /// Sent by the upstream but not yet replayed (`sent_lsn - replay_lsn`).
+    /// Sent by the upstream but not yet replayed (`sent_lsn - replay_lsn`), in bytes.
     pub lag_bytes: Option<u64>,
-    /// The upstream's WAL position minus this replica's replay position (includes unsent WAL).
+    /// The upstream's WAL position minus this replica's replay position, in bytes (includes
+    /// unsent WAL).
     pub behind_bytes: Option<u64>,
-    /// `replay_lag` from the upstream's `pg_stat_replication`.
+    /// `replay_lag` from the upstream's `pg_stat_replication`, in seconds.
     pub replay_lag_seconds: Option<f64>,
-    /// Age of the last replayed transaction (grows while the primary is idle: not a lag by itself).
+    /// Age of the last replayed transaction, in seconds (`now() -
+    /// pg_last_xact_replay_timestamp()`; grows while the primary is idle: not a lag by itself).
     pub last_replay_age_seconds: Option<f64>,
 }
 
 /// One replication slot, on the host that keeps it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SlotView {
     /// The host that keeps the slot.
+    #[schemars(length(min = 1))]
     pub host: String,
     /// `slot_name`.
+    #[schemars(length(min = 1))]
     pub name: String,
     /// `slot_type` (`physical` or `logical`).
+    #[schemars(extend("enum" = ["physical", "logical"]))]
     pub slot_type: String,
     /// Is a WAL sender using it?
     pub active: bool,
     /// `wal_status` (`reserved`, `extended`, `unreserved`, `lost`).
+    #[schemars(extend("enum" = ["reserved", "extended", "unreserved", "lost", null]))]
     pub wal_status: Option<String>,
-    /// `safe_wal_size` (`None`: unlimited, or the slot is lost).
+    /// `safe_wal_size`, in bytes (`null`: unlimited, or the slot is lost).
     pub safe_wal_size: Option<i64>,
-    /// `invalidation_reason` (PostgreSQL 17+; `None` below 17 and on a valid slot).
+    /// `invalidation_reason` (PostgreSQL 17+; `null` below 17 and on a valid slot).
     pub invalidation_reason: Option<String>,
-    /// WAL the slot keeps (position minus `restart_lsn`).
+    /// WAL the slot keeps, in bytes (position minus `restart_lsn`).
     pub retained_bytes: Option<i64>,
 }
 
-/// The whole answer of `status` (the JSON document).
-#[derive(Debug, Clone, Serialize)]
+/// `pgrepl status --format json`: the whole answer of `status`, one document per run.
+/// `format_version` changes when a field is removed or changes meaning; fields may be added
+/// within a version.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ClusterView {
-    /// [`FORMAT_VERSION`].
+    /// The document's format version (`FORMAT_VERSION`): 1.
+    #[schemars(extend("const" = 1))]
     pub format_version: u32,
     /// The inventory's cluster name.
+    #[schemars(length(min = 1))]
     pub cluster: String,
-    /// The worst finding's severity (`Ok` without findings).
+    /// The worst finding's severity (`ok` without findings).
     pub severity: Severity,
-    /// `severity` is `Ok`.
+    /// `severity` is `ok`.
     pub healthy: bool,
-    /// The live primary, when there is exactly one.
+    /// The live primary, when exactly one node accepts writes.
     pub primary: Option<String>,
-    /// Wall time of the run.
+    /// Wall time of the run, in seconds.
+    #[schemars(range(min = 0))]
     pub duration_seconds: f64,
     /// The thresholds the replicas were measured against.
     pub thresholds: Thresholds,

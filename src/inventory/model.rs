@@ -16,7 +16,9 @@ use serde::Deserialize;
 use super::secrets::PasswordSource;
 
 /// A host's role as the inventory declares it (`hosts[].role`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// `primary`: accepts writes; exactly one per inventory.
@@ -148,15 +150,18 @@ pub struct Timeouts {
 
 /// Lag thresholds (defaults in README, "status"): `status:` in the inventory, overridden by
 /// `status`'s flags.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Thresholds {
     /// Bytes behind at which a replica's lag is a warning (default 16 MiB).
     pub lag_warning_bytes: u64,
     /// Bytes behind at which a replica's lag is critical (default 1 GiB).
     pub lag_critical_bytes: u64,
     /// Seconds of replay lag at which a replica's lag is a warning (default 30).
+    #[schemars(range(min = 0))]
     pub lag_warning_seconds: f64,
     /// Seconds of replay lag at which a replica's lag is critical (default 300).
+    #[schemars(range(min = 0))]
     pub lag_critical_seconds: f64,
 }
 

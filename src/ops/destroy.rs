@@ -27,7 +27,8 @@ pub struct Options {
 }
 
 /// What destroy does on one host.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct HostPlan {
     /// The inventory host.
     pub name: String,
@@ -214,8 +215,10 @@ async fn destroy_host(ctx: &Context<'_>, p: &HostPlan) -> Result<(), Error> {
 /// The result: one line per host on stderr, or the JSON document.
 fn report(ctx: &Context<'_>, plan: &[HostPlan], dry_run: bool, described: &[String]) {
     if ctx.ui.format() == Format::Json {
-        ctx.ui
-            .json(&serde_json::json!({ "dry_run": dry_run, "hosts": plan }));
+        ctx.ui.json(&super::documents::DestroyDocument {
+            dry_run,
+            hosts: plan.to_vec(),
+        });
         return;
     }
     let head = if dry_run {

@@ -25,9 +25,11 @@ pub struct Options {
 }
 
 /// One connection string, in both of libpq's forms.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Dsn {
     /// `write` or `read`.
+    #[schemars(extend("enum" = ["write", "read"]))]
     pub route: &'static str,
     /// Who answers it: `libpq` (multi-host, no router) or a router's name.
     pub via: String,
@@ -38,7 +40,8 @@ pub struct Dsn {
 }
 
 /// `pgrepl dsn --format json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct DsnDocument {
     /// The inventory's `cluster`.
     pub cluster: String,

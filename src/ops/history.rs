@@ -7,6 +7,7 @@ use crate::error::{exit, Error};
 use crate::steps::history::{merge, read_all, Record};
 use crate::ui::Format;
 
+use super::documents::{HistoryDocument, UnreadableJournal};
 use super::Context;
 
 /// What `history` was asked.
@@ -25,7 +26,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
             Ok(records) => journals.push(records),
             Err(why) => {
                 ctx.ui.warn(format!("{host}: history not read: {why}"));
-                unreadable.push(serde_json::json!({"host": host, "error": why}));
+                unreadable.push(UnreadableJournal { host, error: why });
             }
         }
     }
@@ -35,8 +36,10 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
         all.drain(..skip);
     }
     if ctx.ui.format() == Format::Json {
-        ctx.ui
-            .json(&serde_json::json!({ "entries": all, "unreadable": unreadable }));
+        ctx.ui.json(&HistoryDocument {
+            entries: all,
+            unreadable,
+        });
     } else {
         ctx.ui.data(&table(&all));
     }

@@ -5,6 +5,7 @@
 //! another command's files (`check` is `init`'s preflight shown, so it lives in `init/`).
 
 pub mod destroy;
+pub mod documents;
 pub mod dsn;
 pub mod history;
 pub mod init;
@@ -23,8 +24,11 @@ pub use crate::context::{Context, RunOptions, Transports};
 /// one JSON document `{dry_run, command, steps}`). Nothing was changed. Returns exit 0.
 pub fn dry_run(ctx: &Context<'_>, command: &str, steps: &[String]) -> u8 {
     if ctx.ui.format() == crate::ui::Format::Json {
-        ctx.ui
-            .json(&serde_json::json!({ "dry_run": true, "command": command, "steps": steps }));
+        ctx.ui.json(&documents::DryRunDocument {
+            dry_run: true,
+            command: command.to_string(),
+            steps: steps.to_vec(),
+        });
     } else {
         let mut text = format!("{command} (dry run: every check passed; nothing was changed)\n");
         for s in steps {

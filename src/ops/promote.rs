@@ -318,16 +318,16 @@ impl Promotion<'_, '_, '_> {
                 h.name, h.name
             ));
         }
-        ctx.result(serde_json::json!({
-            "promoted": target,
-            "old_timeline": plan.old_timeline,
-            "new_timeline": o.new_timeline,
-            "promoted_lsn": o.promoted_at.map(|l| l.to_string()),
-            "old_primary_last_lsn": o.old_last.as_ref().map(|(_, l)| l.to_string()),
-            "bytes_maybe_lost": lost,
-            "seconds_to_writable": o.to_writable.as_secs_f64(),
-            "siblings_following": o.followers,
-            "unfenced": plan.unfenced.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
-        }));
+        ctx.result(&super::documents::PromoteDocument {
+            promoted: target.clone(),
+            old_timeline: plan.old_timeline,
+            new_timeline: o.new_timeline,
+            promoted_lsn: o.promoted_at.map(|l| l.to_string()),
+            old_primary_last_lsn: o.old_last.as_ref().map(|(_, l)| l.to_string()),
+            bytes_maybe_lost: lost,
+            seconds_to_writable: o.to_writable.as_secs_f64(),
+            siblings_following: o.followers,
+            unfenced: plan.unfenced.iter().map(|h| h.name.clone()).collect(),
+        });
     }
 }

@@ -30,6 +30,7 @@ use crate::transport::Transport;
 
 pub use preflight::{plan, source, HostFacts, Plan, Step};
 
+use super::documents::{RebuildDocument, RebuiltBy};
 use super::Context;
 
 /// How to rebuild.
@@ -267,10 +268,10 @@ impl Rebuild<'_, '_, '_> {
     fn report(&self, used: Method, why: &str, lost: &Discarded, started: Instant) {
         let (ctx, h, up) = (self.ctx, self.plan.host, self.plan.upstream);
         keep_inventory_true(ctx, self.eff);
-        let m = if used == Method::Rewind {
-            "rewind"
+        let (by, m) = if used == Method::Rewind {
+            (RebuiltBy::Rewind, "rewind")
         } else {
-            "clone"
+            (RebuiltBy::Clone, "clone")
         };
         ctx.ui.info(format!(
             "rebuild: {} is a replica of {} again, by {m} ({why}), in {:.1}s",
@@ -301,7 +302,19 @@ impl Rebuild<'_, '_, '_> {
                 }
             ));
         }
-        ctx.result(serde_json::json!({ "host": h.name, "upstream": up.name, "method": m, "reason": why, "seconds": started.elapsed().as_secs_f64(), "old_copy_kept": used == Method::Clone && self.plan.keep_old, "diverged_at": lost.diverged_at.map(|(l, _)| l.to_string()), "discarded_bytes": lost.bytes, "discarded_transactions": lost.commits.as_ref().map(|c| c.count), "last_discarded_commit": lost.commits.as_ref().and_then(|c| c.last_at.clone()), "discarded_wal_kept_in": lost.kept_in }));
+        ctx.result(&RebuildDocument {
+            host: h.name.clone(),
+            upstream: up.name.clone(),
+            method: by,
+            reason: why.to_string(),
+            seconds: started.elapsed().as_secs_f64(),
+            old_copy_kept: used == Method::Clone && self.plan.keep_old,
+            diverged_at: lost.diverged_at.map(|(l, _)| l.to_string()),
+            discarded_bytes: lost.bytes,
+            discarded_transactions: lost.commits.as_ref().map(|c| c.count),
+            last_discarded_commit: lost.commits.as_ref().and_then(|c| c.last_at.clone()),
+            discarded_wal_kept_in: lost.kept_in.clone(),
+        });
     }
 }
 

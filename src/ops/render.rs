@@ -1,5 +1,6 @@
 //! `pgrepl render`: the files init would install, per host, for review. Contacts no host.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -7,6 +8,7 @@ use anyhow::Context as _;
 use crate::error::{exit, Error};
 use crate::ui::Format;
 
+use super::documents::RenderDocument;
 use super::Context;
 
 /// What to render and where.
@@ -25,8 +27,9 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
         Some(name) => vec![ctx.host_named(name)?],
         None => ctx.inv.hosts.iter().collect(),
     };
+    let as_json = ctx.ui.format() == Format::Json;
     let mut text = String::new();
-    let mut json = serde_json::Map::new();
+    let mut files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for h in hosts {
         let r = ctx.rendered(h)?;
         for (name, content) in r.files() {
@@ -40,13 +43,12 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
                         .with_context(|| format!("cannot write {}", d.join(name).display()))
                         .map_err(Error::from)?;
                 }
-                None if ctx.ui.format() == Format::Json => {
-                    let e = json
-                        .entry(h.name.clone())
-                        .or_insert_with(|| serde_json::json!({}));
-                    e[name] = serde_json::Value::String(content.to_string());
-                }
+                None if as_json => {}
                 None => text.push_str(&format!("==> {}/{name} <==\n{content}\n", h.name)),
+            }
+            if as_json {
+                let host = files.entry(h.name.clone()).or_default();
+                host.insert(name.to_string(), content.to_string());
             }
         }
         if let Some(dir) = &opts.out {
@@ -54,9 +56,12 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
                 .info(format!("wrote {}", dir.join(&h.name).display()));
         }
     }
-    if opts.out.is_none() && ctx.ui.format() == Format::Json {
-        ctx.ui
-            .json(&serde_json::json!({ "cluster": ctx.inv.cluster, "hosts": json }));
+    // With --format json the document is printed with --out too (one document on stdout).
+    if as_json {
+        ctx.ui.json(&RenderDocument {
+            cluster: ctx.inv.cluster.clone(),
+            hosts: files,
+        });
     } else {
         ctx.ui.data(&text);
     }

@@ -133,7 +133,11 @@ pub async fn drop(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
 }
 
 fn report(ctx: &Context<'_>, host: &str, slot: &str, dropped: bool) -> Result<u8, Error> {
-    ctx.result(serde_json::json!({ "host": host, "slot": slot, "dropped": dropped }));
+    ctx.result(&super::documents::SlotDropDocument {
+        host: host.to_string(),
+        slot: slot.to_string(),
+        dropped,
+    });
     Ok(exit::OK)
 }
 

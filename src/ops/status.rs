@@ -57,9 +57,7 @@ pub fn code(v: &ClusterView) -> u8 {
 
 fn print(ctx: &Context<'_>, v: &ClusterView) {
     match ctx.ui.format() {
-        Format::Json => ctx
-            .ui
-            .json(&serde_json::to_value(v).expect("the view serializes")),
+        Format::Json => ctx.ui.json(v),
         Format::Prometheus => ctx.ui.data(&report::prometheus(v)),
         Format::Text => ctx
             .ui

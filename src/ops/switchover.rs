@@ -88,12 +88,12 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     }
     if o.dry_run && ctx.ui.format() == Format::Json {
         let steps: Vec<String> = plan.describe().lines().map(str::to_string).collect();
-        ctx.ui.json(&serde_json::json!({
-            "dry_run": true,
-            "old_primary": old.name,
-            "new_primary": cand.name,
-            "steps": steps,
-        }));
+        ctx.ui.json(&super::documents::SwitchoverPlanDocument {
+            dry_run: true,
+            old_primary: old.name.clone(),
+            new_primary: cand.name.clone(),
+            steps,
+        });
         return Ok(exit::OK);
     }
     if o.dry_run {
@@ -438,6 +438,13 @@ impl Switchover<'_, '_, '_> {
             started.elapsed().as_secs_f64()
         ));
         keep_inventory_true(ctx, &self.eff);
-        ctx.result(serde_json::json!({ "old_primary": old.name, "new_primary": cand.name, "timeline": tli, "shutdown_checkpoint_lsn": ckpt.to_string(), "write_gap_seconds": gap.as_secs_f64(), "seconds": started.elapsed().as_secs_f64() }));
+        ctx.result(&super::documents::SwitchoverDocument {
+            old_primary: old.name.clone(),
+            new_primary: cand.name.clone(),
+            timeline: tli,
+            shutdown_checkpoint_lsn: ckpt.to_string(),
+            write_gap_seconds: gap.as_secs_f64(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
     }
 }

@@ -8,6 +8,7 @@
 use crate::error::{exit, Error};
 use crate::lock::{self, Holder, Liveness};
 
+use super::documents::{ClearedLock, UnlockDocument};
 use super::Context;
 use crate::steps::lock::{attempt, clear_and_take, me, now, start_of, Attempt};
 
@@ -20,7 +21,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     }
     if held.is_empty() {
         ctx.ui.info("the cluster is not locked");
-        return Ok(report(ctx, &[]));
+        return Ok(report(ctx, Vec::new()));
     }
     let lines: Vec<String> = held
         .iter()
@@ -40,7 +41,10 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     )?;
     let mut cleared = Vec::new();
     for (h, holder) in held {
-        cleared.push(serde_json::json!({"host": h.name, "holder": holder.describe(now())}));
+        cleared.push(ClearedLock {
+            host: h.name.clone(),
+            holder: holder.describe(now()),
+        });
         let t = ctx.kept(h).await?;
         let l = clear_and_take(ctx, t.as_ref(), h, &holder, &me).await?;
         l.release().await;
@@ -50,7 +54,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
             holder.describe(now())
         ));
     }
-    Ok(report(ctx, &cleared))
+    Ok(report(ctx, cleared))
 }
 
 /// Each reachable host's lock holder that is gone (or on another machine): what unlock may
@@ -120,9 +124,9 @@ fn still_running(ctx: &Context<'_>, h: &crate::inventory::Host, holder: &Holder)
 }
 
 /// The JSON document (`--format json`): the locks cleared, each with its former holder.
-fn report(ctx: &Context<'_>, cleared: &[serde_json::Value]) -> u8 {
+fn report(ctx: &Context<'_>, cleared: Vec<ClearedLock>) -> u8 {
     if ctx.ui.format() == crate::ui::Format::Json {
-        ctx.ui.json(&serde_json::json!({ "cleared": cleared }));
+        ctx.ui.json(&UnlockDocument { cleared });
     }
     exit::OK
 }

@@ -240,8 +240,9 @@ pub fn end_clones_into(data_dir: &str) -> Cmd {
 }
 
 /// What a data directory holds.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[schemars(deny_unknown_fields)]
 pub enum DirState {
     /// Does not exist; `parent_writable` says whether it can be created.
     Absent {
@@ -252,7 +253,7 @@ pub enum DirState {
     Empty,
     /// A PostgreSQL data directory of `major` version; `standby` if standby.signal is present.
     PgData {
-        /// Major version from `PG_VERSION` (e.g. 16); `None` when it is not a number.
+        /// Major version from `PG_VERSION` (e.g. 16); `None` (`null`) when it is not a number.
         major: Option<u32>,
         /// `standby.signal` is present.
         standby: bool,

@@ -34,6 +34,9 @@ pub fn supported_majors_text() -> String {
     format!("{} to {}", SUPPORTED_MAJORS.start(), SUPPORTED_MAJORS.end())
 }
 
+/// How a WAL location prints ([`Lsn`]'s `Display`): the JSON documents' pattern for it.
+pub const LSN_PATTERN: &str = "^[0-9A-F]{1,8}/[0-9A-F]{1,8}$";
+
 /// A WAL location (`pg_lsn`), e.g. `0/3000148`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lsn(pub u64);

@@ -14,7 +14,8 @@ use crate::inventory::Host;
 use crate::transport::{Cmd, Transport};
 
 /// One command's record.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Record {
     /// Unique per run: `<machine>-<pid>-<start, unix ms>`.
     pub id: String,
@@ -26,19 +27,23 @@ pub struct Record {
     pub user: String,
     /// The machine it ran on.
     pub machine: String,
-    /// Start and end, RFC 3339 UTC.
+    /// When it started, RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub started: String,
-    /// When it ended.
+    /// When it ended, RFC 3339 UTC.
+    #[schemars(extend("format" = "date-time"))]
     pub ended: String,
     /// Its duration, in seconds.
     pub seconds: f64,
     /// `ok`, `failed`, `interrupted`, `rolled_back`, `incomplete`.
+    #[schemars(extend("enum" = ["ok", "failed", "interrupted", "rolled_back", "incomplete"]))]
     pub outcome: String,
     /// Its exit code.
     pub exit_code: u8,
     /// The first line of the error, when it failed.
     pub error: Option<String>,
-    /// What the command reported (its JSON result: timelines, LSNs, the write gap, …).
+    /// What the command reported: its `--format json` result document (timelines, LSNs, the
+    /// write gap, …; see that command's schema).
     pub result: Option<serde_json::Value>,
 }
 

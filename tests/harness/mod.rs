@@ -704,6 +704,14 @@ impl Drop for Frozen {
     }
 }
 
+/// `schemas/<name>.schema.json`: the schema of one command's document (generated, see
+/// `src/schemas.rs`).
+pub fn schema(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(format!("{name}.schema.json"))
+}
+
 /// Validates a JSON document against a schema with a real validator (python3-jsonschema).
 pub fn validate_json(doc: &str, schema: &Path) {
     let dir = tempfile::tempdir().unwrap();

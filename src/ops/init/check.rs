@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{exit, Error, Problem};
+use crate::ops::documents::{CheckDocument, CheckHost};
 use crate::pg::datadir::DirState;
 use crate::steps::facts::{gather, HostFacts};
 use crate::ui::Format;
@@ -31,8 +32,8 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let warned = warnings(&ctx.inv, &facts);
     match ctx.ui.format() {
         Format::Json => {
-            let mut doc = json(&ctx.inv.cluster, &facts, &plan, &problems);
-            doc["warnings"] = serde_json::json!(warned);
+            let mut doc = document(&ctx.inv.cluster, &facts, &plan, &problems);
+            doc.warnings = warned.clone();
             ctx.ui.json(&doc)
         }
         Format::Text | Format::Prometheus => ctx.ui.data(&table(&facts, &plan)),
@@ -76,33 +77,35 @@ fn warn_auto_conf(ctx: &Context<'_>, facts: &[HostFacts]) {
     }
 }
 
-/// The JSON document: `{cluster, ok, hosts: [{name, reachable, reached_by,
-/// server_major_version, data_dir, running, system_identifier, in_recovery, init_would}],
-/// problems: [{host, check, message, hint}]}`; `run` adds `warnings` (as `problems`).
-fn json(
+/// The JSON document (`ops::documents::CheckDocument`); `run` adds the `warnings`.
+fn document(
     cluster: &str,
     facts: &[HostFacts],
     plan: &BTreeMap<String, HostPlan>,
     problems: &[Problem],
-) -> serde_json::Value {
-    let hosts: Vec<_> = facts
+) -> CheckDocument {
+    let hosts = facts
         .iter()
-        .map(|f| {
-            serde_json::json!({
-                "name": f.name,
-                "reachable": matches!(f.reach, Some(Ok(_))),
-                "reached_by": f.reach.as_ref().and_then(|r| r.as_ref().ok()),
-                "server_major_version": f.binaries.as_ref().and_then(|b| b.as_ref().ok()),
-                "data_dir": f.data_dir,
-                "running": f.running,
-                "system_identifier": f.system_identifier,
-                "in_recovery": f.in_recovery,
-                "auto_conf_overrides": f.auto_conf_overrides,
-                "init_would": plan.get(&f.name),
-            })
+        .map(|f| CheckHost {
+            name: f.name.clone(),
+            reachable: matches!(f.reach, Some(Ok(_))),
+            reached_by: f.reach.clone().and_then(Result::ok),
+            server_major_version: f.binaries.clone().and_then(Result::ok),
+            data_dir: f.data_dir.clone(),
+            running: f.running,
+            system_identifier: f.system_identifier.clone(),
+            in_recovery: f.in_recovery,
+            auto_conf_overrides: f.auto_conf_overrides.clone(),
+            init_would: plan.get(&f.name).copied(),
         })
         .collect();
-    serde_json::json!({ "cluster": cluster, "ok": problems.is_empty(), "hosts": hosts, "problems": problems })
+    CheckDocument {
+        cluster: cluster.to_string(),
+        ok: problems.is_empty(),
+        hosts,
+        problems: problems.to_vec(),
+        warnings: Vec::new(),
+    }
 }
 
 /// The text table: HOST, REACHABLE, VERSION, DATA DIRECTORY, INIT WOULD; one row per host.
@@ -209,7 +212,7 @@ mod tests {
              pg2          yes       15       absent                     clone\n\
              pg3          no        -        -                          -\n"
         );
-        let j = json("c", &facts, &plan, &[]);
+        let j = serde_json::to_value(document("c", &facts, &plan, &[])).unwrap();
         assert_eq!(j["ok"], true);
         assert_eq!(j["hosts"][0]["init_would"], "keep_primary");
         assert_eq!(j["hosts"][1]["data_dir"]["kind"], "absent");

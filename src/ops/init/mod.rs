@@ -106,12 +106,12 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     keep_inventory_true(ctx, inv);
     let changes = executor.into_changes();
     summary(ctx, &changes, t_all);
-    ctx.result(serde_json::json!({
-        "cluster": inv.cluster,
-        "primary": inv.primary().name,
-        "changes": changes,
-        "seconds": t_all.elapsed().as_secs_f64(),
-    }));
+    ctx.result(&super::documents::InitDocument {
+        cluster: inv.cluster.clone(),
+        primary: inv.primary().name.clone(),
+        changes,
+        seconds: t_all.elapsed().as_secs_f64(),
+    });
     Ok(exit::OK)
 }
 

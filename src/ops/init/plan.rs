@@ -9,7 +9,7 @@ use std::fmt;
 use crate::inventory::{Host, Inventory};
 
 /// What `init` does with one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HostPlan {
     /// Empty data directory on the primary: initdb.
