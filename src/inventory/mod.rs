@@ -22,6 +22,8 @@ mod secrets;
 mod validators;
 
 #[cfg(test)]
+mod router_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;

@@ -11,6 +11,7 @@ mod hba;
 mod hosts;
 mod postgres;
 mod replication;
+mod routers;
 mod settings;
 mod status;
 mod timeouts;
@@ -86,6 +87,14 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
     let defaults = hosts::Defaults::new(&pg, &raw.postgres.value, ssh.port);
     let (mut hosts, names) = hosts::check(c, &raw.hosts.value, &defaults);
     topology::check(c, &raw.hosts, &mut hosts, &names, transport);
+    let around = routers::Around {
+        hosts: &hosts,
+        names: &names,
+        ssh_port: ssh.port,
+        transport,
+        databases: Vec::new(),
+    };
+    let routers = routers::check(c, &raw.routers, &around);
 
     let password = rep.password?;
     Some(Inventory {
@@ -107,7 +116,7 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         hosts,
         roles: Vec::new(),
         databases: Vec::new(),
-        routers: Vec::new(),
+        routers,
     })
 }
 
