@@ -17,9 +17,11 @@ use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 use crate::pg::Lsn;
 
 mod roles;
+mod router;
 mod state;
 
 pub use roles::RoleInfo;
+pub use router::{connect_tcp, Landing};
 
 /// One open connection to one server.
 pub struct Db {

@@ -30,7 +30,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "pg_ident.conf.j2",
         include_str!("../templates/pg_ident.conf.j2"),
     ),
-    ("haproxy.cfg.j2", include_str!("../templates/haproxy.cfg.j2")),
+    (
+        "haproxy.cfg.j2",
+        include_str!("../templates/haproxy.cfg.j2"),
+    ),
     (
         "haproxy-check.j2",
         include_str!("../templates/haproxy-check.j2"),

@@ -71,6 +71,16 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Inventory {
+    /// An application role's password (`roles[]`), held to the replication password's rules.
+    /// (Interim: errors name the replication keys until `roles:` is read from the file.)
+    pub fn role_password(&self, role: &super::apps::AppRole) -> Result<Secret, Error> {
+        let inv = Inventory {
+            password: role.password.clone(),
+            ..self.clone()
+        };
+        inv.replication_password()
+    }
+
     /// Reads the replication password from its source, refusing a password file that group or
     /// others can read, and an empty password.
     ///

@@ -126,7 +126,11 @@ impl Renderer {
                     let t = targets(live, r, route);
                     ctx.route = route.as_str();
                     ctx.listen_port = port;
-                    ctx.hosts = t.iter().map(|h| h.address.as_str()).collect::<Vec<_>>().join(",");
+                    ctx.hosts = t
+                        .iter()
+                        .map(|h| h.address.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",");
                     ctx.port = t[0].port;
                     ctx.targets = t;
                     files.push(RouterFile {
@@ -142,7 +146,9 @@ impl Renderer {
     fn one_router(&self, name: &str, ctx: &Ctx<'_>, r: &Router) -> anyhow::Result<String> {
         let t = self.env.get_template(name)?;
         t.render(minijinja::Value::from(minijinja::value::Serde(ctx)))
-            .map_err(|e| anyhow::anyhow!("rendering {name} for router {}: {}", r.name, describe(&e)))
+            .map_err(|e| {
+                anyhow::anyhow!("rendering {name} for router {}: {}", r.name, describe(&e))
+            })
     }
 }
 
@@ -187,13 +193,28 @@ routers:
     #[test]
     fn haproxy_write_reaches_the_primary_and_read_the_replicas() {
         let inv = inv();
-        let f = Renderer::new(None).unwrap().render_router(&inv, &inv.routers[0]).unwrap();
+        let f = Renderer::new(None)
+            .unwrap()
+            .render_router(&inv, &inv.routers[0])
+            .unwrap();
         assert_eq!(f.len(), 1);
         let c = &f[0].content;
-        let write = c.split("\nbackend write").nth(1).unwrap().split("frontend read").next().unwrap();
+        let write = c
+            .split("\nbackend write")
+            .nth(1)
+            .unwrap()
+            .split("frontend read")
+            .next()
+            .unwrap();
         assert!(write.contains("server pg1 10.0.0.1:5432 check"), "{c}");
         assert!(!write.contains("pg2"), "{c}");
-        let read = c.split("\nbackend read").nth(1).unwrap().split("frontend stats").next().unwrap();
+        let read = c
+            .split("\nbackend read")
+            .nth(1)
+            .unwrap()
+            .split("frontend stats")
+            .next()
+            .unwrap();
         assert!(read.contains("balance roundrobin"), "{c}");
         assert!(read.contains("server pg2 10.0.0.2:5432 check"), "{c}");
         assert!(read.contains("server pg3 10.0.0.3:5432 check"), "{c}");
@@ -202,19 +223,36 @@ routers:
         assert!(c.contains("on-marked-down shutdown-sessions"), "{c}");
         // After a switchover to pg2, the routes follow.
         let after = inv.with_primary("pg2");
-        let c = Renderer::new(None).unwrap().render_router(&after, &after.routers[0]).unwrap();
-        assert!(c[0].content.contains("server pg2 10.0.0.2:5432 check\n\nfrontend read"), "{}", c[0].content);
+        let c = Renderer::new(None)
+            .unwrap()
+            .render_router(&after, &after.routers[0])
+            .unwrap();
+        assert!(
+            c[0].content
+                .contains("server pg2 10.0.0.2:5432 check\n\nfrontend read"),
+            "{}",
+            c[0].content
+        );
     }
 
     #[test]
     fn pgbouncer_has_one_instance_per_route() {
         let inv = inv();
-        let f = Renderer::new(None).unwrap().render_router(&inv, &inv.routers[1]).unwrap();
+        let f = Renderer::new(None)
+            .unwrap()
+            .render_router(&inv, &inv.routers[1])
+            .unwrap();
         let names: Vec<&str> = f.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["pgbouncer-write.ini", "pgbouncer-read.ini"]);
         let (w, r) = (&f[0].content, &f[1].content);
-        assert!(w.contains("app = host=10.0.0.1 port=5432 dbname=app\n"), "{w}");
-        assert!(r.contains("app = host=10.0.0.2,10.0.0.3 port=5432 dbname=app\n"), "{r}");
+        assert!(
+            w.contains("app = host=10.0.0.1 port=5432 dbname=app\n"),
+            "{w}"
+        );
+        assert!(
+            r.contains("app = host=10.0.0.2,10.0.0.3 port=5432 dbname=app\n"),
+            "{r}"
+        );
         for (c, route, port) in [(w, "write", 6432), (r, "read", 6433)] {
             for line in [
                 format!("listen_port = {port}"),
@@ -237,7 +275,10 @@ routers:
         let mut inv = inv();
         inv.routers[0].read_targets = ReadTargets::All;
         let names = |i: &Inventory| -> Vec<String> {
-            targets(i, &i.routers[0], Route::Read).iter().map(|h| h.name.clone()).collect()
+            targets(i, &i.routers[0], Route::Read)
+                .iter()
+                .map(|h| h.name.clone())
+                .collect()
         };
         assert_eq!(names(&inv), ["pg2", "pg3", "pg1"]);
         inv.routers[0].read_targets = ReadTargets::Replicas;
