@@ -19,6 +19,7 @@ mod live_topology;
 mod pg18;
 mod readme;
 mod render_cmd;
+mod routers;
 pub mod safety;
 mod status;
 pub mod switchover;

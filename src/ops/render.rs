@@ -1,4 +1,5 @@
-//! `pgrepl render`: the files init would install, per host, for review. Contacts no host.
+//! `pgrepl render`: the files init would install, per host and per router, for review.
+//! Contacts no host.
 
 use std::path::PathBuf;
 
@@ -27,12 +28,33 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
     };
     let mut text = String::new();
     let mut json = serde_json::Map::new();
+    let mut outputs: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for h in hosts {
         let r = ctx.rendered(h)?;
-        for (name, content) in r.files() {
+        let files = r
+            .files()
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect();
+        outputs.push((h.name.clone(), files));
+    }
+    if opts.host.is_none() {
+        // Routers' configuration files (their auth file holds verifiers read from the live
+        // primary at install time: not rendered here).
+        for r in &ctx.inv.routers {
+            let files = ctx.renderer.render_router(&ctx.inv, r)?;
+            outputs.push((
+                r.name.clone(),
+                files.into_iter().map(|f| (f.name, f.content)).collect(),
+            ));
+        }
+    }
+    for (owner, files) in &outputs {
+        for (name, content) in files {
+            let name = name.as_str();
             match &opts.out {
                 Some(dir) => {
-                    let d = dir.join(&h.name);
+                    let d = dir.join(owner);
                     std::fs::create_dir_all(&d)
                         .with_context(|| format!("cannot create {}", d.display()))
                         .map_err(Error::from)?;
@@ -42,16 +64,15 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
                 }
                 None if ctx.ui.format() == Format::Json => {
                     let e = json
-                        .entry(h.name.clone())
+                        .entry(owner.clone())
                         .or_insert_with(|| serde_json::json!({}));
                     e[name] = serde_json::Value::String(content.to_string());
                 }
-                None => text.push_str(&format!("==> {}/{name} <==\n{content}\n", h.name)),
+                None => text.push_str(&format!("==> {owner}/{name} <==\n{content}\n")),
             }
         }
         if let Some(dir) = &opts.out {
-            ctx.ui
-                .info(format!("wrote {}", dir.join(&h.name).display()));
+            ctx.ui.info(format!("wrote {}", dir.join(owner).display()));
         }
     }
     if opts.out.is_none() && ctx.ui.format() == Format::Json {
