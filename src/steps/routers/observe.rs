@@ -120,7 +120,7 @@ async fn http_get(
         })?
         .map_err(|e| format!("{address}:{port}: {e}"))?;
     let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP answer")?;
-    if !head.starts_with("HTTP/1.") || !head.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
         return Err(format!(
             "stats page answered {}",
             head.lines().next().unwrap_or("")
