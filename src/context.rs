@@ -12,7 +12,7 @@ use anyhow::Context as _;
 
 use crate::db::{self, Db};
 use crate::error::{Error, InventoryIssue, OnStep, Problem, StepFailure};
-use crate::inventory::{self, Host, Inventory, TransportKind};
+use crate::inventory::{self, Host, Inventory, Router, TransportKind};
 use crate::render::{Rendered, Renderer};
 use crate::transport::{local::LocalTransport, ssh, Spawned, Transport};
 use crate::ui::Ui;
@@ -135,15 +135,45 @@ pub type Transports = BTreeMap<String, Result<Arc<dyn Transport>, String>>;
 impl Context<'_> {
     /// Opens a connection to one host.
     pub async fn connect(&self, h: &Host) -> anyhow::Result<Arc<dyn Transport>> {
+        self.connect_machine(&h.name, &h.ssh_host, h.ssh_port).await
+    }
+
+    /// Opens a connection to the machine a router runs on (this machine with the local
+    /// transport).
+    pub async fn connect_router(&self, r: &Router) -> anyhow::Result<Arc<dyn Transport>> {
+        self.connect_machine(&r.name, &r.ssh_host, r.ssh_port).await
+    }
+
+    /// A connection to a router's machine kept for the run (names are unique across hosts and
+    /// routers).
+    pub async fn kept_router(&self, r: &Router) -> anyhow::Result<Arc<dyn Transport>> {
+        let cached = self.kept.lock().await.get(&r.name).cloned();
+        if let Some(t) = cached {
+            if t.alive().await {
+                return Ok(t);
+            }
+        }
+        let t = self.connect_router(r).await?;
+        self.kept.lock().await.insert(r.name.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// Opens a connection to machine `destination:port`, named `name` in messages.
+    async fn connect_machine(
+        &self,
+        name: &str,
+        destination: &str,
+        port: u16,
+    ) -> anyhow::Result<Arc<dyn Transport>> {
         Ok(match self.inv.transport {
-            TransportKind::Local => Arc::new(LocalTransport::new(&h.name, &self.inv.os_user)?),
+            TransportKind::Local => Arc::new(LocalTransport::new(name, &self.inv.os_user)?),
             TransportKind::Ssh => {
                 let s = &self.inv.ssh;
                 let target = ssh::SshTarget {
-                    host: h.name.clone(),
-                    destination: h.ssh_host.clone(),
+                    host: name.to_string(),
+                    destination: destination.to_string(),
                     user: s.user.clone(),
-                    port: h.ssh_port,
+                    port,
                     identity_file: s.identity_file.clone(),
                     known_hosts_file: s.known_hosts_file.clone(),
                     config_file: s.config_file.clone(),

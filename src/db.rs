@@ -17,9 +17,11 @@ use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 use crate::pg::Lsn;
 
 mod roles;
+mod router;
 mod state;
 
 pub use roles::RoleInfo;
+pub use router::{connect_tcp, Landing};
 
 /// One open connection to one server.
 pub struct Db {
@@ -37,7 +39,9 @@ pub async fn connect(dir: &Path, port: u16, user: &str, timeout: Duration) -> an
         .user(user)
         .dbname("postgres")
         .application_name("pgrepl")
-        .options("-c search_path= -c statement_timeout=60000 -c lock_timeout=10000")
+        // synchronous_commit=local: pgrepl's own commits (roles, slots, checkpoints) never wait
+        // for a synchronous standby, so no step can hang on one that is missing.
+        .options("-c search_path= -c statement_timeout=60000 -c lock_timeout=10000 -c synchronous_commit=local")
         .connect_timeout(timeout);
     let (client, conn) = tokio::time::timeout(timeout, cfg.connect(NoTls))
         .await

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod pg;
 pub mod render;
 pub mod report;
+pub mod router;
 pub mod schemas;
 pub mod steps;
 pub mod topology;

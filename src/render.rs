@@ -1,4 +1,5 @@
-//! Renders postgresql.conf, pg_hba.conf and pg_ident.conf for each host from minijinja
+//! Renders postgresql.conf, pg_hba.conf and pg_ident.conf for each host (and each router's files,
+//! `routers`) from minijinja
 //! templates: embedded in the binary, overridable from a directory the user names. Rendering is
 //! deterministic (sorted maps, no timestamps), fails on an undefined variable, and quotes every
 //! postgresql.conf value through `pgquote`. Text only: it contacts no host and installs nothing
@@ -11,6 +12,9 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::inventory::{Host, Inventory, TransportKind};
+
+mod routers;
+pub use routers::{pgbouncer_ini, routes, targets, userlist, Route, RouterFile, USERLIST};
 
 /// The template files pgrepl renders, with their embedded defaults.
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -25,6 +29,18 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "pg_ident.conf.j2",
         include_str!("../templates/pg_ident.conf.j2"),
+    ),
+    (
+        "haproxy.cfg.j2",
+        include_str!("../templates/haproxy.cfg.j2"),
+    ),
+    (
+        "haproxy-check.j2",
+        include_str!("../templates/haproxy-check.j2"),
+    ),
+    (
+        "pgbouncer.ini.j2",
+        include_str!("../templates/pgbouncer.ini.j2"),
     ),
 ];
 
@@ -123,6 +139,7 @@ impl Renderer {
             crate::pg::quote_guc(&v)
                 .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
         });
+        env.add_filter("hostport", routers::hostport);
         let dir: Option<PathBuf> = override_dir.map(Path::to_path_buf);
         if let Some(d) = &dir {
             anyhow::ensure!(

@@ -21,6 +21,7 @@ mod modes;
 mod pg18;
 mod readme;
 mod render_cmd;
+mod routers;
 pub mod safety;
 mod status;
 pub mod switchover;

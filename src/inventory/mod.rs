@@ -25,6 +25,8 @@ mod validators;
 #[cfg(test)]
 mod apps_tests;
 #[cfg(test)]
+mod router_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::apps::{ReadTargets, RouterKind};
 use super::model::{HostKeyPolicy, Role, TransportKind};
 use crate::error::InventoryIssue;
 
@@ -34,6 +35,45 @@ pub(super) struct RawInventory {
     pub(super) databases: Vec<Spanned<RawDatabase>>,
     #[serde(default)]
     pub(super) archive: Option<Spanned<RawArchive>>,
+    #[serde(default)]
+    pub(super) routers: Vec<Spanned<RawRouter>>,
+}
+
+/// One `routers[]` entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouter {
+    pub(super) name: Spanned<String>,
+    pub(super) kind: Spanned<RouterKind>,
+    pub(super) address: Spanned<String>,
+    #[serde(default)]
+    pub(super) ssh_host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) ssh_port: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub(super) dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) bin: Option<Spanned<String>>,
+    pub(super) ports: Spanned<RawRouterPorts>,
+    #[serde(default)]
+    pub(super) read_targets: Option<Spanned<ReadTargets>>,
+    #[serde(default)]
+    pub(super) pool_mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) pool_size: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) databases: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `routers[].ports`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouterPorts {
+    pub(super) write: Spanned<u16>,
+    #[serde(default)]
+    pub(super) read: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub(super) stats: Option<Spanned<u16>>,
 }
 
 /// `archive:`.

@@ -1,4 +1,5 @@
-//! `pgrepl render`: the files init would install, per host, for review. Contacts no host.
+//! `pgrepl render`: the files init would install, per host and per router, for review.
+//! Contacts no host.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,13 +30,34 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
     };
     let as_json = ctx.ui.format() == Format::Json;
     let mut text = String::new();
-    let mut files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut docs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut outputs: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for h in hosts {
         let r = ctx.rendered(h)?;
-        for (name, content) in r.files() {
+        let files = r
+            .files()
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect();
+        outputs.push((h.name.clone(), files));
+    }
+    if opts.host.is_none() {
+        // Routers' configuration files (their auth file holds verifiers read from the live
+        // primary at install time: not rendered here).
+        for r in &ctx.inv.routers {
+            let files = ctx.renderer.render_router(&ctx.inv, r)?;
+            outputs.push((
+                r.name.clone(),
+                files.into_iter().map(|f| (f.name, f.content)).collect(),
+            ));
+        }
+    }
+    for (owner, files) in &outputs {
+        for (name, content) in files {
+            let name = name.as_str();
             match &opts.out {
                 Some(dir) => {
-                    let d = dir.join(&h.name);
+                    let d = dir.join(owner);
                     std::fs::create_dir_all(&d)
                         .with_context(|| format!("cannot create {}", d.display()))
                         .map_err(Error::from)?;
@@ -44,23 +66,26 @@ pub fn run(ctx: &Context<'_>, opts: Options) -> Result<u8, Error> {
                         .map_err(Error::from)?;
                 }
                 None if as_json => {}
-                None => text.push_str(&format!("==> {}/{name} <==\n{content}\n", h.name)),
+                None => text.push_str(&format!(
+                    "==> {owner}/{name} <==
+{content}
+"
+                )),
             }
             if as_json {
-                let host = files.entry(h.name.clone()).or_default();
+                let host = docs.entry(owner.clone()).or_default();
                 host.insert(name.to_string(), content.to_string());
             }
         }
         if let Some(dir) = &opts.out {
-            ctx.ui
-                .info(format!("wrote {}", dir.join(&h.name).display()));
+            ctx.ui.info(format!("wrote {}", dir.join(owner).display()));
         }
     }
     // With --format json the document is printed with --out too (one document on stdout).
     if as_json {
         ctx.ui.json(&RenderDocument {
             cluster: ctx.inv.cluster.clone(),
-            hosts: files,
+            hosts: docs,
         });
     } else {
         ctx.ui.data(&text);

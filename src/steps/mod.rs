@@ -18,6 +18,7 @@ pub mod probe;
 pub mod record;
 pub mod rewind;
 pub mod roles;
+pub mod routers;
 pub mod server;
 pub mod slots;
 pub mod streaming;

@@ -1148,3 +1148,54 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     }
     out
 }
+
+impl Lab {
+    /// Appends a `routers:` section (YAML list items, already indented by two spaces) to the
+    /// inventory at `inv`: routers run on a lab host started without PostgreSQL.
+    pub fn add_routers(&self, inv: &Path, items: &str) {
+        self.add_app(inv);
+        let mut y = fs::read_to_string(inv).unwrap();
+        y.push_str("routers:\n");
+        y.push_str(items);
+        fs::write(inv, y).unwrap();
+    }
+
+    /// Appends an application role `app` (the lab's password file) and its database `app`.
+    pub fn add_app(&self, inv: &Path) {
+        let mut y = fs::read_to_string(inv).unwrap();
+        y.push_str(&format!(
+            "roles:\n  - {{name: app, password_file: {}}}\ndatabases:\n  - name: app\n",
+            self.password_file.display()
+        ));
+        fs::write(inv, y).unwrap();
+    }
+
+    /// Runs `sql` through `address:port` as the application role `app` into database `app`
+    /// (declared with [`Lab::add_app`], the lab's password): `-At` output, or the error text.
+    pub fn psql_tcp(&self, address: &str, port: u16, sql: &str) -> Result<String, String> {
+        let out = Command::new(pg_tool("psql"))
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                address,
+                "-p",
+                &port.to_string(),
+                "-U",
+                "app",
+                "-d",
+                "app",
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod hosts;
 mod modes;
 mod postgres;
 mod replication;
+mod routers;
 mod settings;
 mod status;
 mod timeouts;
@@ -90,33 +91,30 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
     let replica_settings = settings::check(c, &raw.postgres.value.replica_settings, host_count).0;
     let (mut hosts, names) = hosts::check(c, &raw.hosts.value, &defaults);
     topology::check(c, &raw.hosts, &mut hosts, &names, transport);
-
-    let synchronous = raw
-        .replication
-        .as_ref()
-        .and_then(|r| r.value.synchronous.as_ref())
-        .and_then(|s| modes::check_sync(c, s, &hosts));
-    let all_settings: Vec<_> = [
-        &raw.postgres.value.settings,
-        &raw.postgres.value.primary_settings,
-        &raw.postgres.value.replica_settings,
-    ]
-    .into_iter()
-    .chain(raw.hosts.value.iter().map(|h| &h.value.settings))
-    .collect();
-    modes::check_per_role(c, &all_settings[1..]);
-    let archive = raw
-        .archive
-        .as_ref()
-        .and_then(|a| modes::check_archive(c, a, &all_settings));
     let reserved = apps::Reserved {
         os_user: &pg.os_user,
         replication_user: &rep.user,
         rewind_user: &rep.rewind_user,
     };
     let roles = apps::check_roles(c, &raw.roles, &reserved, path);
-    let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
-    let databases = apps::check_databases(c, &raw.databases, &names);
+    let role_names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+    let databases = apps::check_databases(c, &raw.databases, &role_names);
+    let around = routers::Around {
+        hosts: &hosts,
+        names: &names,
+        ssh_port: ssh.port,
+        transport,
+        databases: databases.iter().map(|d| d.name.clone()).collect(),
+    };
+    let routers = routers::check(c, &raw.routers, &around);
+    if let (Some(first), true) = (raw.routers.first(), roles.is_empty()) {
+        c.at(
+            first.referenced,
+            "routers need an application role: pgrepl checks each route by logging in through it",
+            "declare one under roles: (with password_env or password_file)",
+        );
+    }
+    let (synchronous, archive) = modes_section(c, &raw, &hosts);
 
     let password = rep.password?;
     Some(Inventory {
@@ -142,8 +140,38 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         hosts,
         roles,
         databases,
-        routers: Vec::new(),
+        routers,
     })
+}
+
+/// `replication.synchronous`, `archive:` and the role and host settings that must not differ.
+fn modes_section(
+    c: &mut Checker,
+    raw: &RawInventory,
+    hosts: &[crate::inventory::model::Host],
+) -> (
+    Option<crate::inventory::SyncRule>,
+    Option<crate::inventory::Archive>,
+) {
+    let synchronous = raw
+        .replication
+        .as_ref()
+        .and_then(|r| r.value.synchronous.as_ref())
+        .and_then(|s| modes::check_sync(c, s, hosts));
+    let all_settings: Vec<_> = [
+        &raw.postgres.value.settings,
+        &raw.postgres.value.primary_settings,
+        &raw.postgres.value.replica_settings,
+    ]
+    .into_iter()
+    .chain(raw.hosts.value.iter().map(|h| &h.value.settings))
+    .collect();
+    modes::check_per_role(c, &all_settings[1..]);
+    let archive = raw
+        .archive
+        .as_ref()
+        .and_then(|a| modes::check_archive(c, a, &all_settings));
+    (synchronous, archive)
 }
 
 /// Port 0 is refused wherever a port is given.

@@ -137,6 +137,12 @@ impl Executor<'_, '_> {
             InitStep::VerifyStreaming { primary, replicas } => {
                 self.verify_streaming(primary, *replicas).await
             }
+            InitStep::Routers { .. } => {
+                for c in crate::steps::routers::apply(self.ctx, self.inv).await? {
+                    self.note(c);
+                }
+                crate::steps::routers::verify(self.ctx, self.inv).await
+            }
             InitStep::Wave { .. } => unreachable!("a wave is walked by `wave`, never nested"),
         }
     }

@@ -105,6 +105,11 @@ pub enum InitStep {
         /// How many replicas the inventory has.
         replicas: usize,
     },
+    /// Bring every router up to the topology (install, start or reload) and verify its routes.
+    Routers {
+        /// The routers' names, in inventory order.
+        names: Vec<String>,
+    },
 }
 
 /// The whole of `init`: each host's fate and the steps in order.
@@ -188,6 +193,11 @@ impl InitPlan {
             primary: p.name.clone(),
             replicas: inv.replicas().count(),
         });
+        if !inv.routers.is_empty() {
+            steps.push(InitStep::Routers {
+                names: inv.routers.iter().map(|r| r.name.clone()).collect(),
+            });
+        }
         InitPlan {
             hosts,
             running,
@@ -345,6 +355,11 @@ impl fmt::Display for InitStep {
             InitStep::VerifyStreaming { primary, replicas } => write!(
                 f,
                 "{primary}: verify {replicas} replica(s) streaming, every slot active"
+            ),
+            InitStep::Routers { names } => write!(
+                f,
+                "{}: install, start or reload, and verify the routes",
+                names.join(", ")
             ),
         }
     }

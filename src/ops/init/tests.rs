@@ -93,6 +93,7 @@ fn outline(plan: &InitPlan) -> Vec<String> {
             ),
             InitStep::PasswordFile { host } => format!("passfile {host}"),
             InitStep::Roles { primary, .. } => format!("roles {primary}"),
+            InitStep::Routers { names } => format!("routers {}", names.join(",")),
             InitStep::Slots { upstream, replicas } => {
                 let r: Vec<String> = replicas
                     .iter()
