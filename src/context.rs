@@ -48,6 +48,8 @@ pub struct Context<'a> {
     /// A replica this run stopped for a clone that has not replaced its data yet: started again
     /// on its previous data if the run ends now.
     stopped_for_clone: std::sync::Mutex<Option<String>>,
+    /// PgBouncer write routes this run paused and has not resumed: resumed if the run ends now.
+    writes_paused: std::sync::atomic::AtomicBool,
     /// Connections kept for the rest of the run (`status --wait` and `--watch` poll many times).
     kept: tokio::sync::Mutex<BTreeMap<String, Arc<dyn Transport>>>,
     /// The cluster lock, while this run holds it.
@@ -119,6 +121,7 @@ impl<'a> Context<'a> {
             result: Default::default(),
             interrupted_after: Default::default(),
             stopped_for_clone: Default::default(),
+            writes_paused: Default::default(),
             run_dir,
             kept: Default::default(),
             locks: Default::default(),
@@ -253,6 +256,18 @@ impl Context<'_> {
     /// The result the command reported, if any.
     pub fn take_result(&self) -> Option<serde_json::Value> {
         self.result.lock().expect("not poisoned").take()
+    }
+
+    /// Notes that PgBouncer write routes are paused (`true`) or resumed (`false`).
+    pub fn writes_paused(&self, paused: bool) {
+        self.writes_paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether write routes were left paused; clears the note.
+    pub fn take_writes_paused(&self) -> bool {
+        self.writes_paused
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Drops a kept connection (after it failed), so the next use reconnects.

@@ -104,7 +104,8 @@ pub fn running_pid(kind: RouterKind, out: &str) -> Option<u32> {
 }
 
 /// One node a route reaches, as the router reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RouteTarget {
     /// The inventory host, when the address and port are one's.
     pub host: Option<String>,
@@ -117,7 +118,8 @@ pub struct RouteTarget {
 }
 
 /// What a router's route looks like from outside (`status`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct RouterState {
     /// The router's name.
     pub router: String,

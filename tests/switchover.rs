@@ -46,9 +46,14 @@ impl ProbeRun {
             "host={} port=5432 user=probe dbname=postgres target_session_attrs=read-write",
             hosts.join(",")
         );
+        ProbeRun::start_with(&conninfo, "probe-pw")
+    }
+
+    /// The probe writing through `conninfo` (a router's endpoint, say) with `password`.
+    pub fn start_with(conninfo: &str, password: &str) -> ProbeRun {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pgrepl-write-probe"))
-            .args([&conninfo, "300"])
-            .env("PGREPL_PROBE_PASSWORD", "probe-pw")
+            .args([conninfo, "300"])
+            .env("PGREPL_PROBE_PASSWORD", password)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -104,6 +109,15 @@ impl ProbeRun {
             / 1000.0
     }
 
+    /// Writes that failed (ids the probe skipped) among those after the `from`-th acknowledged.
+    pub fn errors_since(&self, from: usize) -> i64 {
+        let a = self.acked.lock().unwrap();
+        a[from.min(a.len())..]
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0 - 1)
+            .sum()
+    }
+
     pub fn ids(&self) -> Vec<i64> {
         self.acked.lock().unwrap().iter().map(|(i, _)| *i).collect()
     }
@@ -118,8 +132,13 @@ impl Drop for ProbeRun {
 
 /// Acknowledged ids missing on `host`.
 pub fn missing_on(lab: &Lab, host: &str, ids: &[i64]) -> usize {
+    missing_in(lab, host, "postgres", ids)
+}
+
+/// Acknowledged ids missing on `host` in database `db`.
+pub fn missing_in(lab: &Lab, host: &str, db: &str, ids: &[i64]) -> usize {
     let present: std::collections::HashSet<i64> = lab
-        .psql(host, "SELECT id FROM probe_ids")
+        .psql_db(host, db, "SELECT id FROM probe_ids")
         .lines()
         .filter_map(|l| l.parse().ok())
         .collect();

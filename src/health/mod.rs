@@ -12,6 +12,7 @@
 
 pub mod fixes;
 mod mode_rules;
+mod router_rules;
 pub mod rules;
 mod slot_rules;
 
@@ -78,11 +79,15 @@ pub enum FindingCode {
     ArchiveFailing,
     /// Many segments wait to be archived ([`mode_rules::archiving`]).
     ArchiveBacklog,
+    /// A router's route does not point where the live topology says ([`router_rules::routers`]).
+    RouterStale,
+    /// A router could not be read ([`router_rules::routers`]).
+    RouterUnreachable,
 }
 
 impl FindingCode {
     /// Every code, in the order `assess` runs their rules.
-    pub const ALL: [FindingCode; 16] = [
+    pub const ALL: [FindingCode; 18] = [
         FindingCode::Unreachable,
         FindingCode::NoPrimary,
         FindingCode::SplitBrain,
@@ -99,6 +104,8 @@ impl FindingCode {
         FindingCode::SyncStandbysMissing,
         FindingCode::ArchiveFailing,
         FindingCode::ArchiveBacklog,
+        FindingCode::RouterStale,
+        FindingCode::RouterUnreachable,
     ];
 
     /// The stable identifier in JSON and in the text report (`split_brain`, `not_streaming`, ...).
@@ -120,6 +127,8 @@ impl FindingCode {
             FindingCode::SyncStandbysMissing => "sync_standbys_missing",
             FindingCode::ArchiveFailing => "archive_failing",
             FindingCode::ArchiveBacklog => "archive_backlog",
+            FindingCode::RouterStale => "router_stale",
+            FindingCode::RouterUnreachable => "router_unreachable",
         }
     }
 }
@@ -277,6 +286,8 @@ pub struct ClusterView {
     pub slots: Vec<SlotView>,
     /// Worst first, then by host.
     pub findings: Vec<Finding>,
+    /// Each router's routes as observed (empty without routers).
+    pub routers: Vec<crate::router::RouterState>,
 }
 
 /// Assesses the topology against the inventory and the thresholds: the views of every host,
@@ -302,6 +313,30 @@ pub fn assess(topo: &Topology, t: &Thresholds, duration_seconds: f64) -> Cluster
         replicas: topo.standbys().map(|n| replica_view(topo, n)).collect(),
         slots: slot_views(topo),
         findings,
+        routers: Vec::new(),
+    }
+}
+
+impl ClusterView {
+    /// Adds what the routers' routes were seen to point at, and their findings (the view's
+    /// severity and order recomputed).
+    pub fn with_routers(
+        mut self,
+        topo: &Topology,
+        states: Vec<crate::router::RouterState>,
+    ) -> ClusterView {
+        self.findings.extend(router_rules::routers(topo, &states));
+        self.findings
+            .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));
+        self.severity = self
+            .findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
+        self.healthy = self.severity == Severity::Ok;
+        self.routers = states;
+        self
     }
 }
 

@@ -29,7 +29,9 @@ pub struct Database {
 }
 
 /// What a router runs (`routers[].kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RouterKind {
     /// HAProxy in TCP mode: a write port, a read port and a stats page.

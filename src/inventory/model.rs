@@ -209,6 +209,9 @@ pub struct Host {
     pub settings: BTreeMap<String, String>,
     /// `hosts[].apply_delay` in seconds (`recovery_min_apply_delay`), for a delayed replica.
     pub apply_delay: Option<u64>,
+    /// `hosts[].listen_addresses`: addresses the server listens on beside `address` (e.g.
+    /// `localhost` for a pooler on the same machine).
+    pub listen_extra: Vec<String>,
 }
 
 impl Inventory {

@@ -272,6 +272,8 @@ pub(super) struct RawHost {
     pub(super) settings: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub(super) apply_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) listen_addresses: Vec<Spanned<String>>,
 }
 
 /// Reads inventory text into the raw schema: tabs used for indentation, YAML syntax, unknown,

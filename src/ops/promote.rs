@@ -23,6 +23,7 @@ use crate::pg::{datadir, Lsn};
 use crate::steps::config::converge_running;
 use crate::steps::probe::discover;
 use crate::steps::record::keep_inventory_true;
+use crate::steps::routers;
 use crate::steps::server::{
     end_of_wal, fence, is_running, kill_and_prove_down, promote, stop_and_prove_down, wait_gone,
 };
@@ -152,6 +153,13 @@ impl Promotion<'_, '_, '_> {
         self.ctx
             .ui
             .done(&target.name, "promoted: accepts writes", to_writable);
+        // The routers' write routes follow at once (the siblings can wait for them).
+        let routed = routers::apply(self.ctx, &self.eff).await?;
+        if !routed.is_empty() {
+            self.ctx
+                .ui
+                .info(format!("routers re-pointed at {}", target.name));
+        }
         db.checkpoint().await.on_step(&target.name, "CHECKPOINT")?;
         let new_timeline = db
             .node_state()
@@ -159,6 +167,7 @@ impl Promotion<'_, '_, '_> {
             .on_step(&target.name, "promote")?
             .timeline;
         let followers = self.follow(&db, new_timeline).await?;
+        routers::verify_live(self.ctx, &self.eff).await?;
         self.report(Outcome {
             old_last,
             promoted_at,

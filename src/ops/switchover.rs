@@ -15,6 +15,7 @@
 //! primary, verified writable — and exits 8 ("failed, nothing changed"). After it, exit 7
 //! ("incomplete") with each node's state and the next command.
 
+mod after;
 mod preflight;
 mod rollback;
 
@@ -29,6 +30,7 @@ use crate::steps::exec::run_step;
 use crate::steps::probe::{collect, discover};
 use crate::steps::record::keep_inventory_true;
 use crate::steps::rewind::rewind_from;
+use crate::steps::routers::{self, pause_writes};
 use crate::steps::server::{
     control_data, fence, is_running, server, standby_signal, start, start_as_standby,
     stop_and_prove_down, wait_writable,
@@ -86,8 +88,9 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
             cand.name, old.name
         ));
     }
+    let described = after::described(&plan, &ctx.inv);
     if o.dry_run && ctx.ui.format() == Format::Json {
-        let steps: Vec<String> = plan.describe().lines().map(str::to_string).collect();
+        let steps: Vec<String> = described.lines().map(str::to_string).collect();
         ctx.ui.json(&super::documents::SwitchoverPlanDocument {
             dry_run: true,
             old_primary: old.name.clone(),
@@ -99,9 +102,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     if o.dry_run {
         ctx.ui.data(&format!(
             "switchover {} -> {} (dry run: every check passed; nothing was changed)\n{}\n",
-            old.name,
-            cand.name,
-            plan.describe()
+            old.name, cand.name, described
         ));
         return Ok(exit::OK);
     }
@@ -167,7 +168,15 @@ impl Switchover<'_, '_, '_> {
         let t0 = Instant::now();
         self.checkpoint().await?;
         self.done(old, Step::Checkpoint, "CHECKPOINT", t0);
+        // PgBouncer write routes hold new transactions (clients wait, they see no error) from
+        // before the stop until the new primary takes them.
+        let paused = pause_writes(self.ctx, &self.ctx.inv).await?;
         let gap_start = Instant::now();
+        if !paused.is_empty() {
+            self.ctx
+                .ui
+                .info(format!("{}: writes paused", paused.join(", ")));
+        }
         let ckpt = self.stop_old().await?;
         let t0 = Instant::now();
         self.fence_and_catch_up(ckpt).await?;
@@ -190,9 +199,23 @@ impl Switchover<'_, '_, '_> {
             ),
             t0,
         );
+        self.reroute(&paused).await?;
         if let Err(e) = self.finish().await {
             let inv_path = self.ctx.inv.file.display();
             return Err(self.incomplete("rejoin", format!("{e}"), format!("{} is the primary and accepts writes; complete the switchover with: pgrepl -i {inv_path} rebuild {}", cand.name, old.name)).await);
+        }
+        if let Err(e) = routers::verify(self.ctx, &self.eff).await {
+            return Err(self
+                .incomplete(
+                    "verify routers",
+                    format!("{e}"),
+                    format!(
+                        "{} is the primary; re-point the routers: pgrepl -i {} init",
+                        cand.name,
+                        self.ctx.inv.file.display()
+                    ),
+                )
+                .await);
         }
         let tli = self
             .cdb
@@ -424,27 +447,5 @@ impl Switchover<'_, '_, '_> {
             t0.elapsed(),
         );
         Ok(())
-    }
-
-    /// The closing lines (and the JSON document with `--format json`).
-    fn report(&self, tli: Option<u32>, ckpt: Lsn, gap: Duration, started: Instant) {
-        let (ctx, old, cand) = (self.ctx, self.plan.old, self.plan.candidate);
-        ctx.ui.info(format!(
-            "switchover: {} is the primary (timeline {}), {} follows it; writes were refused for {:.3}s; done in {:.1}s",
-            cand.name,
-            tli.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
-            old.name,
-            gap.as_secs_f64(),
-            started.elapsed().as_secs_f64()
-        ));
-        keep_inventory_true(ctx, &self.eff);
-        ctx.result(&super::documents::SwitchoverDocument {
-            old_primary: old.name.clone(),
-            new_primary: cand.name.clone(),
-            timeline: tli,
-            shutdown_checkpoint_lsn: ckpt.to_string(),
-            write_gap_seconds: gap.as_secs_f64(),
-            seconds: started.elapsed().as_secs_f64(),
-        });
     }
 }

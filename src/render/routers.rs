@@ -18,7 +18,7 @@ pub struct RouterFile {
 }
 
 /// A route of a router.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Route {
     /// Reaches only the primary.

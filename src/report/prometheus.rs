@@ -14,6 +14,7 @@ pub fn prometheus(v: &ClusterView) -> String {
     hosts(&mut m, &v.cluster, &v.hosts);
     replicas(&mut m, &v.cluster, &v.replicas);
     slots(&mut m, &v.cluster, &v.slots);
+    routers(&mut m, &v.cluster, &v.routers);
     cluster(&mut m, v);
     m.out
 }
@@ -69,6 +70,14 @@ fn host<'a>(c: &'a str, h: &'a HostView) -> Labels<'a> {
 fn replica<'a>(c: &'a str, r: &'a ReplicaView) -> Labels<'a> {
     let upstream = r.upstream.as_deref().unwrap_or("");
     vec![("cluster", c), ("host", &r.host), ("upstream", upstream)]
+}
+
+fn router<'a>(c: &'a str, r: &'a crate::router::RouterState) -> Labels<'a> {
+    vec![
+        ("cluster", c),
+        ("router", &r.router),
+        ("route", r.route.as_str()),
+    ]
 }
 
 fn slot<'a>(c: &'a str, s: &'a SlotView) -> Labels<'a> {
@@ -146,6 +155,27 @@ fn slots(m: &mut Metrics, c: &str, slots: &[SlotView]) {
         slots
             .iter()
             .filter_map(|s| Some((slot(c, s), s.retained_bytes? as f64))),
+    );
+}
+
+/// `pgrepl_router_reachable`, `pgrepl_router_target` (one sample per node a route points at).
+fn routers(m: &mut Metrics, c: &str, routers: &[crate::router::RouterState]) {
+    m.gauge(
+        "pgrepl_router_reachable",
+        "Whether pgrepl could read where the router's route points (1) or not (0).",
+        routers.iter().map(|r| (router(c, r), flag(r.reachable))),
+    );
+    m.gauge(
+        "pgrepl_router_target",
+        "A node the router's route points at (1; 0 when HAProxy's check marks it down).",
+        routers.iter().flat_map(|r| {
+            r.targets.iter().map(move |t| {
+                let mut l = router(c, r);
+                l.push(("host", t.host.as_deref().unwrap_or(t.address.as_str())));
+                let up = t.status.as_deref().is_none_or(|s| s.starts_with("UP"));
+                (l, flag(up))
+            })
+        }),
     );
 }
 

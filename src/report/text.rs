@@ -20,10 +20,58 @@ pub fn text(v: &ClusterView, paint: &dyn Fn(Severity, &str) -> String) -> String
         out.push('\n');
         out.push_str(&slots_table(&v.slots));
     }
+    if !v.routers.is_empty() {
+        out.push('\n');
+        out.push_str(&routers_table(&v.routers));
+    }
     if !v.findings.is_empty() {
         out.push_str(&findings(&v.findings, paint));
     }
     out
+}
+
+/// One row per router route: where it points (HAProxy's check verdict beside each node).
+fn routers_table(routers: &[crate::router::RouterState]) -> String {
+    let mut rows = vec![heading(&[
+        "ROUTER",
+        "KIND",
+        "ROUTE",
+        "PORT",
+        "REACHABLE",
+        "TARGETS",
+    ])];
+    for r in routers {
+        let targets: Vec<String> = r
+            .targets
+            .iter()
+            .map(|t| {
+                let name = t
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| format!("{}:{}", t.address, t.port));
+                match &t.status {
+                    Some(s) => format!("{name}({s})"),
+                    None => name,
+                }
+            })
+            .collect();
+        rows.push(vec![
+            r.router.clone(),
+            serde_json::to_value(r.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.route.as_str().to_string(),
+            r.port.to_string(),
+            yes_no(r.reachable),
+            if targets.is_empty() {
+                "-".into()
+            } else {
+                targets.join(",")
+            },
+        ]);
+    }
+    table(&rows)
 }
 
 /// `cluster c: OK (3 hosts, primary p, 0.12s)` and a blank line.

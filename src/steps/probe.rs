@@ -52,7 +52,8 @@ pub async fn discover<'c>(ctx: &'c Context<'_>, host_timeout: Duration) -> Topol
 pub async fn collect(ctx: &Context<'_>, host_timeout: Duration, t: &Thresholds) -> ClusterView {
     let t0 = Instant::now();
     let topo = discover(ctx, host_timeout).await;
-    health::assess(&topo, t, t0.elapsed().as_secs_f64())
+    let routers = super::routers::observe(ctx, &ctx.inv).await;
+    health::assess(&topo, t, t0.elapsed().as_secs_f64()).with_routers(&topo, routers)
 }
 
 /// Every host's state (in inventory order), each probe bounded by `host_timeout`.

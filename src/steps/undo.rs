@@ -18,6 +18,28 @@ use super::server::{is_running, standby_signal, start, stop_and_prove_down};
 /// command that does it by hand.
 pub async fn undo(ctx: &Context<'_>) {
     restart_stopped_primary(ctx).await;
+    // Clients queued behind a paused PgBouncer are let through (to the primary started again
+    // above, or, past a promotion, wherever the route points: `pgrepl init` re-points it).
+    if ctx.take_writes_paused() {
+        if let Err(e) = super::routers::resume_writes(ctx, &ctx.inv).await {
+            let cmds: Vec<String> = ctx
+                .inv
+                .routers
+                .iter()
+                .filter(|r| r.kind == crate::inventory::RouterKind::Pgbouncer)
+                .map(|r| {
+                    format!(
+                        "psql 'host={} port={} user={} dbname=pgbouncer' -c RESUME",
+                        r.address, r.ports.write, ctx.inv.replication_user
+                    )
+                })
+                .collect();
+            ctx.ui.warn(format!(
+                "PgBouncer write routes may still be paused: {e}; resume them: {}",
+                cmds.join(" ; ")
+            ));
+        }
+    }
     let replica = ctx.take_stopped_for_clone();
     for host in ctx.take_running_clones() {
         if let Some(h) = ctx.inv.host(&host) {

@@ -644,8 +644,13 @@ impl Lab {
 
     /// Runs SQL on a host's server as the superuser through its socket; returns `-At` output.
     pub fn psql(&self, host: &str, sql: &str) -> String {
+        self.psql_db(host, "postgres", sql)
+    }
+
+    /// Like [`Lab::psql`], in database `db`.
+    pub fn psql_db(&self, host: &str, db: &str, sql: &str) -> String {
         let h = self.host(host);
-        psql_at(&self.os_user, &h.socket_dir, h.pg_port, sql)
+        psql_at_db(&self.os_user, &h.socket_dir, h.pg_port, db, sql)
     }
 }
 
@@ -661,6 +666,11 @@ fn as_os_user<'a>(os_user: &'a str, argv: &[&'a str]) -> Vec<&'a str> {
 
 /// Runs SQL as `os_user` through a socket directory.
 pub fn psql_at(os_user: &str, socket_dir: &Path, port: u16, sql: &str) -> String {
+    psql_at_db(os_user, socket_dir, port, "postgres", sql)
+}
+
+/// Like [`psql_at`], in database `db`.
+pub fn psql_at_db(os_user: &str, socket_dir: &Path, port: u16, db: &str, sql: &str) -> String {
     let port = port.to_string();
     let psql = pg_tool("psql");
     let argv = as_os_user(
@@ -676,7 +686,7 @@ pub fn psql_at(os_user: &str, socket_dir: &Path, port: u16, sql: &str) -> String
             "-p",
             &port,
             "-d",
-            "postgres",
+            db,
             "-c",
             sql,
         ],

@@ -112,7 +112,22 @@ fn check_host(c: &mut Checker, rh: &RawHost, d: &Defaults<'_>, names: &mut Names
             .apply_delay
             .as_ref()
             .and_then(|a| super::modes::check_delay(c, a)),
+        listen_extra: check_listen(c, rh),
     }
+}
+
+/// `listen_addresses`: addresses beside `address` (IPs or names, `localhost` included); `*`
+/// would open every interface and is refused.
+fn check_listen(c: &mut Checker, rh: &RawHost) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in &rh.listen_addresses {
+        if !is_address(&a.value) {
+            c.at(a.referenced, format!("listen address {:?} is not an IP address or host name", a.value), "list addresses such as localhost or 10.0.0.5 ('*' is not allowed: name each interface)");
+        } else if a.value != rh.address.value && !out.contains(&a.value) {
+            out.push(a.value.clone());
+        }
+    }
+    out
 }
 
 /// The address, port, ssh destination and ssh port a host sets.

@@ -37,6 +37,13 @@ impl Switchover<'_, '_, '_> {
             db.write_check().await
         }
         .await;
+        // Writes held by PgBouncer go on to the old primary, back in charge.
+        if ctx.take_writes_paused() {
+            if let Err(e) = routers::resume_writes(ctx, &ctx.inv).await {
+                ctx.ui
+                    .warn(format!("resuming PgBouncer's writes failed: {e}"));
+            }
+        }
         match restarted {
             Ok(()) => Error::SwitchoverRolledBack(failure(
                 &old.name,

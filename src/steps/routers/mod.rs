@@ -46,6 +46,26 @@ pub async fn apply(ctx: &Context<'_>, live: &Inventory) -> Result<Vec<String>, E
     Ok(changes)
 }
 
+/// [`verify`] over the hosts that answer now: a read route is expected to reach every
+/// replica that runs (one that is down is HAProxy's health check's to skip).
+pub async fn verify_live(ctx: &Context<'_>, live: &Inventory) -> Result<(), Error> {
+    if live.routers.is_empty() {
+        return Ok(());
+    }
+    let probes = super::probe::probe_all(ctx, ctx.inv.timeouts.status).await;
+    let answering: Vec<&str> = ctx
+        .inv
+        .hosts
+        .iter()
+        .zip(&probes)
+        .filter(|(_, p)| p.state.is_ok())
+        .map(|(h, _)| h.name.as_str())
+        .collect();
+    let mut up = live.clone();
+    up.hosts.retain(|h| answering.contains(&h.name.as_str()));
+    verify(ctx, &up).await
+}
+
 /// PgBouncer's auth file: the SCRAM verifiers of the application roles and the replication
 /// user (the console's admin), read from the live primary's `pg_authid`.
 async fn auth_file(ctx: &Context<'_>, live: &Inventory) -> Result<String, Error> {

@@ -178,6 +178,8 @@ pub async fn pause_writes(ctx: &Context<'_>, live: &Inventory) -> Result<Vec<Str
             return Err(Error::step(&r.name, "pause writes", format!("{e:#}")));
         }
         paused.push(r.name.clone());
+        // From here an interrupted run resumes them (`steps::undo`).
+        ctx.writes_paused(true);
     }
     Ok(paused)
 }
@@ -191,7 +193,9 @@ pub async fn resume_writes(ctx: &Context<'_>, live: &Inventory) -> Result<(), Er
         .filter(|r| r.kind == RouterKind::Pgbouncer)
         .map(|r| r.name.clone())
         .collect();
-    resume_named(ctx, live, &names, &password).await
+    resume_named(ctx, live, &names, &password).await?;
+    ctx.writes_paused(false);
+    Ok(())
 }
 
 async fn resume_named(
