@@ -163,6 +163,51 @@ pub fn parse_haproxy_csv(csv: &str, backend: &str) -> Vec<(String, String, u16, 
         .collect()
 }
 
+/// The body of a whole HTTP/1.x answer (HAProxy's stats page answers even an HTTP/1.0 request
+/// with `Transfer-Encoding: chunked`), read with `httparse`; an answer other than 200 is an
+/// error naming its status line.
+pub fn http_body(raw: &[u8]) -> Result<String, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head = match resp.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Err("not a whole HTTP answer".into()),
+    };
+    if resp.code != Some(200) {
+        return Err(format!(
+            "answered {} {}",
+            resp.code.unwrap_or(0),
+            resp.reason.unwrap_or("")
+        ));
+    }
+    let chunked = resp.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(h.value)
+                .to_ascii_lowercase()
+                .contains("chunked")
+    });
+    let mut body = &raw[head..];
+    if !chunked {
+        return Ok(String::from_utf8_lossy(body).into_owned());
+    }
+    let mut out = Vec::new();
+    loop {
+        let (start, size) = match httparse::parse_chunk_size(body) {
+            Ok(httparse::Status::Complete((i, n))) => (i, n as usize),
+            _ => return Err("a broken chunked answer".into()),
+        };
+        if size == 0 {
+            return Ok(String::from_utf8_lossy(&out).into_owned());
+        }
+        let end = start
+            .checked_add(size)
+            .filter(|e| *e <= body.len())
+            .ok_or("a chunk runs past the answer")?;
+        out.extend_from_slice(&body[start..end]);
+        body = body.get(end + 2..).ok_or("a chunk without its line end")?;
+    }
+}
+
 /// `10.0.0.1:5432` or `[fe80::1]:5432` → (address, port); port 0 when absent.
 fn split_hostport(s: &str) -> (String, u16) {
     match s.rsplit_once(':') {
@@ -263,5 +308,18 @@ mod tests {
             ["kill", "-s", "USR2", "7"]
         );
         assert_eq!(processes(r).len(), 2);
+    }
+
+    #[test]
+    fn http_bodies_plain_and_chunked() {
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n# px,\r\n3\r\nsv\n\r\n0\r\n\r\n";
+        assert_eq!(http_body(chunked).unwrap(), "# px,sv\n");
+        assert_eq!(http_body(b"HTTP/1.0 200 OK\r\n\r\nabc").unwrap(), "abc");
+        assert!(http_body(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
+            .unwrap_err()
+            .contains("503"));
+        assert!(
+            http_body(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nff\r\nab").is_err()
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::harness::{pg_tool, wait_for, Lab};
 
 /// Where `n` concurrent sessions through `port` land (host names from `cluster_name`), each
 /// holding its server connection for a moment (PgBouncer opens one per concurrent client).
-fn landings(lab: &Lab, addr: &str, port: u16, n: usize) -> BTreeSet<String> {
+pub fn landings(lab: &Lab, addr: &str, port: u16, n: usize) -> BTreeSet<String> {
     let kids: Vec<_> = (0..n)
         .map(|_| {
             Command::new(pg_tool("psql"))

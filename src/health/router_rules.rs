@@ -20,6 +20,10 @@ pub fn routers(topo: &Topology, states: &[RouterState]) -> Vec<Finding> {
         return Vec::new(); // no_primary says it all
     };
     let live = topo.inv.with_primary(primary.name());
+    // PgBouncer's read list holds the replicas that answer (it cannot check them itself).
+    let mut up = live.clone();
+    up.hosts
+        .retain(|h| h.name == primary.name() || topo.find(&h.name).is_some_and(|n| n.reachable()));
     let mut out = Vec::new();
     for s in states {
         let Some(r) = live.routers.iter().find(|r| r.name == s.router) else {
@@ -45,7 +49,12 @@ pub fn routers(topo: &Topology, states: &[RouterState]) -> Vec<Finding> {
             .iter()
             .map(|t| t.host.as_deref().unwrap_or(t.address.as_str()))
             .collect();
-        let want: BTreeSet<String> = targets(&live, r, s.route)
+        let from = if r.kind == crate::inventory::RouterKind::Pgbouncer {
+            &up
+        } else {
+            &live
+        };
+        let want: BTreeSet<String> = targets(from, r, s.route)
             .iter()
             .map(|h| h.name.clone())
             .collect();

@@ -167,7 +167,7 @@ impl Promotion<'_, '_, '_> {
             .on_step(&target.name, "promote")?
             .timeline;
         let followers = self.follow(&db, new_timeline).await?;
-        routers::verify_live(self.ctx, &self.eff).await?;
+        routers::settle(self.ctx, &self.eff).await?;
         self.report(Outcome {
             old_last,
             promoted_at,

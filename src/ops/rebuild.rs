@@ -206,8 +206,7 @@ impl Rebuild<'_, '_, '_> {
         );
         drop_stale_slots(ctx, self.eff, t, h).await?;
         // The routers' read routes take it back; their write routes stay on the primary.
-        crate::steps::routers::apply(ctx, self.eff).await?;
-        crate::steps::routers::verify_live(ctx, self.eff).await?;
+        crate::steps::routers::settle(ctx, self.eff).await?;
         if let Some(c) = cloned.filter(|_| !self.plan.keep_old) {
             for old in c.old_copies() {
                 run_step(t, &datadir::remove_ours(&old), "remove the old copy", None).await?;

@@ -204,7 +204,7 @@ impl Switchover<'_, '_, '_> {
             let inv_path = self.ctx.inv.file.display();
             return Err(self.incomplete("rejoin", format!("{e}"), format!("{} is the primary and accepts writes; complete the switchover with: pgrepl -i {inv_path} rebuild {}", cand.name, old.name)).await);
         }
-        if let Err(e) = routers::verify(self.ctx, &self.eff).await {
+        if let Err(e) = routers::settle(self.ctx, &self.eff).await {
             return Err(self
                 .incomplete(
                     "verify routers",

@@ -1183,6 +1183,20 @@ impl Lab {
     /// Runs `sql` through `address:port` as the application role `app` into database `app`
     /// (declared with [`Lab::add_app`], the lab's password): `-At` output, or the error text.
     pub fn psql_tcp(&self, address: &str, port: u16, sql: &str) -> Result<String, String> {
+        self.psql_tcp_as(address, port, "app", &self.password, "app", sql)
+    }
+
+    /// `sql` through `address:port` as `user` with `password` into `db` (psql over TCP from
+    /// the test runner): `-At` output, or the error text.
+    pub fn psql_tcp_as(
+        &self,
+        address: &str,
+        port: u16,
+        user: &str,
+        password: &str,
+        db: &str,
+        sql: &str,
+    ) -> Result<String, String> {
         let out = Command::new(pg_tool("psql"))
             .args([
                 "-X",
@@ -1192,13 +1206,13 @@ impl Lab {
                 "-p",
                 &port.to_string(),
                 "-U",
-                "app",
+                user,
                 "-d",
-                "app",
+                db,
                 "-c",
                 sql,
             ])
-            .env("PGPASSWORD", &self.password)
+            .env("PGPASSWORD", password)
             .env("PGCONNECT_TIMEOUT", "5")
             .output()
             .unwrap();

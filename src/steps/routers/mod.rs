@@ -39,21 +39,43 @@ pub async fn apply(ctx: &Context<'_>, live: &Inventory) -> Result<Vec<String>, E
     } else {
         None
     };
+    // PgBouncer cannot health-check: its read list holds the replicas that run now (the
+    // primary when none does). HAProxy lists them all and checks them itself.
+    let up = answering(ctx, live).await;
     let mut changes = Vec::new();
     for r in &live.routers {
-        changes.extend(apply_one(ctx, live, r, userlist.as_deref()).await?);
+        let from = if r.kind == RouterKind::Pgbouncer {
+            &up
+        } else {
+            live
+        };
+        changes.extend(apply_one(ctx, from, r, userlist.as_deref()).await?);
     }
     Ok(changes)
 }
 
 /// [`verify`] over the hosts that answer now: a read route is expected to reach every
-/// replica that runs (one that is down is HAProxy's health check's to skip).
+/// replica that runs (one that is down is HAProxy's health check's to skip, and is left out of
+/// PgBouncer's host list by [`apply`]).
 pub async fn verify_live(ctx: &Context<'_>, live: &Inventory) -> Result<(), Error> {
     if live.routers.is_empty() {
         return Ok(());
     }
+    verify(ctx, &answering(ctx, live).await).await
+}
+
+/// [`apply`] then [`verify_live`]: the routers brought in line with the hosts as they run at
+/// the end of a command (a replica that came back rejoins PgBouncer's read list), then checked.
+pub async fn settle(ctx: &Context<'_>, live: &Inventory) -> Result<Vec<String>, Error> {
+    let changes = apply(ctx, live).await?;
+    verify_live(ctx, live).await?;
+    Ok(changes)
+}
+
+/// `live` without the replicas whose server does not answer now (the primary always stays).
+pub async fn answering(ctx: &Context<'_>, live: &Inventory) -> Inventory {
     let probes = super::probe::probe_all(ctx, ctx.inv.timeouts.status).await;
-    let answering: Vec<&str> = ctx
+    let answered: Vec<&str> = ctx
         .inv
         .hosts
         .iter()
@@ -62,8 +84,10 @@ pub async fn verify_live(ctx: &Context<'_>, live: &Inventory) -> Result<(), Erro
         .map(|(h, _)| h.name.as_str())
         .collect();
     let mut up = live.clone();
-    up.hosts.retain(|h| answering.contains(&h.name.as_str()));
-    verify(ctx, &up).await
+    up.hosts.retain(|h| {
+        h.role == crate::inventory::Role::Primary || answered.contains(&h.name.as_str())
+    });
+    up
 }
 
 /// PgBouncer's auth file: the SCRAM verifiers of the application roles and the replication

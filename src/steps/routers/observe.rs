@@ -55,8 +55,10 @@ fn host_at(inv: &Inventory, address: &str, port: u16) -> Option<String> {
 fn haproxy_targets(inv: &Inventory, csv: &str, route: Route) -> Vec<RouteTarget> {
     parse_haproxy_csv(csv, route.as_str())
         .into_iter()
-        .map(|(_, address, port, status)| RouteTarget {
-            host: host_at(inv, &address, port),
+        // HAProxy's CSV leaves `addr` empty without `stats show-legends`: the server's name is
+        // the inventory host's (render names them so).
+        .map(|(name, address, port, status)| RouteTarget {
+            host: host_at(inv, &address, port).or_else(|| inv.host(&name).map(|h| h.name.clone())),
             address,
             port,
             status: Some(status),
@@ -108,9 +110,9 @@ async fn http_get(
             .await?;
         let mut buf = Vec::new();
         s.take(16 << 20).read_to_end(&mut buf).await?;
-        std::io::Result::Ok(String::from_utf8_lossy(&buf).into_owned())
+        std::io::Result::Ok(buf)
     };
-    let text = tokio::time::timeout(timeout, fetch)
+    let raw = tokio::time::timeout(timeout, fetch)
         .await
         .map_err(|_| {
             format!(
@@ -119,12 +121,5 @@ async fn http_get(
             )
         })?
         .map_err(|e| format!("{address}:{port}: {e}"))?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP answer")?;
-    if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
-        return Err(format!(
-            "stats page answered {}",
-            head.lines().next().unwrap_or("")
-        ));
-    }
-    Ok(body.to_string())
+    crate::router::http_body(&raw).map_err(|e| format!("stats page on {address}:{port}: {e}"))
 }
