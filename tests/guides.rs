@@ -201,7 +201,7 @@ fn route_address(inv: &str, router: &str) -> String {
     let rest = &text[at..];
     let a = rest.find("address: ").unwrap() + 9;
     rest[a..]
-        .split(|c: char| c == '\n' || c == ',' || c == '}')
+        .split(['\n', ',', '}'])
         .next()
         .unwrap()
         .trim()
