@@ -6,6 +6,7 @@ mod harness;
 mod bad_inventories;
 mod bench_failover;
 mod bench_init;
+mod bench_routers;
 mod bench_status;
 mod bench_switchover;
 mod ci_job;

@@ -239,6 +239,17 @@ fn a_delayed_replica_is_never_chosen() {
     ]);
     r.expect_code(0);
     assert_eq!(json_doc(&r.stdout)["new_primary"], "r2", "{}", r.stdout);
+    let r = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);
+    let v = json_doc(&r.stdout);
+    let r1 = v["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["host"] == "r1")
+        .cloned()
+        .unwrap();
+    assert_eq!(r1["apply_delay_seconds"], 3600, "{v}");
+    assert!(lab.pgrepl(&["-i", &inv, "status"]).stdout.contains("3600s"));
     lab.psql("p", "CREATE TABLE d(id int); INSERT INTO d VALUES (1)");
     lab.kill9_postmaster("p");
     let r = lab.pgrepl(&["-i", &inv, "status", "--format", "json"]);

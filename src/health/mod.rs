@@ -227,6 +227,8 @@ pub struct ReplicaView {
     /// Age of the last replayed transaction, in seconds (`now() -
     /// pg_last_xact_replay_timestamp()`; grows while the primary is idle: not a lag by itself).
     pub last_replay_age_seconds: Option<f64>,
+    /// `hosts[].apply_delay` in seconds: a delayed replica (none for the others).
+    pub apply_delay_seconds: Option<u64>,
 }
 
 /// One replication slot, on the host that keeps it.
@@ -375,6 +377,7 @@ fn replica_view(topo: &Topology, n: &Node) -> ReplicaView {
         behind_bytes: behind_bytes(topo, n),
         replay_lag_seconds: row.and_then(|r| r.replay_lag_s),
         last_replay_age_seconds: n.live().and_then(|s| s.last_replay_age_s),
+        apply_delay_seconds: n.host.apply_delay,
     }
 }
 

@@ -138,6 +138,7 @@ fn replicas_table(replicas: &[ReplicaView]) -> String {
         "BEHIND",
         "REPLAY_LAG",
         "LAST_REPLAY_AGE",
+        "DELAY",
     ])];
     for r in replicas {
         rows.push(vec![
@@ -149,6 +150,9 @@ fn replicas_table(replicas: &[ReplicaView]) -> String {
             r.behind_bytes.map(bytes).unwrap_or_else(|| "-".into()),
             secs(r.replay_lag_seconds),
             secs(r.last_replay_age_seconds),
+            r.apply_delay_seconds
+                .map(|d| format!("{d}s"))
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     table(&rows)
