@@ -73,6 +73,12 @@ fn bench_routers() {
         d = lab.dir.display()
     ));
     std::fs::write(&inv, text).unwrap();
+    std::fs::create_dir_all(lab.dir.join("routers")).unwrap();
+    crate::harness::sh(&[
+        "chown",
+        &format!("{}:", lab.os_user),
+        lab.dir.join("routers").to_str().unwrap(),
+    ]);
     let inv = inv.to_str().unwrap();
     lab.pgrepl(&["-i", inv, "init"]).expect_code(0);
     for db in ["app", "app2", "app3"] {
