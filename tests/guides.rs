@@ -220,7 +220,15 @@ fn lifecycle(lab: &Lab, inv: &str, hosts: &[&str]) {
     );
     check_routes(lab, inv, p, &hosts[1..]);
 
-    run(lab, inv, &["switchover", r1, "--yes"]).expect_code(0);
+    let r = run(lab, inv, &["switchover", r1, "--yes"]);
+    r.expect_code(0);
+    // The routers' files were staged before the stop and switched after the promotion.
+    assert!(
+        r.stderr.contains("routers re-pointed at the new primary")
+            && !r.stderr.contains("installing them again"),
+        "{}",
+        r.stderr
+    );
     let mut others: Vec<&str> = vec![p];
     others.extend(&rest);
     check_routes(lab, inv, r1, &others);

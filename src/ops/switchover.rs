@@ -168,8 +168,11 @@ impl Switchover<'_, '_, '_> {
         let t0 = Instant::now();
         self.checkpoint().await?;
         self.done(old, Step::Checkpoint, "CHECKPOINT", t0);
-        // PgBouncer write routes hold new transactions (clients wait, they see no error) from
-        // before the stop until the new primary takes them.
+        // The routers' files for the new topology, written beside the current ones (the old
+        // primary out of PgBouncer's read list: it is about to stop). Then PgBouncer's write
+        // routes hold new transactions (clients wait, they see no error) from before the stop
+        // until the new primary takes them.
+        let staged = self.stage_routes().await?;
         let paused = pause_writes(self.ctx, &self.ctx.inv).await?;
         let gap_start = Instant::now();
         if !paused.is_empty() {
@@ -199,7 +202,7 @@ impl Switchover<'_, '_, '_> {
             ),
             t0,
         );
-        self.reroute(&paused).await?;
+        self.reroute(&staged, &paused).await?;
         if let Err(e) = self.finish().await {
             let inv_path = self.ctx.inv.file.display();
             return Err(self.incomplete("rejoin", format!("{e}"), format!("{} is the primary and accepts writes; complete the switchover with: pgrepl -i {inv_path} rebuild {}", cand.name, old.name)).await);

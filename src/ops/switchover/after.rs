@@ -39,15 +39,34 @@ fn routing_lines(inv: &Inventory, cand: &str) -> Vec<String> {
 }
 
 impl Switchover<'_, '_, '_> {
+    /// Before the stop: every router's files for the new topology staged (`routers::stage`).
+    pub(super) async fn stage_routes(&self) -> Result<routers::Staged, Error> {
+        let mut up = self.eff.clone();
+        up.hosts.retain(|h| h.name != self.plan.old.name);
+        routers::stage(self.ctx, &self.eff, &up).await
+    }
+
     /// Right after the promotion: every router re-pointed at the new primary (files rendered
     /// from the new topology, reloaded), then the paused PgBouncer write routes resumed, also
     /// when re-pointing failed (clients then get errors, not a hang). A failure is incomplete.
-    pub(super) async fn reroute(&self, paused: &[String]) -> Result<(), Error> {
+    pub(super) async fn reroute(
+        &self,
+        staged: &routers::Staged,
+        paused: &[String],
+    ) -> Result<(), Error> {
         if self.eff.routers.is_empty() {
             return Ok(());
         }
         let t0 = Instant::now();
-        let applied = routers::apply(self.ctx, &self.eff).await;
+        let applied = match routers::switch(self.ctx, staged).await {
+            Ok(()) => Ok(Vec::new()),
+            Err(e) => {
+                self.ctx.ui.warn(format!(
+                    "switching the routers' staged files failed ({e}); installing them again"
+                ));
+                routers::apply(self.ctx, &self.eff).await
+            }
+        };
         let resumed = match paused.is_empty() {
             true => Ok(()),
             false => routers::resume_writes(self.ctx, &self.eff).await,

@@ -9,9 +9,11 @@
 //! `router`'s; the files are `render`'s; this module decides nothing about policy.
 
 mod observe;
+mod stage;
 mod verify;
 
 pub use observe::observe;
+pub use stage::{stage, switch, Staged};
 pub use verify::{pause_writes, resume_writes, verify, verify_as, Login};
 
 use std::sync::Arc;

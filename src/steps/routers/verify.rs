@@ -135,7 +135,7 @@ async fn probe_route(
 }
 
 /// PgBouncer's console on `port` as the replication user (its admin).
-async fn console(
+pub(super) async fn console(
     ctx: &Context<'_>,
     r: &Router,
     port: u16,
