@@ -80,6 +80,65 @@ pub fn make_dirs(r: &Router) -> Cmd {
     Cmd::new("mkdir").args(["-p", "-m", "0700"]).args(dirs)
 }
 
+/// Everything pgrepl puts under a router's `dir`: (files, directories), for `destroy`. Only
+/// these are removed (`dir` may be a directory of the user's), the directories only if empty.
+pub fn owned_paths(r: &Router) -> (Vec<String>, Vec<String>) {
+    let d = &r.dir;
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    match r.kind {
+        RouterKind::Haproxy => {
+            for f in [
+                "haproxy.cfg",
+                "haproxy.cfg.next",
+                "haproxy.pid",
+                "haproxy.sock",
+            ] {
+                files.push(format!("{d}/{f}"));
+            }
+        }
+        RouterKind::Pgbouncer => {
+            files.push(format!("{d}/{}", crate::render::USERLIST));
+            files.push(format!("{d}/{}.next", crate::render::USERLIST));
+            for (route, port) in crate::render::routes(r) {
+                let ini = crate::render::pgbouncer_ini(route);
+                let n = route.as_str();
+                files.extend([
+                    format!("{d}/{ini}"),
+                    format!("{d}/{ini}.next"),
+                    format!("{d}/pgbouncer-{n}.pid"),
+                    format!("{d}/pgbouncer-{n}.log"),
+                    format!("{d}/{n}/.s.PGSQL.{port}"),
+                    format!("{d}/{n}/.s.PGSQL.{port}.lock"),
+                ]);
+                dirs.push(format!("{d}/{n}"));
+            }
+        }
+    }
+    dirs.push(d.clone());
+    (files, dirs)
+}
+
+/// `rm -f` the router's files (see [`owned_paths`]).
+pub fn remove_files(files: &[String]) -> Cmd {
+    Cmd::new("rm")
+        .args(["-f", "--"])
+        .args(files.iter().cloned())
+}
+
+/// `rmdir` the router's directories that are empty now (deepest first).
+pub fn remove_dirs(dirs: &[String]) -> Cmd {
+    Cmd::new("rmdir")
+        .arg("--ignore-fail-on-non-empty")
+        .arg("--")
+        .args(dirs.iter().cloned())
+}
+
+/// Ends a router process: SIGTERM (HAProxy's master stops its workers; PgBouncer shuts down).
+pub fn stop(pid: u32) -> Cmd {
+    Cmd::new("kill").args(["-s", "TERM", &pid.to_string()])
+}
+
 /// Prints the pid in `$1` and that process's name when it runs (nothing otherwise). A fixed
 /// script: the pid file is a positional parameter.
 const PID_PROBE: &str = r#"pid=$(cat -- "$1" 2>/dev/null) || exit 0

@@ -245,4 +245,33 @@ fn routers_come_up_route_and_reload_gracefully() {
     );
     let left: BTreeSet<String> = ["pg1", "pg2"].map(String::from).into();
     assert_eq!(sequential(&lab, &rt, 5436, 6), left);
+
+    // destroy stops every router process and removes the files pgrepl put under their dirs.
+    let router_pids: Vec<String> = [
+        "rt-ha/haproxy.pid",
+        "rt-pb/pgbouncer-write.pid",
+        "rt-pb/pgbouncer-read.pid",
+    ]
+    .iter()
+    .map(|f| pid_of(&lab, rdir.join(f).to_str().unwrap()))
+    .collect();
+    let r = lab.pgrepl(&["-i", inv_s, "destroy", "--yes", "--format", "json"]);
+    r.expect_code(0);
+    let v = crate::harness::json_doc(&r.stdout);
+    assert!(
+        v["routers"][0]
+            .as_str()
+            .unwrap()
+            .contains("stopped haproxy"),
+        "{v}"
+    );
+    for pid in router_pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "router process {pid} still runs"
+        );
+    }
+    for d in ["rt-ha", "rt-pb"] {
+        assert!(!rdir.join(d).exists(), "{d} left behind");
+    }
 }

@@ -40,6 +40,16 @@ pub enum RouterKind {
     Pgbouncer,
 }
 
+impl RouterKind {
+    /// `haproxy` or `pgbouncer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouterKind::Haproxy => "haproxy",
+            RouterKind::Pgbouncer => "pgbouncer",
+        }
+    }
+}
+
 /// Which nodes a read route balances over (`routers[].read_targets`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

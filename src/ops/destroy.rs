@@ -130,12 +130,22 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
         .collect();
     let plan =
         preflight(&facts, &found, &dirs).map_err(|problems| Error::Preflight { problems })?;
-    let described = describe(&plan);
+    let mut described = describe(&plan);
+    described.extend(ctx.inv.routers.iter().map(|r| {
+        format!(
+            "{}: stop its {} processes, remove its files under {}",
+            r.name,
+            r.kind.as_str(),
+            r.dir
+        )
+    }));
     if o.dry_run {
         report(ctx, &plan, true, &described);
         return Ok(exit::OK);
     }
     ctx.ui.confirm("destroy", &described.join("; "))?;
+    // The routers first: they front the servers.
+    let routers = crate::steps::routers::teardown(ctx, &ctx.inv).await?;
     futures_util::future::try_join_all(plan.iter().map(|p| destroy_host(ctx, p))).await?;
     // Last, the lock files it held.
     ctx.release_locks().await;
@@ -151,6 +161,8 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
             .await?;
         }
     }
+    described.truncate(plan.len());
+    described.extend(routers);
     report(ctx, &plan, false, &described);
     Ok(exit::OK)
 }
@@ -218,6 +230,7 @@ fn report(ctx: &Context<'_>, plan: &[HostPlan], dry_run: bool, described: &[Stri
         ctx.ui.json(&super::documents::DestroyDocument {
             dry_run,
             hosts: plan.to_vec(),
+            routers: described[plan.len()..].to_vec(),
         });
         return;
     }

@@ -205,6 +205,8 @@ pub struct DestroyDocument {
     pub dry_run: bool,
     /// Every inventory host.
     pub hosts: Vec<super::destroy::HostPlan>,
+    /// One line per router: what was (or, with `dry_run`, would be) stopped and removed.
+    pub routers: Vec<String>,
 }
 
 /// `pgrepl unlock --format json`: the stale locks cleared.

@@ -74,6 +74,72 @@ pub async fn settle(ctx: &Context<'_>, live: &Inventory) -> Result<Vec<String>, 
     Ok(changes)
 }
 
+/// `destroy` for routers: every router process stopped (SIGTERM, then gone within
+/// `timeouts.start`) and every file pgrepl put under its `dir` removed (the directory too when
+/// that leaves it empty). Returns what was done, one line per router.
+pub async fn teardown(ctx: &Context<'_>, inv: &Inventory) -> Result<Vec<String>, Error> {
+    let mut done = Vec::new();
+    for r in &inv.routers {
+        let t = ctx.kept_router(r).await.on_step(&r.name, "connect")?;
+        let mut stopped = Vec::new();
+        for (what, _, pidfile) in router::processes(r) {
+            if let Some(pid) = running(t.as_ref(), r, &pidfile).await? {
+                run_step(
+                    t.as_ref(),
+                    &router::stop(pid),
+                    &format!("stop {what}"),
+                    None,
+                )
+                .await?;
+                let step = format!("stop {what}");
+                poll_until(
+                    "timeouts.start",
+                    ctx.inv.timeouts.start,
+                    Duration::from_millis(100),
+                    || {
+                        let (t, pidfile) = (t.clone(), pidfile.clone());
+                        async move {
+                            match running(t.as_ref(), r, &pidfile).await {
+                                Ok(None) => Ok(Poll::Ready(())),
+                                Ok(Some(p)) => Ok(Poll::Pending(format!("pid {p} still runs"))),
+                                Err(e) => Err(anyhow::anyhow!("{e}")),
+                            }
+                        }
+                    },
+                )
+                .await
+                .map_err(|e| Error::step(&r.name, &step, e.to_string()))?;
+                stopped.push(what);
+            }
+        }
+        let (files, dirs) = router::owned_paths(r);
+        run_step(
+            t.as_ref(),
+            &router::remove_files(&files),
+            "remove the router's files",
+            None,
+        )
+        .await?;
+        run_step(
+            t.as_ref(),
+            &router::remove_dirs(&dirs),
+            "remove the router's directory",
+            None,
+        )
+        .await?;
+        let stopped = if stopped.is_empty() {
+            "nothing ran".to_string()
+        } else {
+            format!("stopped {}", stopped.join(", "))
+        };
+        done.push(format!(
+            "{}: {stopped}, removed its files under {}",
+            r.name, r.dir
+        ));
+    }
+    Ok(done)
+}
+
 /// `live` without the replicas whose server does not answer now (the primary always stays).
 pub async fn answering(ctx: &Context<'_>, live: &Inventory) -> Inventory {
     let probes = super::probe::probe_all(ctx, ctx.inv.timeouts.status).await;
