@@ -381,4 +381,19 @@ mod tests {
             http_body(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nff\r\nab").is_err()
         );
     }
+
+    #[test]
+    fn destroy_removes_only_pgrepls_files_then_empty_directories() {
+        let inv = crate::inventory::parse("cluster: c\npostgres: {version: 15}\nreplication: {password_env: X}\nhosts: [{name: a, address: 10.0.0.1, role: primary}]\nrouters: [{name: pb, kind: pgbouncer, address: 10.0.0.9, dir: '/srv/r/{router}', ports: {write: 6432, read: 6433}}]\nroles: [{name: app, password_env: A}]\n", std::path::Path::new("t.yml")).unwrap();
+        let (files, dirs) = owned_paths(&inv.routers[0]);
+        assert!(files.contains(&"/srv/r/pb/userlist.txt".to_string()));
+        assert!(files.contains(&"/srv/r/pb/write/.s.PGSQL.6432".to_string()));
+        assert!(files.iter().all(|f| f.starts_with("/srv/r/pb/")));
+        assert_eq!(dirs, ["/srv/r/pb/write", "/srv/r/pb/read", "/srv/r/pb"]);
+        assert_eq!(
+            remove_dirs(&dirs).argv[..2],
+            ["rmdir", "--ignore-fail-on-non-empty"]
+        );
+        assert_eq!(remove_files(&files).argv[..3], ["rm", "-f", "--"]);
+    }
 }
