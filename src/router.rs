@@ -80,6 +80,54 @@ pub fn make_dirs(r: &Router) -> Cmd {
     Cmd::new("mkdir").args(["-p", "-m", "0700"]).args(dirs)
 }
 
+/// Before `init`: can the OS user create or write `$1` (the router's `dir`), and which of the
+/// ports `$2…` have a TCP listener (`/proc/net/tcp*`). A fixed script; values are positional.
+const PREFLIGHT: &str = r#"d=$1; shift
+a=$d
+while [ ! -e "$a" ]; do a=$(dirname -- "$a"); done
+if [ -d "$d" ]; then
+  if [ -w "$d" ] && [ -x "$d" ]; then echo "dir ok"; else echo "dir unwritable $d"; fi
+elif [ -d "$a" ] && [ -w "$a" ] && [ -x "$a" ]; then echo "dir ok"
+else echo "dir uncreatable $a"; fi
+for port in "$@"; do
+  hex=$(printf ':%04X' "$port")
+  for f in /proc/net/tcp /proc/net/tcp6; do
+    [ -r "$f" ] || continue
+    awk -v p="$hex" -v port="$port" '$4 == "0A" && substr($2, length($2) - 4) == p { print "listen", port, substr($2, 1, length($2) - 5) }' "$f"
+  done
+done"#;
+
+/// The preflight probe of a router's machine (see [`parse_preflight`]).
+pub fn preflight_probe(r: &Router) -> Cmd {
+    let ports = [Some(r.ports.write), r.ports.read, r.ports.stats];
+    Cmd::new("sh")
+        .args(["-c", PREFLIGHT, "pgrepl-router-preflight", &r.dir])
+        .args(ports.into_iter().flatten().map(|p| p.to_string()))
+        .env("LC_ALL", "C")
+}
+
+/// What the preflight probe found: the directory at fault (`unwritable` or `uncreatable`, and
+/// the directory), and each (port, address) with a listener.
+pub fn parse_preflight(out: &str) -> (Option<(String, String)>, Vec<(u16, std::net::IpAddr)>) {
+    let mut dir = None;
+    let mut listeners = Vec::new();
+    for line in out.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["dir", state @ ("unwritable" | "uncreatable"), at] => {
+                dir = Some((state.to_string(), at.to_string()))
+            }
+            ["listen", port, hex] => {
+                if let (Ok(p), Some(ip)) = (port.parse(), crate::pg::hostdirs::proc_net_addr(hex)) {
+                    listeners.push((p, ip));
+                }
+            }
+            _ => {}
+        }
+    }
+    (dir, listeners)
+}
+
 /// Everything pgrepl puts under a router's `dir`: (files, directories), for `destroy`. Only
 /// these are removed (`dir` may be a directory of the user's), the directories only if empty.
 pub fn owned_paths(r: &Router) -> (Vec<String>, Vec<String>) {
@@ -395,5 +443,21 @@ mod tests {
             ["rmdir", "--ignore-fail-on-non-empty"]
         );
         assert_eq!(remove_files(&files).argv[..3], ["rm", "-f", "--"]);
+    }
+
+    #[test]
+    fn preflight_probe_output_is_parsed() {
+        let (dir, l) = parse_preflight(
+            "dir uncreatable /var/lib\nlisten 5435 0100007F\nlisten 6432 00000000\n",
+        );
+        assert_eq!(dir, Some(("uncreatable".into(), "/var/lib".into())));
+        assert_eq!(
+            l,
+            vec![
+                (5435, "127.0.0.1".parse().unwrap()),
+                (6432, "0.0.0.0".parse().unwrap())
+            ]
+        );
+        assert_eq!(parse_preflight("dir ok\n").0, None);
     }
 }

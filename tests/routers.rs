@@ -277,3 +277,74 @@ fn routers_come_up_route_and_reload_gracefully() {
         assert!(!rdir.join(d).exists(), "{d} left behind");
     }
 }
+
+/// `check` and `init` judge the routers' machines before any change: a route port another
+/// program holds and a `dir` the OS user cannot create are refused (exit 4), nothing built.
+#[test]
+fn router_ports_in_use_and_unwritable_dirs_are_refused_before_any_change() {
+    if !crate::harness::is_root() {
+        eprintln!("skipped: needs a directory the OS user cannot write (root)");
+        return;
+    }
+    let lab = crate::harness::LocalLab::new(2);
+    let inv = lab.inventory("16MB");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let locked = lab.dir.path().join("root-only");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let free: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let app_pw = lab.dir.path().join("app.pw");
+    std::fs::write(&app_pw, "app-secret\n").unwrap();
+    std::fs::set_permissions(&app_pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut text = std::fs::read_to_string(&inv).unwrap();
+    text.push_str(&format!(
+        "roles:\n  - {{name: app, password_file: {pw}}}\nrouters:\n  - {{name: ha, kind: haproxy, address: 127.0.0.1, dir: '{d}/ok/{{router}}', ports: {{write: {port}, read: {r}}}}}\n  - {{name: pb, kind: pgbouncer, address: 127.0.0.1, dir: '{l}/{{router}}', ports: {{write: {w2}}}}}\n",
+        pw = lab.dir.path().join("app.pw").display(),
+        d = lab.dir.path().display(),
+        l = locked.display(),
+        r = free[0],
+        w2 = free[1],
+    ));
+    std::fs::write(&inv, text).unwrap();
+    let inv = inv.to_str().unwrap();
+    for cmd in ["check", "init"] {
+        let r = crate::harness::pgrepl(&["-i", inv, cmd, "--yes"], &[]);
+        r.expect_code(4);
+        assert!(
+            r.stderr.contains(&format!("port {port} is already in use")),
+            "{cmd}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("pb's directory")
+                && r.stderr.contains("install -d -o postgres -m 0700"),
+            "{cmd}: {}",
+            r.stderr
+        );
+    }
+    assert!(!lab.data_dir(0).exists(), "init changed something");
+    drop(held);
+    // With routers, a role password file others can read stops promote, rebuild and switchover
+    // before anything changes (their route checks log in as that role).
+    std::fs::set_permissions(&app_pw, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    for args in [
+        &["switchover", "b", "--yes"][..],
+        &["promote", "b", "--yes"],
+        &["rebuild", "a", "--yes"],
+    ] {
+        let mut argv = vec!["-i", inv];
+        argv.extend_from_slice(args);
+        let r = crate::harness::pgrepl(&argv, &[]);
+        r.expect_code(3);
+        assert!(r.stderr.contains("has mode 0644"), "{args:?}: {}", r.stderr);
+    }
+}

@@ -275,16 +275,22 @@ pub fn not_streaming(topo: &Topology) -> Vec<Finding> {
                 }
                 (None, None) => "it has no WAL receiver".into(),
             };
+            let remedy = match n.host.apply_delay {
+                // PostgreSQL starts a delayed standby's WAL receiver again only when its
+                // delayed replay asks for more WAL.
+                Some(d) => format!("a delayed replica (apply_delay {d}s): it streams again when its delayed replay asks for WAL; nothing to do unless that takes longer than its delay ({})", fix.tail_log(n.host)),
+                None => format!(
+                    "read its server log ({}); if it cannot catch up, rebuild it: {}",
+                    fix.tail_log(n.host),
+                    fix.rebuild(n.host)
+                ),
+            };
             finding(
                 Severity::Warning,
                 FindingCode::NotStreaming,
                 Some(n.host),
                 format!("{} is a standby but not streaming: {why}", n.name()),
-                format!(
-                    "read its server log ({}); if it cannot catch up, rebuild it: {}",
-                    fix.tail_log(n.host),
-                    fix.rebuild(n.host)
-                ),
+                remedy,
             )
         })
         .collect()

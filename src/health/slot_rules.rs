@@ -111,6 +111,10 @@ pub fn slot_inactive(topo: &Topology, on: &Node, sl: &Slot) -> Option<Finding> {
             r.name,
             fix.drop_slot(on.host, &sl.name)
         ),
+        Some(r) if r.apply_delay.is_some() && topo.find(&r.name).is_some_and(|n| n.is_standby()) => format!(
+            "{} is a delayed replica that runs: its WAL receiver starts again (and uses this slot) when its delayed replay asks for WAL; nothing to do",
+            r.name
+        ),
         Some(r) => format!(
             "bring {} back ({}), or drop the slot if it is gone for good",
             r.name,

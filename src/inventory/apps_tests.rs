@@ -70,3 +70,19 @@ fn a_database_without_any_role_is_refused() {
         "{m:?}"
     );
 }
+
+#[test]
+fn two_servers_on_one_socket_of_one_machine_are_refused() {
+    let text = "cluster: main\npostgres: {version: 15, port: 5550, socket_dir: /run/pg}\nreplication: {password_env: X}\naccess: {transport: local}\nhosts:\n  - {name: a, address: 127.0.0.1, role: primary}\n  - {name: b, address: 127.0.0.2, role: replica}\n";
+    match parse(text, Path::new("inv.yml")) {
+        Err(Error::Inventory { issues, .. }) => {
+            assert!(
+                issues.iter().any(|i| i.line == 7
+                    && i.message
+                        .contains("b and a would share the socket /run/pg/.s.PGSQL.5550")),
+                "{issues:?}"
+            )
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+}

@@ -60,6 +60,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     // The siblings and the old primary stream with the password file: it must be usable, and
     // it is checked before anything is contacted.
     ctx.inv.replication_password()?;
+    crate::steps::routers::check_logins(&ctx.inv)?;
     ctx.lock("promote").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let down = inspect_down(ctx, &topo, &o.host).await;

@@ -64,6 +64,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     }
     // The password is read (its file's mode checked) before anything is contacted.
     let secret = ctx.inv.replication_password()?;
+    crate::steps::routers::check_logins(&ctx.inv)?;
     ctx.lock("rebuild").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let primary = source(&topo, &o).map_err(|problems| Error::Preflight { problems })?;

@@ -91,6 +91,9 @@ pub async fn drop(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
             "{}: no slot {} there; nothing to drop",
             h.name, o.slot
         ));
+        if ctx.dry_run {
+            return Ok(super::dry_run(ctx, "slot drop", &[]));
+        }
         return report(ctx, &h.name, &o.slot, false);
     };
     if ctx.dry_run {

@@ -68,6 +68,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     }
     // The password is read (its file's mode checked) before anything is contacted.
     let password = ctx.inv.replication_password()?;
+    crate::steps::routers::check_logins(&ctx.inv)?;
     // "No other pgrepl operation runs on this cluster" (a dry run holds it while it checks).
     ctx.lock("switchover").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;

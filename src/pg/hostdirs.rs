@@ -83,7 +83,7 @@ pub fn parse(out: &str) -> HostDirs {
 
 /// An address as `/proc/net/tcp{,6}` prints it: 8 or 32 hex digits, each 32-bit word in the
 /// host's (little-endian) byte order.
-fn proc_net_addr(hex: &str) -> Option<IpAddr> {
+pub fn proc_net_addr(hex: &str) -> Option<IpAddr> {
     let words: Option<Vec<u32>> = (0..hex.len() / 8)
         .map(|i| u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok())
         .collect();

@@ -12,22 +12,54 @@ use crate::error::{Error, OnStep};
 use crate::inventory::{Host, Inventory};
 use crate::wait::{poll_until, Poll};
 
+/// A delayed replica (`apply_delay`) need not stream now: once its WAL receiver stopped (its
+/// upstream restarted, say), PostgreSQL starts it again only when the delayed replay asks for
+/// more WAL. It must run, in recovery; if it does not stream, that is said.
+async fn delayed_replica_runs(ctx: &Context<'_>, h: &Host) -> Result<(), Error> {
+    let step = "verify streaming";
+    let db = ctx.session(h, step).await?;
+    if !db.in_recovery().await.on_step(&h.name, step)? {
+        return Err(Error::step(
+            &h.name,
+            step,
+            format!("{} accepts writes: it is not a replica", h.name),
+        ));
+    }
+    let state = db.node_state().await.on_step(&h.name, step)?;
+    if !state
+        .receiver
+        .as_ref()
+        .is_some_and(|r| r.status == "streaming")
+    {
+        ctx.ui.info(format!(
+            "{}: a delayed replica (apply_delay {}s) that does not stream now: its WAL receiver starts again when its delayed replay asks for WAL",
+            h.name,
+            h.apply_delay.unwrap_or(0)
+        ));
+    }
+    Ok(())
+}
+
 /// Polls until each replica in `only` (all replicas of `inv` when empty) is `streaming` in its
 /// upstream's `pg_stat_replication` and its slot there is active, or `timeouts.streaming` passes.
 ///
 /// `inv` is the topology to verify (the inventory, or the live one after a change of primary).
 /// Errors: a step failure on the first replica still not streaming at the deadline, with what
-/// was last seen and the hint to read its server log.
+/// was last seen and the hint to read its server log. A delayed replica only has to run, in
+/// recovery (see `delayed_replica_runs`).
 pub async fn verify_streaming(
     ctx: &Context<'_>,
     inv: &Inventory,
     only: &[&str],
 ) -> Result<(), Error> {
-    let wanted: Vec<(&Host, &Host)> = inv
+    let (delayed, wanted): (Vec<(&Host, &Host)>, Vec<(&Host, &Host)>) = inv
         .replicas()
         .filter(|h| only.is_empty() || only.contains(&h.name.as_str()))
         .filter_map(|h| Some((h, inv.upstream_of(h)?)))
-        .collect();
+        .partition(|(h, _)| h.apply_delay.is_some());
+    for (h, _) in &delayed {
+        delayed_replica_runs(ctx, h).await?;
+    }
     let mut upstreams: BTreeMap<&str, Db> = BTreeMap::new();
     for (_, up) in &wanted {
         if !upstreams.contains_key(up.name.as_str()) {

@@ -144,7 +144,7 @@ fn check_loops(c: &mut Checker, raw: &[Spanned<RawHost>], hosts: &[Host], unique
 }
 
 /// No two hosts on one address and port, no two replicas on one slot, no two hosts on one
-/// data directory of one machine (with the local transport, every host is this machine).
+/// data directory, nor on one socket directory and port, of one machine (with the local transport, every host is this machine).
 /// Reported at the later host's address.
 fn check_collisions(
     c: &mut Checker,
@@ -155,6 +155,7 @@ fn check_collisions(
     let mut endpoints: HashMap<(String, u16), &str> = HashMap::new();
     let mut slots: HashMap<&str, &str> = HashMap::new();
     let mut dirs: HashMap<(&str, &str), &str> = HashMap::new();
+    let mut sockets: HashMap<(&str, &str, u16), &str> = HashMap::new();
     for (h, rh) in hosts.iter().zip(raw) {
         let loc = rh.value.address.referenced;
         let machine = if transport == TransportKind::Local {
@@ -185,6 +186,17 @@ fn check_collisions(
                     h.name, h.data_dir
                 ),
                 "use data_dir: with {host} in it, e.g. /var/lib/postgresql/{version}/{host}",
+            );
+        }
+        // Unix sockets are files: one socket directory and port per server on a machine.
+        if let Some(other) = sockets.insert((machine, &h.socket_dir, h.port), &h.name) {
+            c.at(
+                loc,
+                format!(
+                    "{} and {other} would share the socket {}/.s.PGSQL.{} on one machine",
+                    h.name, h.socket_dir, h.port
+                ),
+                "give each a port of its own, or socket_dir: with {host} in it, e.g. /var/run/postgresql/{host}",
             );
         }
     }

@@ -27,7 +27,8 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     // As init does: once the cluster exists, the live primary is the primary.
     let live = live_primary(&ctx.inv, &facts).map(|p| ctx.inv.with_primary(p));
     let outcome = preflight(live.as_ref().unwrap_or(&ctx.inv), &facts);
-    let problems: Vec<Problem> = outcome.as_ref().err().cloned().unwrap_or_default();
+    let mut problems: Vec<Problem> = outcome.as_ref().err().cloned().unwrap_or_default();
+    problems.extend(crate::steps::routers::preflight::problems(ctx, &ctx.inv).await);
     let plan = outcome.map(|p| p.hosts).unwrap_or_default();
     let warned = warnings(&ctx.inv, &facts);
     match ctx.ui.format() {

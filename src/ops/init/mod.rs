@@ -63,7 +63,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         None => inv.clone(),
     };
     let inv = &live;
-    let mut plan = preflight(inv, &facts).map_err(|problems| Error::Preflight { problems })?;
+    let mut plan = plan_or_refuse(ctx, inv, &facts).await?;
     for w in warnings(inv, &facts) {
         ctx.ui.warn(w.to_string());
     }
@@ -113,6 +113,24 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         seconds: t_all.elapsed().as_secs_f64(),
     });
     Ok(exit::OK)
+}
+
+/// init's preflight over the hosts' facts and the routers' machines: the plan, or every
+/// problem at once (exit 4, nothing changed).
+async fn plan_or_refuse(
+    ctx: &Context<'_>,
+    inv: &Inventory,
+    facts: &[crate::steps::facts::HostFacts],
+) -> Result<InitPlan, Error> {
+    let routers = crate::steps::routers::preflight::problems(ctx, inv).await;
+    match preflight(inv, facts) {
+        Ok(plan) if routers.is_empty() => Ok(plan),
+        Ok(_) => Err(Error::Preflight { problems: routers }),
+        Err(mut problems) => {
+            problems.extend(routers);
+            Err(Error::Preflight { problems })
+        }
+    }
 }
 
 /// Every host's files. With `defer_sync` the synchronous rule is left out (this run creates the

@@ -77,6 +77,11 @@ impl Switchover<'_, '_, '_> {
             cand.name,
             self.ctx.inv.file.display()
         );
+        if resumed.is_ok() && !paused.is_empty() {
+            self.ctx
+                .ui
+                .info(format!("{}: writes resumed", paused.join(", ")));
+        }
         if let Err(e) = applied.and(resumed) {
             return Err(self
                 .incomplete("re-point routers", format!("{e}"), next)

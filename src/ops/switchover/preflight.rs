@@ -275,7 +275,7 @@ fn choose<'t, 'i>(
             Problem::new(
                 old.name(),
                 "candidate",
-                "no replica streams from the primary".into(),
+                "no replica without apply_delay streams from the primary".into(),
                 format!("pgrepl -i {inv_path} status"),
             )
         })
@@ -291,6 +291,15 @@ fn candidate_problems(
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let (cn, pn) = (c.name(), old.name());
+    if let Some(d) = c.host.apply_delay {
+        // Its replay trails by the delay: the switchover would wait for it past every deadline.
+        problems.push(Problem::new(
+            cn,
+            "candidate",
+            format!("{cn} is a delayed replica (apply_delay {d}s): it replays the old primary's last WAL only after its delay"),
+            format!("switch over to a replica without apply_delay (pgrepl -i {inv_path} switchover --to auto)"),
+        ));
+    }
     let Some(cs) = c.live().filter(|s| s.in_recovery) else {
         problems.push(Problem::new(
             cn,

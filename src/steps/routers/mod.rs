@@ -9,6 +9,7 @@
 //! `router`'s; the files are `render`'s; this module decides nothing about policy.
 
 mod observe;
+pub mod preflight;
 mod stage;
 mod verify;
 
@@ -64,6 +65,18 @@ pub async fn verify_live(ctx: &Context<'_>, live: &Inventory) -> Result<(), Erro
         return Ok(());
     }
     verify(ctx, &answering(ctx, live).await).await
+}
+
+/// With routers, the application roles' passwords read (and their files' modes checked) now:
+/// the routes are checked by logging in through them, after the command changed the cluster.
+///
+/// # Errors
+/// As `Inventory::role_passwords`.
+pub fn check_logins(inv: &Inventory) -> Result<(), Error> {
+    if !inv.routers.is_empty() {
+        inv.role_passwords()?;
+    }
+    Ok(())
 }
 
 /// [`apply`] then [`verify_live`]: the routers brought in line with the hosts as they run at

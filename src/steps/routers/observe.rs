@@ -57,11 +57,27 @@ fn haproxy_targets(inv: &Inventory, csv: &str, route: Route) -> Vec<RouteTarget>
         .into_iter()
         // HAProxy's CSV leaves `addr` empty without `stats show-legends`: the server's name is
         // the inventory host's (render names them so).
-        .map(|(name, address, port, status)| RouteTarget {
-            host: host_at(inv, &address, port).or_else(|| inv.host(&name).map(|h| h.name.clone())),
-            address,
-            port,
-            status: Some(status),
+        .map(|(name, address, port, status)| {
+            match (host_at(inv, &address, port), inv.host(&name)) {
+                (Some(h), _) => RouteTarget {
+                    host: Some(h),
+                    address,
+                    port,
+                    status: Some(status),
+                },
+                (None, Some(h)) if address.is_empty() => RouteTarget {
+                    host: Some(h.name.clone()),
+                    address: h.address.clone(),
+                    port: h.port,
+                    status: Some(status),
+                },
+                _ => RouteTarget {
+                    host: None,
+                    address,
+                    port,
+                    status: Some(status),
+                },
+            }
         })
         .collect()
 }
