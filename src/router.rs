@@ -106,9 +106,12 @@ pub fn preflight_probe(r: &Router) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+/// (port, address) of each TCP listener found.
+pub type Listeners = Vec<(u16, std::net::IpAddr)>;
+
 /// What the preflight probe found: the directory at fault (`unwritable` or `uncreatable`, and
 /// the directory), and each (port, address) with a listener.
-pub fn parse_preflight(out: &str) -> (Option<(String, String)>, Vec<(u16, std::net::IpAddr)>) {
+pub fn parse_preflight(out: &str) -> (Option<(String, String)>, Listeners) {
     let mut dir = None;
     let mut listeners = Vec::new();
     for line in out.lines() {

@@ -26,10 +26,10 @@ async fn delayed_replica_runs(ctx: &Context<'_>, h: &Host) -> Result<(), Error> 
         ));
     }
     let state = db.node_state().await.on_step(&h.name, step)?;
-    if !state
+    if state
         .receiver
         .as_ref()
-        .is_some_and(|r| r.status == "streaming")
+        .is_none_or(|r| r.status != "streaming")
     {
         ctx.ui.info(format!(
             "{}: a delayed replica (apply_delay {}s) that does not stream now: its WAL receiver starts again when its delayed replay asks for WAL",
@@ -52,7 +52,8 @@ pub async fn verify_streaming(
     inv: &Inventory,
     only: &[&str],
 ) -> Result<(), Error> {
-    let (delayed, wanted): (Vec<(&Host, &Host)>, Vec<(&Host, &Host)>) = inv
+    type Pairs<'a> = Vec<(&'a Host, &'a Host)>;
+    let (delayed, wanted): (Pairs, Pairs) = inv
         .replicas()
         .filter(|h| only.is_empty() || only.contains(&h.name.as_str()))
         .filter_map(|h| Some((h, inv.upstream_of(h)?)))
