@@ -52,6 +52,8 @@ fn every_command_prints_one_json_document_success_or_failure() {
     assert_eq!(v["changes"], serde_json::json!([]), "{v}");
     run(&["-i", inv, "check"], 0, "check");
     run(&["-i", inv, "render"], 0, "render");
+    let v = run(&["-i", inv, "dsn"], 0, "dsn");
+    assert_eq!(v["dsns"][0]["route"], "write", "{v}");
     let v = run(&["-i", inv, "status"], 0, "status");
     assert_eq!(v["primary"], "a", "{v}");
     let v = run(
