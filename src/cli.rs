@@ -169,8 +169,8 @@ pub struct DsnArgs {
     /// The user (default: the inventory's first roles[] entry, else none).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
-    /// The clients' libpq major version (default: the cluster's): 16 or later adds
-    /// load_balance_hosts=random to the read string, 14 or later target_session_attrs.
+    /// The clients' libpq major version (default: this machine's psql, else the cluster's): 16
+    /// or later adds load_balance_hosts=random to the read string, 14 or later target_session_attrs.
     #[arg(long, value_name = "MAJOR", value_parser = clap::value_parser!(u32).range(10..=99))]
     pub libpq_version: Option<u32>,
 }

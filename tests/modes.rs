@@ -291,14 +291,16 @@ fn a_replica_past_its_lost_slot_catches_up_from_the_archive() {
     let a = archive.display();
     let top = format!("archive:\n  command: 'test ! -f {a}/%f && cp %p {a}/%f'\n  restore_command: 'cp {a}/%f %p'\n");
     let inv = inventory(&lab, "", &[], &top);
+    lab.pgrepl(&["-i", &inv, "init"]).expect_code(0);
+    assert_eq!(lab.psql("p", "SHOW archive_mode"), "on");
+    assert!(lab.psql("r1", "SHOW restore_command").contains("cp "));
+    // Slots keep almost no WAL from here on (set after the clones, which stream through them).
     let inv_text = std::fs::read_to_string(&inv).unwrap().replace(
         "    max_wal_size: 128MB\n",
         "    max_wal_size: 128MB\n    max_slot_wal_keep_size: 1MB\n    wal_keep_size: '0'\n",
     );
     std::fs::write(&inv, inv_text).unwrap();
     lab.pgrepl(&["-i", &inv, "init"]).expect_code(0);
-    assert_eq!(lab.psql("p", "SHOW archive_mode"), "on");
-    assert!(lab.psql("r1", "SHOW restore_command").contains("cp "));
     lab.stop_server("r1");
     lab.psql("p", "CREATE TABLE big(x text)");
     for _ in 0..4 {

@@ -20,7 +20,7 @@ pub struct Options {
     pub dbname: Option<String>,
     /// `--user` (default: the first `roles[]`, else none: libpq's default).
     pub user: Option<String>,
-    /// `--libpq-version`: the clients' libpq major (default: the cluster's major).
+    /// `--libpq-version`: the clients' libpq major (default: see [`run`]).
     pub libpq: Option<u32>,
 }
 
@@ -114,7 +114,12 @@ pub fn build(inv: &Inventory, o: &Options) -> DsnDocument {
 }
 
 /// `pgrepl dsn`: the strings on stdout, one per line (`ROUTE VIA URI`), or one JSON document.
-pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
+/// The read strings are written for `--libpq-version`, else this machine's libpq (`psql
+/// --version`: a job here runs its clients here), else the cluster's major.
+pub async fn run(ctx: &Context<'_>, mut o: Options) -> Result<u8, Error> {
+    if o.libpq.is_none() {
+        o.libpq = crate::transport::local::local_libpq_major();
+    }
     let doc = build(&ctx.inv, &o);
     if ctx.ui.format() == Format::Json {
         ctx.ui

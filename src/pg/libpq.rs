@@ -43,6 +43,12 @@ pub fn route_params(route: Route, libpq: u32) -> Vec<(&'static str, &'static str
     }
 }
 
+/// The major version in `psql --version`'s output (`psql (PostgreSQL) 15.18 (Debian …)` → 15).
+pub fn parse_psql_version(out: &str) -> Option<u32> {
+    let rest = out.split(')').nth(1)?.trim();
+    rest.split(['.', ' ', 'b', 'r']).next()?.parse().ok()
+}
+
 /// `postgresql://user@h1:p1,h2:p2/dbname?k=v&…` (IPv6 addresses in brackets; names and values
 /// percent-encoded where the URI syntax needs it).
 pub fn uri(t: &Target<'_>, params: &[(&str, &str)]) -> String {
@@ -149,6 +155,16 @@ mod tests {
         );
         assert!(route_params(Route::Read, 13).is_empty());
         assert_eq!(route_params(Route::Write, 13).len(), 1);
+    }
+
+    #[test]
+    fn psql_versions_are_read() {
+        assert_eq!(
+            parse_psql_version("psql (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"),
+            Some(15)
+        );
+        assert_eq!(parse_psql_version("psql (PostgreSQL) 18beta1\n"), Some(18));
+        assert_eq!(parse_psql_version("nonsense"), None);
     }
 
     #[test]
