@@ -107,7 +107,7 @@ fn app_clients(inv: &Inventory) -> Vec<AppClient> {
     let routers: Vec<String> = inv
         .routers
         .iter()
-        .map(|r| hba_address(&r.address))
+        .flat_map(|r| hba_sources(&r.address))
         .collect();
     let mut out = Vec::new();
     for r in &inv.roles {
@@ -182,8 +182,11 @@ impl Renderer {
                 ])
             })
             .unwrap_or_default();
-        let mut replication_addresses: Vec<String> =
-            inv.hosts.iter().map(|h| hba_address(&h.address)).collect();
+        let mut replication_addresses: Vec<String> = inv
+            .hosts
+            .iter()
+            .flat_map(|h| hba_sources(&h.address))
+            .collect();
         replication_addresses.sort();
         replication_addresses.dedup();
         let mut ident_users = vec![inv.os_user.clone()];
@@ -242,6 +245,19 @@ fn describe(e: &minijinja::Error) -> String {
         (Some(n), Some(l)) => format!("{n}:{l}: {e}"),
         _ => e.to_string(),
     }
+}
+
+/// The pg_hba.conf addresses a connection from `a` may arrive from: `a` itself, and for a
+/// loopback address other than 127.0.0.1 also 127.0.0.1 (Linux sends every loopback connection
+/// from 127.0.0.1, whatever 127.x address the sender listens on).
+fn hba_sources(a: &str) -> Vec<String> {
+    let mut v = vec![hba_address(a)];
+    if let Ok(std::net::IpAddr::V4(ip)) = a.parse::<std::net::IpAddr>() {
+        if ip.is_loopback() && ip != std::net::Ipv4Addr::LOCALHOST {
+            v.push("127.0.0.1/32".into());
+        }
+    }
+    v
 }
 
 /// An address as pg_hba.conf wants it: IPs with a host mask, names as they are.
@@ -412,5 +428,12 @@ hosts:
             let line = format!("host    all          app  {net}  scram-sha-256");
             assert!(hba.contains(&line), "no {line:?} in\n{hba}");
         }
+    }
+
+    #[test]
+    fn loopback_hosts_other_than_127_0_0_1_are_admitted_from_127_0_0_1_too() {
+        assert_eq!(hba_sources("127.0.0.72"), ["127.0.0.72/32", "127.0.0.1/32"]);
+        assert_eq!(hba_sources("127.0.0.1"), ["127.0.0.1/32"]);
+        assert_eq!(hba_sources("10.0.0.1"), ["10.0.0.1/32"]);
     }
 }

@@ -177,11 +177,16 @@ pub fn remove_files(files: &[String]) -> Cmd {
         .args(files.iter().cloned())
 }
 
-/// `rmdir` the router's directories that are empty now (deepest first).
+/// Removes each directory in `$@` that exists and is empty (deepest first); one that is missing
+/// is nothing to do (a router `init` never reached), one that holds other files is kept.
+const REMOVE_DIRS: &str = r#"for d do
+  if [ -d "$d" ]; then rmdir --ignore-fail-on-non-empty -- "$d" || exit 1; fi
+done"#;
+
+/// `rmdir` the router's directories that exist and are empty now (deepest first).
 pub fn remove_dirs(dirs: &[String]) -> Cmd {
-    Cmd::new("rmdir")
-        .arg("--ignore-fail-on-non-empty")
-        .arg("--")
+    Cmd::new("sh")
+        .args(["-c", REMOVE_DIRS, "pgrepl-rmdir"])
         .args(dirs.iter().cloned())
 }
 
@@ -442,8 +447,8 @@ mod tests {
         assert!(files.iter().all(|f| f.starts_with("/srv/r/pb/")));
         assert_eq!(dirs, ["/srv/r/pb/write", "/srv/r/pb/read", "/srv/r/pb"]);
         assert_eq!(
-            remove_dirs(&dirs).argv[..2],
-            ["rmdir", "--ignore-fail-on-non-empty"]
+            remove_dirs(&dirs).argv[..4],
+            ["sh", "-c", REMOVE_DIRS, "pgrepl-rmdir"]
         );
         assert_eq!(remove_files(&files).argv[..3], ["rm", "-f", "--"]);
     }

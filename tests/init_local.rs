@@ -174,3 +174,20 @@ fn the_callers_libpq_environment_does_not_leak() {
         "1"
     );
 }
+
+/// Hosts on a loopback address other than 127.0.0.1: their connections to each other arrive
+/// from 127.0.0.1 (Linux's choice), which pg_hba.conf admits too, so the clone works.
+#[test]
+fn hosts_on_another_loopback_address_clone_and_stream() {
+    let lab = crate::harness::LocalLab::new(2);
+    let inv = lab.inventory_with("16MB", "", "127.0.0.5");
+    let r = crate::harness::pgrepl(&["-i", inv.to_str().unwrap(), "init"], &[]);
+    r.expect_code(0);
+    assert_eq!(
+        lab.psql(
+            0,
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+        ),
+        "1"
+    );
+}
