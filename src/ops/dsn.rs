@@ -118,7 +118,7 @@ pub fn build(inv: &Inventory, o: &Options) -> DsnDocument {
 /// --version`: a job here runs its clients here), else the cluster's major.
 pub async fn run(ctx: &Context<'_>, mut o: Options) -> Result<u8, Error> {
     if o.libpq.is_none() {
-        o.libpq = crate::transport::local::local_libpq_major();
+        o.libpq = crate::steps::exec::local_libpq_major();
     }
     let doc = build(&ctx.inv, &o);
     if ctx.ui.format() == Format::Json {

@@ -85,3 +85,15 @@ pub async fn install_file(
     .await?;
     Ok(Some(old.unwrap_or_default()))
 }
+
+/// The libpq major of this machine's `psql` on PATH (`psql --version`, with the libpq
+/// environment cleared), if there is one: what a client here understands (`pgrepl dsn`).
+pub fn local_libpq_major() -> Option<u32> {
+    let mut cmd = std::process::Command::new("psql");
+    cmd.arg("--version").stdin(std::process::Stdio::null());
+    for v in crate::transport::CLEARED_ENV {
+        cmd.env_remove(v);
+    }
+    let out = cmd.output().ok()?;
+    crate::pg::libpq::parse_psql_version(&String::from_utf8_lossy(&out.stdout))
+}

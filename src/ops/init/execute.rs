@@ -308,7 +308,11 @@ impl Executor<'_, '_> {
         verify_streaming(self.ctx, self.inv, &[]).await?;
         self.ctx.ui.done(
             primary,
-            &format!("{replicas} replica(s) streaming, every slot active"),
+            &if self.inv.replicas().any(|h| h.apply_delay.is_some()) {
+                format!("{replicas} replica(s) verified: streaming, every slot active (a delayed replica: running in recovery)")
+            } else {
+                format!("{replicas} replica(s) streaming, every slot active")
+            },
             t0.elapsed(),
         );
         Ok(())
