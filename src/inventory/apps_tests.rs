@@ -86,3 +86,22 @@ fn two_servers_on_one_socket_of_one_machine_are_refused() {
         other => panic!("accepted: {other:?}"),
     }
 }
+
+#[test]
+fn md5_on_a_network_line_is_refused_and_allowed_on_a_local_one() {
+    let net = "cluster: main\npostgres:\n  version: 15\n  hba:\n    - {type: host, database: all, user: app, address: 10.0.0.0/8, method: md5}\nreplication:\n  password_env: X\nhosts:\n  - {name: pg1, address: 10.0.0.1, role: primary}\n";
+    match parse(net, Path::new("inv.yml")) {
+        Err(Error::Inventory { issues, .. }) => assert!(
+            issues
+                .iter()
+                .any(|i| i.line == 5 && i.message.contains("method md5 on a network line")),
+            "{issues:?}"
+        ),
+        other => panic!("accepted: {other:?}"),
+    }
+    let local = net.replace(
+        "{type: host, database: all, user: app, address: 10.0.0.0/8, method: md5}",
+        "{type: local, database: all, user: app, method: md5}",
+    );
+    assert!(parse(&local, Path::new("inv.yml")).is_ok());
+}

@@ -1,6 +1,6 @@
 //! `postgres.hba`: extra pg_hba.conf rules, appended after pgrepl's own. Types and methods are
 //! PostgreSQL's, of the inventory's major (`oauth` only from 18, with the options and setting it
-//! needs); a network line may not use `trust` or `password`; options are `name="value"`; fields are held to the
+//! needs); a network line may not use `trust`, `password` or `md5`; options are `name="value"`; fields are held to the
 //! characters pg_hba.conf reads without quoting. Like every checker, it judges values only: no YAML
 //! reading, no I/O, no secrets.
 
@@ -91,6 +91,8 @@ fn check_rule(c: &mut Checker, r: &RawHba, loc: Location, cluster: &Cluster) -> 
     let network = r.kind.value != "local";
     if network && ["trust", "password"].contains(&r.method.value.as_str()) {
         c.at(r.method.referenced, format!("method {} on a network line lets anyone who reaches the port in, or sends passwords in clear", r.method.value), "use scram-sha-256 (or cert)");
+    } else if network && r.method.value == "md5" {
+        c.at(r.method.referenced, "method md5 on a network line: an MD5 hash stolen from the server logs in as the role (and PostgreSQL 18 deprecates it)", "use scram-sha-256 (or cert); reset the role's password so it is stored as a SCRAM verifier");
     }
     for f in [&r.database, &r.user] {
         if !is_hba_names(&f.value) {

@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn md5_is_a_warning_from_18_on() {
-        let md5 = "  hba:\n    - {type: host, database: all, user: app, address: 10.0.0.0/8, method: md5}\n";
+        let md5 = "  hba:\n    - {type: local, database: all, user: app, method: md5}\n";
         assert!(warnings(&inventory(17, md5), &[]).is_empty());
         let w = warnings(&inventory(18, md5), &[]);
         assert_eq!(w.len(), 1, "{w:?}");
@@ -96,7 +96,7 @@ mod tests {
         );
         assert_eq!(
             w[0].message,
-            "pg_hba method md5 (host all app) is deprecated in PostgreSQL 18"
+            "pg_hba method md5 (local all app) is deprecated in PostgreSQL 18"
         );
         assert!(w[0].hint.as_deref().unwrap().contains("scram-sha-256"));
     }
