@@ -77,10 +77,19 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     ctx.ui.confirm("promote", &shown.join("; "))?;
     // The time at the prompt is not pgrepl's.
     let started = started + asked.elapsed();
+    let eff = topo.intent_after(&plan.target.name, &topo.standby_names(&[]));
+    // The routers' files for the new topology, staged before anything changes: PgBouncer's
+    // read list holds the standbys that answer now.
+    let mut up = eff.clone();
+    up.hosts.retain(|h| {
+        h.name == plan.target.name || topo.find(&h.name).is_some_and(|n| n.is_standby())
+    });
+    let staged = routers::stage(ctx, &eff, &up).await?;
     Promotion {
         ctx,
         plan: &plan,
-        eff: topo.intent_after(&plan.target.name, &topo.standby_names(&[])),
+        eff,
+        staged,
     }
     .execute(started)
     .await
@@ -124,6 +133,8 @@ struct Promotion<'a, 'c, 'i> {
     ctx: &'a Context<'c>,
     plan: &'a Plan<'i>,
     eff: Inventory,
+    /// The routers' files for `eff`, written beside the current ones (`routers::stage`).
+    staged: routers::Staged,
 }
 
 /// What the promotion did, for the report.
@@ -154,13 +165,7 @@ impl Promotion<'_, '_, '_> {
         self.ctx
             .ui
             .done(&target.name, "promoted: accepts writes", to_writable);
-        // The routers' write routes follow at once (the siblings can wait for them).
-        let routed = routers::apply(self.ctx, &self.eff).await?;
-        if !routed.is_empty() {
-            self.ctx
-                .ui
-                .info(format!("routers re-pointed at {}", target.name));
-        }
+        self.reroute().await?;
         db.checkpoint().await.on_step(&target.name, "CHECKPOINT")?;
         let new_timeline = db
             .node_state()
@@ -177,6 +182,28 @@ impl Promotion<'_, '_, '_> {
             followers,
         });
         Ok(exit::OK)
+    }
+
+    /// Right after the promotion, the routers follow (the siblings can wait for them): the
+    /// staged files renamed into place and reloaded, or, if that fails, installed again.
+    async fn reroute(&self) -> Result<(), Error> {
+        if self.eff.routers.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        if let Err(e) = routers::switch(self.ctx, &self.staged).await {
+            self.ctx.ui.warn(format!(
+                "switching the routers' staged files failed ({e}); installing them again"
+            ));
+            routers::apply(self.ctx, &self.eff).await?;
+        }
+        let target = &self.plan.target.name;
+        self.ctx.ui.done(
+            target,
+            &format!("routers re-pointed at {target}"),
+            t0.elapsed(),
+        );
+        Ok(())
     }
 
     /// Stops (--force) and fences each running primary, then fences each stopped one. Returns
