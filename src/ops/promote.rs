@@ -84,7 +84,15 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     up.hosts.retain(|h| {
         h.name == plan.target.name || topo.find(&h.name).is_some_and(|n| n.is_standby())
     });
-    let staged = routers::stage(ctx, &eff, &up).await?;
+    // A router that cannot be reached must not stop a failover: it is re-pointed later, or the
+    // command ends with the error that says so (after the promotion).
+    let staged = match routers::stage(ctx, &eff, &up).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.ui.warn(format!("the routers' files could not be prepared ({e}); they are installed after the promotion"));
+            routers::Staged::default()
+        }
+    };
     Promotion {
         ctx,
         plan: &plan,
@@ -191,11 +199,21 @@ impl Promotion<'_, '_, '_> {
             return Ok(());
         }
         let t0 = Instant::now();
-        if let Err(e) = routers::switch(self.ctx, &self.staged).await {
-            self.ctx.ui.warn(format!(
-                "switching the routers' staged files failed ({e}); installing them again"
-            ));
-            routers::apply(self.ctx, &self.eff).await?;
+        let switched = match self.staged.is_empty() {
+            true => Err(None),
+            false => routers::switch(self.ctx, &self.staged).await.map_err(Some),
+        };
+        if let Err(why) = switched {
+            if let Some(e) = why {
+                self.ctx.ui.warn(format!(
+                    "switching the routers' staged files failed ({e}); installing them again"
+                ));
+            }
+            // Not fatal here: the siblings follow first; the end of the run checks the routes.
+            if let Err(e) = routers::apply(self.ctx, &self.eff).await {
+                self.ctx.ui.warn(format!("routers not re-pointed yet: {e}"));
+                return Ok(());
+            }
         }
         let target = &self.plan.target.name;
         self.ctx.ui.done(

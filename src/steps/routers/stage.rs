@@ -27,7 +27,8 @@ struct StagedRouter {
     reload: Vec<(String, u16, u32)>,
 }
 
-/// Files written beside the current ones, waiting for [`switch`].
+/// Files written beside the current ones, waiting for [`switch`] (empty: nothing staged).
+#[derive(Default)]
 pub struct Staged(Vec<StagedRouter>);
 
 impl Staged {
