@@ -78,26 +78,16 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     // The time at the prompt is not pgrepl's.
     let started = started + asked.elapsed();
     let eff = topo.intent_after(&plan.target.name, &topo.standby_names(&[]));
-    // The routers' files for the new topology, staged before anything changes: PgBouncer's
-    // read list holds the standbys that answer now.
+    // PgBouncer's read list after the promotion holds the standbys that answer now.
     let mut up = eff.clone();
     up.hosts.retain(|h| {
         h.name == plan.target.name || topo.find(&h.name).is_some_and(|n| n.is_standby())
     });
-    // A router that cannot be reached must not stop a failover: it is re-pointed later, or the
-    // command ends with the error that says so (after the promotion).
-    let staged = match routers::stage(ctx, &eff, &up).await {
-        Ok(s) => s,
-        Err(e) => {
-            ctx.ui.warn(format!("the routers' files could not be prepared ({e}); they are installed after the promotion"));
-            routers::Staged::default()
-        }
-    };
     Promotion {
         ctx,
         plan: &plan,
         eff,
-        staged,
+        up,
     }
     .execute(started)
     .await
@@ -141,8 +131,8 @@ struct Promotion<'a, 'c, 'i> {
     ctx: &'a Context<'c>,
     plan: &'a Plan<'i>,
     eff: Inventory,
-    /// The routers' files for `eff`, written beside the current ones (`routers::stage`).
-    staged: routers::Staged,
+    /// `eff` without the hosts that do not answer now (PgBouncer's read lists).
+    up: Inventory,
 }
 
 /// What the promotion did, for the report.
@@ -158,22 +148,11 @@ struct Outcome {
 impl Promotion<'_, '_, '_> {
     /// Walks the plan: fence, promote, re-point the siblings, verify; then reports.
     async fn execute(&self, started: Instant) -> Result<u8, Error> {
-        let old_last = self.stop_and_fence().await?;
         let target = self.plan.target;
-        let db = self.ctx.session(target, "promote").await?;
-        // The position at promotion: read after fencing, so a cleanly stopped primary's final
-        // WAL counts.
-        let before = db.node_state().await.on_step(&target.name, "promote")?;
-        let promoted_at = before
-            .receive_lsn
-            .max(before.replay_lsn)
-            .or(self.plan.target_lsn);
-        let t_promote = Instant::now();
-        let to_writable = promote(self.ctx, &db, target).await?;
-        self.ctx
-            .ui
-            .done(&target.name, "promoted: accepts writes", to_writable);
-        self.reroute().await?;
+        // The routers' new files are prepared while the promotion runs (it waits for nothing).
+        let (promoted, staged) = tokio::join!(self.fence_and_promote(), self.stage());
+        let (old_last, promoted_at, db, t_promote, to_writable) = promoted?;
+        self.reroute(&staged).await?;
         db.checkpoint().await.on_step(&target.name, "CHECKPOINT")?;
         let new_timeline = db
             .node_state()
@@ -192,16 +171,61 @@ impl Promotion<'_, '_, '_> {
         Ok(exit::OK)
     }
 
+    /// Fences, then promotes the target: (the old primary's end, the position at promotion, a
+    /// session on the new primary, when the promotion started, how long it took).
+    async fn fence_and_promote(
+        &self,
+    ) -> Result<
+        (
+            Option<(String, Lsn)>,
+            Option<Lsn>,
+            crate::db::Db,
+            Instant,
+            Duration,
+        ),
+        Error,
+    > {
+        let old_last = self.stop_and_fence().await?;
+        let target = self.plan.target;
+        let db = self.ctx.session(target, "promote").await?;
+        // The position at promotion: read after fencing, so a cleanly stopped primary's final
+        // WAL counts.
+        let before = db.node_state().await.on_step(&target.name, "promote")?;
+        let promoted_at = before
+            .receive_lsn
+            .max(before.replay_lsn)
+            .or(self.plan.target_lsn);
+        let t_promote = Instant::now();
+        let to_writable = promote(self.ctx, &db, target).await?;
+        self.ctx
+            .ui
+            .done(&target.name, "promoted: accepts writes", to_writable);
+        Ok((old_last, promoted_at, db, t_promote, to_writable))
+    }
+
+    /// The routers' files for `eff` written beside the current ones; a router that cannot be
+    /// reached must not stop a failover (it is installed after the promotion, or the end of
+    /// the run says it was not).
+    async fn stage(&self) -> routers::Staged {
+        match routers::stage(self.ctx, &self.eff, &self.up).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.ctx.ui.warn(format!("the routers' files could not be prepared ({e}); they are installed after the promotion"));
+                routers::Staged::default()
+            }
+        }
+    }
+
     /// Right after the promotion, the routers follow (the siblings can wait for them): the
     /// staged files renamed into place and reloaded, or, if that fails, installed again.
-    async fn reroute(&self) -> Result<(), Error> {
+    async fn reroute(&self, staged: &routers::Staged) -> Result<(), Error> {
         if self.eff.routers.is_empty() {
             return Ok(());
         }
         let t0 = Instant::now();
-        let switched = match self.staged.is_empty() {
+        let switched = match staged.is_empty() {
             true => Err(None),
-            false => routers::switch(self.ctx, &self.staged).await.map_err(Some),
+            false => routers::switch(self.ctx, staged).await.map_err(Some),
         };
         if let Err(why) = switched {
             if let Some(e) = why {
