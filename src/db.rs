@@ -43,6 +43,12 @@ pub async fn connect(dir: &Path, port: u16, user: &str, timeout: Duration) -> an
         // for a synchronous standby, so no step can hang on one that is missing.
         .options("-c search_path= -c statement_timeout=60000 -c lock_timeout=10000 -c synchronous_commit=local")
         .connect_timeout(timeout);
+    open(&cfg, timeout, String::new()).await
+}
+
+/// Connects with `cfg`, the whole attempt (connect, auth, startup) bounded by `timeout`; the
+/// connection is driven by a task of its own. `host` names the session in logs.
+async fn open(cfg: &tokio_postgres::Config, timeout: Duration, host: String) -> anyhow::Result<Db> {
     let (client, conn) = tokio::time::timeout(timeout, cfg.connect(NoTls))
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {}s", timeout.as_secs()))?
@@ -50,10 +56,7 @@ pub async fn connect(dir: &Path, port: u16, user: &str, timeout: Duration) -> an
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(Db {
-        client,
-        host: String::new(),
-    })
+    Ok(Db { client, host })
 }
 
 /// The server's own message for an error (SQLSTATE message and detail), not Rust's wrapper.

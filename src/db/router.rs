@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use tokio_postgres::SimpleQueryMessage;
 
-use super::{pg_error_text, Db};
+use super::Db;
 
 /// Logs in over TCP as `user` with `password` to `dbname` at `address:port` (a router's route
 /// or PgBouncer's console); the whole attempt bounded by `timeout`. `label` names it in logs.
@@ -26,17 +26,7 @@ pub async fn connect_tcp(
         .password(password)
         .dbname(dbname)
         .connect_timeout(timeout);
-    let (client, conn) = tokio::time::timeout(timeout, cfg.connect(NoTls))
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within {}s", timeout.as_secs()))?
-        .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(Db {
-        client,
-        host: label.to_string(),
-    })
+    super::open(&cfg, timeout, label.to_string()).await
 }
 
 /// Where a session through a route landed.

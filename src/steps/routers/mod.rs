@@ -293,7 +293,11 @@ async fn start_or_reload(
 }
 
 /// The pid of the router's process named in `pidfile`, when it runs.
-async fn running(t: &dyn Transport, r: &Router, pidfile: &str) -> Result<Option<u32>, Error> {
+pub(super) async fn running(
+    t: &dyn Transport,
+    r: &Router,
+    pidfile: &str,
+) -> Result<Option<u32>, Error> {
     let out = run_step(t, &router::pid_probe(pidfile), "read pid file", None).await?;
     Ok(router::running_pid(r.kind, &out.stdout))
 }

@@ -55,9 +55,7 @@ async fn one(ctx: &Context<'_>, inv: &Inventory, r: &Router) -> Vec<Problem> {
     // pgrepl's own processes hold their ports: only a router that does not run yet is judged.
     let mut ours = false;
     for (_, _, pidfile) in router::processes(r) {
-        if let Ok(o) = t.run(&router::pid_probe(&pidfile), None).await {
-            ours |= router::running_pid(r.kind, &o.stdout).is_some();
-        }
+        ours |= matches!(super::running(t.as_ref(), r, &pidfile).await, Ok(Some(_)));
     }
     if !ours {
         for (port, ip) in listeners.iter().filter(|(_, ip)| collides(&r.address, ip)) {

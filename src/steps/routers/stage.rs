@@ -118,8 +118,7 @@ async fn reloads(
         if !changed.contains(&cfg) {
             continue;
         }
-        let out = run_step(t, &router::pid_probe(&pidfile), "read pid file", None).await?;
-        let Some(pid) = router::running_pid(r.kind, &out.stdout) else {
+        let Some(pid) = super::running(t, r, &pidfile).await? else {
             return Ok(None);
         };
         if r.kind == RouterKind::Haproxy {

@@ -25,16 +25,16 @@ pub struct Login {
     pub database: String,
 }
 
-/// [`verify_as`] the first application role (`roles[]`) on the first database; skipped, with a
-/// message, when the inventory has no role to log in as.
+/// [`verify_as`] the first application role (`roles[]`) on the first database (an inventory
+/// with routers declares one: checked at load).
 pub async fn verify(ctx: &Context<'_>, live: &Inventory) -> Result<(), Error> {
     if live.routers.is_empty() {
         return Ok(());
     }
-    let Some(role) = live.roles.first() else {
-        ctx.ui.warn("routers: not verified: the inventory has no roles[] entry to log in through the routes as");
-        return Ok(());
-    };
+    let role = live
+        .roles
+        .first()
+        .expect("validated: an inventory with routers declares a role");
     let database = live
         .databases
         .first()
