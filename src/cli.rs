@@ -129,6 +129,11 @@ pub enum Command {
     /// names), through the inventory's own transport. Asks, or needs --yes.
     #[command(subcommand)]
     Slot(SlotCommand),
+    /// TLS certificates: `tls renew` issues new server (and client) certificates on every host
+    /// and reloads each server (no replica loses its stream); `--ca` first replaces the cluster
+    /// CA, with a window in which both CAs are trusted.
+    #[command(subcommand)]
+    Tls(TlsCommand),
     /// What pgrepl did to this cluster, oldest first: each mutating run's command, who ran it
     /// from where, when, how it ended and its figures (timelines, LSNs, write gap), read from
     /// the journal every host keeps. Table, or --format json.
@@ -181,6 +186,26 @@ pub struct DestroyArgs {
     /// Keep each host's server log (<data_dir>.log).
     #[arg(long)]
     pub keep_logs: bool,
+}
+
+/// `pgrepl tls`.
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// New certificates on every host (or --host), each server reloaded and verified with a TLS
+    /// login; with --ca, a new cluster CA first (both trusted while certificates change).
+    Renew(TlsRenewArgs),
+}
+
+/// `pgrepl tls renew`.
+#[derive(Debug, clap::Args)]
+pub struct TlsRenewArgs {
+    /// Replace the cluster CA first (pgrepl's own CA only); the previous one stays trusted
+    /// until it expires.
+    #[arg(long)]
+    pub ca: bool,
+    /// Only this host's certificates.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 /// `pgrepl slot`.
@@ -348,6 +373,10 @@ impl Cli {
             Command::Destroy(a) => Operation::Destroy(destroy::Options {
                 keep_logs: a.keep_logs,
                 dry_run: self.dry_run,
+            }),
+            Command::Tls(TlsCommand::Renew(a)) => Operation::TlsRenew(crate::ops::tls::Options {
+                ca: a.ca,
+                host: a.host.clone(),
             }),
             Command::Slot(SlotCommand::Drop(a)) => Operation::SlotDrop(slot::Options {
                 host: a.host.clone(),

@@ -19,9 +19,11 @@ use crate::pg::Lsn;
 mod roles;
 mod router;
 mod state;
+mod tls;
 
 pub use roles::RoleInfo;
 pub use router::{connect_tcp, Landing};
+pub use tls::SenderTls;
 
 /// One open connection to one server.
 pub struct Db {

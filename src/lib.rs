@@ -158,6 +158,7 @@ async fn dispatch(op: Operation, ctx: &ops::Context<'_>) -> Result<u8, error::Er
         Operation::Destroy(o) => ops::destroy::run(ctx, o).await,
         Operation::History(o) => ops::history::run(ctx, o).await,
         Operation::Dsn(o) => ops::dsn::run(ctx, o).await,
+        Operation::TlsRenew(o) => ops::tls::run(ctx, o).await,
         Operation::Render(o) => ops::render::run(ctx, o),
         Operation::Status(o) => ops::status::run(ctx, o).await,
         Operation::Promote(o) => ops::promote::run(ctx, o).await,

@@ -151,6 +151,7 @@ pub fn owned_paths(r: &Router) -> (Vec<String>, Vec<String>) {
         RouterKind::Pgbouncer => {
             files.push(format!("{d}/{}", crate::render::USERLIST));
             files.push(format!("{d}/{}.next", crate::render::USERLIST));
+            files.push(format!("{d}/{}", crate::render::ROUTER_CA));
             for (route, port) in crate::render::routes(r) {
                 let ini = crate::render::pgbouncer_ini(route);
                 let n = route.as_str();

@@ -43,6 +43,7 @@ pub fn all() -> Vec<Entry> {
         entry::<doc::RebuildDocument>("rebuild", "pgrepl rebuild --format json"),
         entry::<doc::DestroyDocument>("destroy", "pgrepl destroy [--dry-run] --format json"),
         entry::<doc::UnlockDocument>("unlock", "pgrepl unlock --format json"),
+        entry::<doc::TlsRenewDocument>("tls-renew", "pgrepl tls renew --format json"),
         entry::<doc::SlotDropDocument>("slot-drop", "pgrepl slot drop --format json"),
         entry::<doc::HistoryDocument>("history", "pgrepl history --format json"),
         entry::<crate::ops::dsn::DsnDocument>("dsn", "pgrepl dsn --format json"),

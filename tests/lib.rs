@@ -28,5 +28,6 @@ pub mod safety;
 mod status;
 pub mod switchover;
 mod terminal;
+mod tls;
 mod usage;
 mod versions_smoke;

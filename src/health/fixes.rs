@@ -133,6 +133,11 @@ impl<'i> Fixes<'i> {
         format!("pgrepl init -i {}", self.path)
     }
 
+    /// `pgrepl tls renew -i <inventory>`.
+    pub fn tls_renew(&self) -> String {
+        format!("pgrepl tls renew -i {}", self.path)
+    }
+
     /// `pg_ctl status` of `h`'s server, on `h`.
     pub fn pg_ctl_status(&self, h: &Host) -> String {
         self.on(h, &format!("{}/pg_ctl status -D {}", h.bin_dir, h.data_dir))

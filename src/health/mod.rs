@@ -15,6 +15,7 @@ mod mode_rules;
 mod router_rules;
 pub mod rules;
 mod slot_rules;
+pub mod tls_rules;
 
 use std::fmt;
 
@@ -36,6 +37,9 @@ pub use crate::inventory::Thresholds;
 pub enum Severity {
     /// Nothing to do.
     Ok,
+    /// A standing choice of the inventory that weakens the cluster (`tls: off`): reported on
+    /// every run, but the cluster stays healthy (exit code 0), so `status --wait` still works.
+    Notice,
     /// Degraded: the cluster serves, a DBA should look (exit code 10).
     Warning,
     /// Writes or data at risk: act now (exit code 11).
@@ -83,11 +87,19 @@ pub enum FindingCode {
     RouterStale,
     /// A router could not be read ([`router_rules::routers`]).
     RouterUnreachable,
+    /// The inventory turns TLS off ([`tls_rules::tls`]).
+    TlsOff,
+    /// A server certificate expires within 30 days ([`tls_rules::tls`]).
+    TlsCertExpiring,
+    /// A server certificate has expired ([`tls_rules::tls`]).
+    TlsCertExpired,
+    /// A server has ssl off, or streams WAL without TLS, while TLS is on ([`tls_rules::tls`]).
+    TlsPlainReplication,
 }
 
 impl FindingCode {
     /// Every code, in the order `assess` runs their rules.
-    pub const ALL: [FindingCode; 18] = [
+    pub const ALL: [FindingCode; 22] = [
         FindingCode::Unreachable,
         FindingCode::NoPrimary,
         FindingCode::SplitBrain,
@@ -106,6 +118,10 @@ impl FindingCode {
         FindingCode::ArchiveBacklog,
         FindingCode::RouterStale,
         FindingCode::RouterUnreachable,
+        FindingCode::TlsOff,
+        FindingCode::TlsCertExpiring,
+        FindingCode::TlsCertExpired,
+        FindingCode::TlsPlainReplication,
     ];
 
     /// The stable identifier in JSON and in the text report (`split_brain`, `not_streaming`, ...).
@@ -129,6 +145,10 @@ impl FindingCode {
             FindingCode::ArchiveBacklog => "archive_backlog",
             FindingCode::RouterStale => "router_stale",
             FindingCode::RouterUnreachable => "router_unreachable",
+            FindingCode::TlsOff => "tls_off",
+            FindingCode::TlsCertExpiring => "tls_cert_expiring",
+            FindingCode::TlsCertExpired => "tls_cert_expired",
+            FindingCode::TlsPlainReplication => "tls_plain_replication",
         }
     }
 }
@@ -143,8 +163,8 @@ impl fmt::Display for FindingCode {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Finding {
-    /// How bad it is (`warning` or `critical`; never `ok`).
-    #[schemars(extend("enum" = ["warning", "critical"]))]
+    /// How bad it is (`notice`, `warning` or `critical`; never `ok`).
+    #[schemars(extend("enum" = ["notice", "warning", "critical"]))]
     pub severity: Severity,
     /// What kind of finding it is (serialized as `split_brain`, `not_streaming`, ...).
     pub code: FindingCode,
@@ -290,6 +310,8 @@ pub struct ClusterView {
     pub findings: Vec<Finding>,
     /// Each router's routes as observed (empty without routers).
     pub routers: Vec<crate::router::RouterState>,
+    /// Each host's TLS as observed (empty with `tls: off`).
+    pub tls: Vec<tls_rules::TlsState>,
 }
 
 /// Assesses the topology against the inventory and the thresholds: the views of every host,
@@ -298,11 +320,7 @@ pub struct ClusterView {
 pub fn assess(topo: &Topology, t: &Thresholds, duration_seconds: f64) -> ClusterView {
     let mut findings = rules::all(topo, t);
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));
-    let severity = findings
-        .iter()
-        .map(|f| f.severity)
-        .max()
-        .unwrap_or(Severity::Ok);
+    let severity = overall(&findings);
     ClusterView {
         format_version: FORMAT_VERSION,
         cluster: topo.inv.cluster.clone(),
@@ -316,6 +334,7 @@ pub fn assess(topo: &Topology, t: &Thresholds, duration_seconds: f64) -> Cluster
         slots: slot_views(topo),
         findings,
         routers: Vec::new(),
+        tls: Vec::new(),
     }
 }
 
@@ -330,16 +349,32 @@ impl ClusterView {
         self.findings.extend(router_rules::routers(topo, &states));
         self.findings
             .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));
-        self.severity = self
-            .findings
-            .iter()
-            .map(|f| f.severity)
-            .max()
-            .unwrap_or(Severity::Ok);
+        self.severity = overall(&self.findings);
         self.healthy = self.severity == Severity::Ok;
         self.routers = states;
         self
     }
+
+    /// The view with each host's TLS state and the TLS findings (`tls_rules`).
+    pub fn with_tls(mut self, inv: &crate::inventory::Inventory, states: Vec<tls_rules::TlsState>) -> ClusterView {
+        self.findings.extend(tls_rules::tls(inv, &states));
+        self.findings
+            .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));
+        self.severity = overall(&self.findings);
+        self.healthy = self.severity == Severity::Ok;
+        self.tls = states;
+        self
+    }
+}
+
+/// The cluster's severity: its worst finding's, notices aside.
+fn overall(findings: &[Finding]) -> Severity {
+    findings
+        .iter()
+        .map(|f| f.severity)
+        .filter(|s| *s > Severity::Notice)
+        .max()
+        .unwrap_or(Severity::Ok)
 }
 
 fn host_view(n: &Node) -> HostView {

@@ -20,6 +20,7 @@ mod model;
 mod modes;
 mod raw;
 mod secrets;
+mod tls;
 mod validators;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use model::{
 };
 pub use modes::{Archive, SyncMethod, SyncRule};
 pub use secrets::{PasswordSource, Secret};
+pub use tls::{HostCertFiles, IssuedTls, ProvidedTls, Tls, TlsFiles, EXPIRY_WARNING_DAYS};
 pub use validators::{check_remote_path, is_address};
 
 use crate::error::{Error, InventoryIssue};

@@ -96,6 +96,12 @@ pub struct Inventory {
     pub databases: Vec<super::apps::Database>,
     /// `routers`: HAProxy and PgBouncer instances in front of the cluster, in inventory order.
     pub routers: Vec<super::apps::Router>,
+    /// `tls`: how replication, rewind and router connections are encrypted.
+    pub tls: super::tls::Tls,
+    /// Set only by `init` while it moves a running cluster to TLS: the replication and rewind
+    /// lines stay `host` (TLS or not) until every replica streams over TLS, then become
+    /// `hostssl`. False everywhere else.
+    pub tls_moving: bool,
 }
 
 /// One extra pg_hba.conf rule (`postgres.hba[]`), validated.
@@ -199,6 +205,8 @@ pub struct Host {
     pub socket_dir: String,
     /// The 0600 password file the replica's walreceiver reads (`passfile=`).
     pub passfile: String,
+    /// The 0700 directory of the host's TLS files (`<data_dir>.tls`; see `tls_files`).
+    pub tls_dir: String,
     /// pg_ctl's log file.
     pub log_file: String,
     /// The ssh destination (defaults to `address`).

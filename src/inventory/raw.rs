@@ -37,6 +37,72 @@ pub(super) struct RawInventory {
     pub(super) archive: Option<Spanned<RawArchive>>,
     #[serde(default)]
     pub(super) routers: Vec<Spanned<RawRouter>>,
+    #[serde(default)]
+    pub(super) tls: Option<Spanned<RawTls>>,
+}
+
+/// `tls:`: `off` (or `false`), or its settings.
+pub(super) enum RawTls {
+    Off,
+    On(Box<RawTlsSettings>),
+}
+
+impl<'de> Deserialize<'de> for RawTls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawTls;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`off`, or a mapping of TLS settings")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawTls, E> {
+                if v {
+                    Err(E::custom("tls: true is not a setting: TLS is on without a tls: section (write `tls: off` to turn it off)"))
+                } else {
+                    Ok(RawTls::Off)
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTls, E> {
+                match v {
+                    "off" => Ok(RawTls::Off),
+                    _ => Err(E::custom(format!("tls: {v:?} is not a setting: write `tls: off`, or a mapping (ca_cert, ca_key, server_days, ca_days, client_certs; or ca_file and certificates)"))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawTls, A::Error> {
+                RawTlsSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|s| RawTls::On(Box::new(s)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `tls:` mapping.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTlsSettings {
+    #[serde(default)]
+    pub(super) ca_cert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) ca_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) server_days: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) ca_days: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) client_certs: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) certificates: Option<Spanned<BTreeMap<String, Spanned<RawHostCert>>>>,
+}
+
+/// `tls.certificates.<host>`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHostCert {
+    pub(super) cert: Spanned<String>,
+    pub(super) key: Spanned<String>,
 }
 
 /// One `routers[]` entry.

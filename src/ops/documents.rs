@@ -44,6 +44,35 @@ pub struct InitDocument {
     pub seconds: f64,
 }
 
+/// `pgrepl tls renew --format json`: new certificates installed and verified.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TlsRenewDocument {
+    /// The inventory's cluster name.
+    pub cluster: String,
+    /// A new cluster CA was created (`--ca`); the previous one stays trusted until it expires.
+    pub ca_renewed: bool,
+    /// Each renewed host, in inventory order.
+    pub hosts: Vec<RenewedHost>,
+    /// Wall time of the run, in seconds.
+    pub seconds: f64,
+}
+
+/// One host of `tls renew`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RenewedHost {
+    /// The host's name.
+    pub host: String,
+    /// What changed on it, one line each.
+    pub changes: Vec<String>,
+    /// When its server certificate expires (RFC 3339, UTC).
+    pub not_after: Option<String>,
+    /// The TLS version and cipher of the login that verified it (`TLSv1.3 TLS_AES_256_GCM_SHA384`);
+    /// null when its server is stopped.
+    pub tls: Option<String>,
+}
+
 /// `pgrepl check --format json`: init's preflight on every host, nothing changed (exit 4 when
 /// `problems` is not empty; the document is printed all the same).
 #[derive(Debug, Clone, Serialize, JsonSchema)]

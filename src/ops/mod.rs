@@ -16,6 +16,7 @@ pub mod render;
 pub mod slot;
 pub mod status;
 pub mod switchover;
+pub mod tls;
 pub mod unlock;
 
 pub use crate::context::{Context, RunOptions, Transports};

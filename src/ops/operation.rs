@@ -30,6 +30,8 @@ pub enum Operation {
     History(history::Options),
     /// `pgrepl dsn`.
     Dsn(dsn::Options),
+    /// `pgrepl tls renew`.
+    TlsRenew(super::tls::Options),
 }
 
 impl Operation {
@@ -44,6 +46,7 @@ impl Operation {
                 | Operation::Switchover(_)
                 | Operation::Unlock
                 | Operation::SlotDrop(_)
+                | Operation::TlsRenew(_)
         )
     }
 
@@ -75,6 +78,7 @@ impl Operation {
             Operation::Destroy(_) => "destroy",
             Operation::History(_) => "history",
             Operation::Dsn(_) => "dsn",
+            Operation::TlsRenew(_) => "tls renew",
         }
     }
 }

@@ -64,6 +64,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     }
     // The password is read (its file's mode checked) before anything is contacted.
     let secret = ctx.inv.replication_password()?;
+    let certs = crate::steps::tls::ca::load(&ctx.inv, false)?;
     crate::steps::routers::check_logins(&ctx.inv)?;
     ctx.lock("rebuild").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
@@ -106,6 +107,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
         eff: &eff,
         t,
         password: &password,
+        certs: certs.as_ref(),
     }
     .execute(started)
     .await
@@ -141,6 +143,8 @@ struct Rebuild<'a, 'c, 'e> {
     eff: &'e Inventory,
     t: Arc<dyn Transport>,
     password: &'a Secret,
+    /// The TLS certificates' source (None with `tls: off`): the rebuilt host gets its files.
+    certs: Option<&'a crate::steps::tls::ca::Certs>,
 }
 
 impl Rebuild<'_, '_, '_> {
@@ -153,6 +157,9 @@ impl Rebuild<'_, '_, '_> {
             stop_and_prove_down(ctx, t, h).await?;
         }
         install_passfile(ctx, t, h, self.password).await?;
+        if let Some(certs) = self.certs {
+            crate::steps::tls::install(ctx, self.eff, t, h, certs, false).await?;
+        }
         let udb = ctx.session(up, "create replication slot").await?;
         ensure_slot(ctx, &udb, up, &h.slot, &h.name).await?;
         let (mut used, mut why) = (self.plan.method, self.plan.reason.clone());

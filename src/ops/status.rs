@@ -41,6 +41,7 @@ pub struct Options {
 fn tone(s: Severity) -> Tone {
     match s {
         Severity::Ok => Tone::Good,
+        Severity::Notice => Tone::Warning,
         Severity::Warning => Tone::Warning,
         Severity::Critical => Tone::Bad,
     }
@@ -49,7 +50,7 @@ fn tone(s: Severity) -> Tone {
 /// The exit code of a view: 0 healthy, 10 warning, 11 critical.
 pub fn code(v: &ClusterView) -> u8 {
     match v.severity {
-        Severity::Ok => exit::OK,
+        Severity::Ok | Severity::Notice => exit::OK,
         Severity::Warning => exit::DEGRADED,
         Severity::Critical => exit::CRITICAL,
     }

@@ -25,6 +25,9 @@ pub struct CloneSpec<'a> {
     pub application_name: &'a str,
     /// Tablespaces copied elsewhere than their upstream's directory: `(upstream's, here)`.
     pub tablespace_mapping: &'a [(String, String)],
+    /// TLS parameters of the connection (`sslmode=verify-full`, `sslrootcert`, …); empty
+    /// without TLS.
+    pub tls: &'a [(&'static str, String)],
 }
 
 /// `--tablespace-mapping=OLD=NEW`, with `=` in either path escaped as `\=` (pg_basebackup's rule).
@@ -37,12 +40,15 @@ pub fn tablespace_mapping(old: &str, new: &str) -> String {
 /// replica's own slot, a fast checkpoint (no wait for a spread one), progress on stderr.
 /// `-w` never prompts: no password file entry means a clear failure, not a hang.
 pub fn clone_cmd(s: &CloneSpec<'_>) -> Cmd {
-    let conn = super::conninfo(&[
+    let port = s.upstream_port.to_string();
+    let mut params = vec![
         ("host", s.upstream_address),
-        ("port", &s.upstream_port.to_string()),
+        ("port", &port),
         ("user", s.user),
         ("application_name", s.application_name),
-    ]);
+    ];
+    params.extend(s.tls.iter().map(|(k, v)| (*k, v.as_str())));
+    let conn = super::conninfo(&params);
     Cmd::new(format!("{}/pg_basebackup", s.bin_dir))
         .args([
             "--pgdata",
@@ -161,6 +167,7 @@ mod tests {
             user: "replicator",
             slot: "pg2",
             passfile: "/var/lib/postgresql/15/main.pgpass",
+            tls: &[],
             application_name: "pg2",
             tablespace_mapping: &[("/srv/ts=1".into(), "/srv/ts=1/.pgrepl-new".into())],
         });

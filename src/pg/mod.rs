@@ -13,6 +13,7 @@ pub mod hot_standby;
 pub mod libpq;
 pub mod rewind;
 pub mod scram;
+pub mod ssl;
 pub mod state;
 pub mod teardown;
 pub mod wal;

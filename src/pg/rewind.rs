@@ -88,20 +88,26 @@ pub struct RewindSpec<'a> {
     pub passfile: &'a str,
     /// Add `--dry-run`: check that the rewind would work, change nothing.
     pub dry_run: bool,
+    /// TLS parameters of the connection (`sslmode=verify-full`, `sslrootcert`, …); empty
+    /// without TLS.
+    pub tls: &'a [(&'static str, String)],
 }
 
 /// `pg_rewind --target-pgdata … --source-server '…'` (PG13+ completes crash recovery of an
 /// uncleanly stopped target itself). No `--write-recovery-conf`: pgrepl renders the standby
 /// configuration itself, with the replication role, not the rewind role.
 pub fn cmd(s: &RewindSpec<'_>) -> Cmd {
-    let conn = super::conninfo(&[
+    let port = s.source_port.to_string();
+    let mut params = vec![
         ("host", s.source_address),
-        ("port", &s.source_port.to_string()),
+        ("port", &port),
         ("user", s.user),
         ("dbname", "postgres"),
         ("passfile", s.passfile),
         ("application_name", "pgrepl_rewind"),
-    ]);
+    ];
+    params.extend(s.tls.iter().map(|(k, v)| (*k, v.as_str())));
+    let conn = super::conninfo(&params);
     let mut c = Cmd::new(format!("{}/pg_rewind", s.bin_dir))
         .args([
             "--target-pgdata",
@@ -155,6 +161,7 @@ mod tests {
             source_port: 5432,
             user: "pgrepl_rewind",
             passfile: "/d.pgpass",
+            tls: &[],
             dry_run: true,
         });
         assert!(c.argv.contains(&"--dry-run".to_string()));

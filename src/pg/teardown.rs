@@ -1,5 +1,5 @@
 //! What `destroy` removes on a host, and the fixed commands that remove it: the data directory
-//! and the files pgrepl puts beside it (`<data_dir>.pgpass`, `.log`, `.pgrepl-lock`,
+//! and the files pgrepl puts beside it (`<data_dir>.pgpass`, `.tls`, `.log`, `.pgrepl-lock`,
 //! `.pgrepl-new`, `.pgrepl-old`, `.pgrepl-discarded-wal`, `.pgrepl-slots`). No I/O here.
 //!
 //! The scripts are constants; paths reach them only as positional parameters.
@@ -11,6 +11,7 @@ use crate::transport::Cmd;
 /// works and removes it after.
 pub const SIBLINGS: &[&str] = &[
     ".pgpass",
+    ".tls",
     ".pgrepl-new",
     ".pgrepl-old",
     ".pgrepl-discarded-wal",
@@ -59,7 +60,7 @@ pub fn remove_data_dir(data_dir: &str) -> Cmd {
 const REMOVE_SIBLINGS: &str = r#"d=$1; shift
 for p in "$@"; do
   case "$p" in
-    "$d".pgpass|"$d".log|"$d".pgrepl-lock|"$d".pgrepl-new|"$d".pgrepl-old|"$d".pgrepl-discarded-wal|"$d".pgrepl-slots|"$d".pgrepl-history) rm -rf -- "$p" ;;
+    "$d".pgpass|"$d".tls|"$d".log|"$d".pgrepl-lock|"$d".pgrepl-new|"$d".pgrepl-old|"$d".pgrepl-discarded-wal|"$d".pgrepl-slots|"$d".pgrepl-history) rm -rf -- "$p" ;;
     *) echo "pgrepl refuses to remove $p: not one of its files beside $d" >&2; exit 2 ;;
   esac
 done"#;

@@ -63,6 +63,9 @@ pub fn targets<'a>(live: &'a Inventory, r: &Router, route: Route) -> Vec<&'a Hos
 /// The auth file's name in `dir`.
 pub const USERLIST: &str = "userlist.txt";
 
+/// The CA bundle PgBouncer verifies the servers' certificates with (TLS on), in `dir`.
+pub const ROUTER_CA: &str = "ca.crt";
+
 /// PgBouncer's auth file: `"role" "SCRAM-SHA-256$…"` per line, sorted by role. Only verifiers
 /// are accepted: a clear-text or md5 entry is refused.
 pub fn userlist(entries: &[(String, String)]) -> anyhow::Result<String> {
@@ -95,6 +98,8 @@ struct Ctx<'a> {
     hosts: String,
     port: u16,
     databases: &'a [String],
+    /// TLS is on: PgBouncer connects to the servers with `verify-full`.
+    tls: bool,
 }
 
 impl Renderer {
@@ -114,6 +119,7 @@ impl Renderer {
             hosts: String::new(),
             port: 0,
             databases: &r.databases,
+            tls: live.tls.is_on(),
         };
         match r.kind {
             RouterKind::Haproxy => Ok(vec![RouterFile {

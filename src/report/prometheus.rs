@@ -15,6 +15,7 @@ pub fn prometheus(v: &ClusterView) -> String {
     replicas(&mut m, &v.cluster, &v.replicas);
     slots(&mut m, &v.cluster, &v.slots);
     routers(&mut m, &v.cluster, &v.routers);
+    tls(&mut m, &v.cluster, &v.tls);
     cluster(&mut m, v);
     m.out
 }
@@ -158,6 +159,18 @@ fn slots(m: &mut Metrics, c: &str, slots: &[SlotView]) {
     );
 }
 
+/// `pgrepl_tls_cert_expiry_seconds`: per host whose server certificate could be read.
+fn tls(m: &mut Metrics, c: &str, states: &[crate::health::tls_rules::TlsState]) {
+    m.gauge(
+        "pgrepl_tls_cert_expiry_seconds",
+        "Seconds until the host's server certificate expires (negative: expired).",
+        states.iter().filter_map(|s| {
+            s.seconds_left
+                .map(|d| (vec![("cluster", c), ("host", s.host.as_str())], d as f64))
+        }),
+    );
+}
+
 /// `pgrepl_router_reachable`, `pgrepl_router_target` (one sample per node a route points at).
 fn routers(m: &mut Metrics, c: &str, routers: &[crate::router::RouterState]) {
     m.gauge(
@@ -187,6 +200,7 @@ fn cluster(m: &mut Metrics, v: &ClusterView) {
         "pgrepl_findings",
         "Number of findings by severity.",
         [
+            (Severity::Notice, "notice"),
             (Severity::Warning, "warning"),
             (Severity::Critical, "critical"),
         ]

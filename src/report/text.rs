@@ -24,10 +24,33 @@ pub fn text(v: &ClusterView, paint: &dyn Fn(Severity, &str) -> String) -> String
         out.push('\n');
         out.push_str(&routers_table(&v.routers));
     }
+    if !v.tls.is_empty() {
+        out.push('\n');
+        out.push_str(&tls_table(&v.tls));
+    }
     if !v.findings.is_empty() {
         out.push_str(&findings(&v.findings, paint));
     }
     out
+}
+
+/// One row per host: its server certificate's expiry, the server's `ssl`, WAL senders without TLS.
+fn tls_table(states: &[crate::health::tls_rules::TlsState]) -> String {
+    let mut rows = vec![heading(&["TLS", "CERT_EXPIRES", "DAYS_LEFT", "SSL", "PLAIN_SENDERS"])];
+    for s in states {
+        rows.push(vec![
+            s.host.clone(),
+            opt(s.not_after.clone()),
+            s.days_left.map(|d| format!("{d:.0}")).unwrap_or_else(|| "-".into()),
+            s.ssl.map(|b| if b { "on" } else { "off" }.to_string()).unwrap_or_else(|| "-".into()),
+            if s.plain_senders.is_empty() {
+                "-".into()
+            } else {
+                s.plain_senders.join(",")
+            },
+        ]);
+    }
+    table(&rows)
 }
 
 /// One row per router route: where it points (HAProxy's check verdict beside each node).
@@ -78,6 +101,7 @@ fn routers_table(routers: &[crate::router::RouterState]) -> String {
 fn headline(v: &ClusterView, paint: &dyn Fn(Severity, &str) -> String) -> String {
     let word = match v.severity {
         Severity::Ok => "OK",
+        Severity::Notice => "NOTICE",
         Severity::Warning => "WARNING",
         Severity::Critical => "CRITICAL",
     };
@@ -202,6 +226,7 @@ fn findings(findings: &[Finding], paint: &dyn Fn(Severity, &str) -> String) -> S
         let sev = match f.severity {
             Severity::Critical => "critical",
             Severity::Warning => "warning ",
+            Severity::Notice => "notice  ",
             Severity::Ok => "ok      ",
         };
         let _ = writeln!(

@@ -194,6 +194,7 @@ async fn clone(
     into: &str,
     tablespace_mapping: &[(String, String)],
 ) -> Result<(), Error> {
+    let tls = inv.tls_conninfo(h);
     let cmd = basebackup::clone_cmd(&basebackup::CloneSpec {
         bin_dir: &h.bin_dir,
         data_dir: into,
@@ -204,6 +205,7 @@ async fn clone(
         passfile: &h.passfile,
         application_name: &clone_application_name(h),
         tablespace_mapping,
+        tls: &tls,
     });
     ctx.ui
         .detail(format!("{}: {}", h.name, cmd.logged_argv().join(" ")));

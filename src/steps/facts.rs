@@ -53,6 +53,9 @@ pub struct HostFacts {
     /// recorded values, `steps::hot_standby`, that a run cut short left running): a restart
     /// gives it postgresql.conf's.
     pub from_command_line: Vec<String>,
+    /// The running server has `ssl` off, or streams WAL to a receiver without TLS: moving the
+    /// cluster to TLS keeps `host` lines until every replica streams over TLS.
+    pub tls_plain: bool,
 }
 
 /// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
@@ -90,7 +93,12 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
         Err(e) => Err(format!("{e:#}")),
     });
     if matches!(f.binaries, Some(Ok(_))) {
-        f.refused_settings = Some(refused_settings(t, h, &ctx.inv.settings_for(h)).await);
+        let mut settings = ctx.inv.settings_for(h);
+        if ctx.inv.tls.is_on() {
+            // Refused by a server built without SSL ("SSL is not supported by this build").
+            settings.insert("ssl".into(), "on".into());
+        }
+        f.refused_settings = Some(refused_settings(t, h, &settings).await);
     }
     f.hba_names = hba_names(t, &ctx.inv).await;
     match t.run(&datadir::probe(&h.data_dir), None).await {
@@ -159,6 +167,7 @@ async fn server_facts(db: &crate::db::Db, f: &mut HostFacts) {
         .map(|p| p.0.to_string())
         .collect();
     f.from_command_line = db.from_command_line(&hot).await.unwrap_or_default();
+    f.tls_plain = db.plain_replication().await.unwrap_or(true);
 }
 
 /// The settings the host's server binaries refuse (`pg::guc`): checked all at once, then again

@@ -22,4 +22,5 @@ pub mod routers;
 pub mod server;
 pub mod slots;
 pub mod streaming;
+pub mod tls;
 pub mod undo;

@@ -53,7 +53,10 @@ pub async fn collect(ctx: &Context<'_>, host_timeout: Duration, t: &Thresholds) 
     let t0 = Instant::now();
     let topo = discover(ctx, host_timeout).await;
     let routers = super::routers::observe(ctx, &ctx.inv).await;
-    health::assess(&topo, t, t0.elapsed().as_secs_f64()).with_routers(&topo, routers)
+    let tls = tokio::time::timeout(host_timeout, super::tls::observe(ctx)).await;
+    health::assess(&topo, t, t0.elapsed().as_secs_f64())
+        .with_routers(&topo, routers)
+        .with_tls(&ctx.inv, tls.unwrap_or_default())
 }
 
 /// Every host's state (in inventory order), each probe bounded by `host_timeout`.

@@ -77,6 +77,7 @@ async fn rewind_steps(
     let end = end_of_wal(t, h).await;
     let fork: Arc<Mutex<Option<(Lsn, u32)>>> = Arc::default();
     let mut discarded = Discarded::default();
+    let tls = inv.tls_conninfo(h);
     for dry_run in [true, false] {
         let t0 = Instant::now();
         let cmd = rewind::cmd(&rewind::RewindSpec {
@@ -87,6 +88,7 @@ async fn rewind_steps(
             user: &inv.rewind_user,
             passfile: &h.passfile,
             dry_run,
+            tls: &tls,
         });
         ctx.ui
             .detail(format!("{}: {}", h.name, cmd.logged_argv().join(" ")));

@@ -28,6 +28,9 @@ const DEFAULT_PG_VERSION: u32 = 15;
 /// runs Debian's 15, as before). CI sets both variables to run the suite on another major
 /// (`scripts/install-pg-versions --bin-dir MAJOR` prints where each one is).
 pub fn pg_bin() -> String {
+    if let Some((b, _)) = TLS_BUILD.with(|o| o.borrow().clone()) {
+        return b;
+    }
     match std::env::var("PGREPL_TEST_PG_BIN") {
         Ok(b) if !b.is_empty() => b,
         _ => format!("/usr/lib/postgresql/{}/bin", pg_version()),
@@ -37,6 +40,9 @@ pub fn pg_bin() -> String {
 /// The major version of [`pg_bin`]: `PGREPL_TEST_PG_VERSION`, else what its `postgres
 /// --version` says when only `PGREPL_TEST_PG_BIN` is set, else 15.
 pub fn pg_version() -> u32 {
+    if let Some((_, v)) = TLS_BUILD.with(|o| o.borrow().clone()) {
+        return v;
+    }
     static V: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *V.get_or_init(|| {
         if let Ok(v) = std::env::var("PGREPL_TEST_PG_VERSION") {
@@ -58,6 +64,56 @@ pub fn pg_version() -> u32 {
             _ => DEFAULT_PG_VERSION,
         }
     })
+}
+
+thread_local! {
+    /// Set by [`use_tls_build`] on the calling test's thread: (bin dir, major).
+    static TLS_BUILD: std::cell::RefCell<Option<(String, u32)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Whether the server binaries in `bin` are built with SSL: a server built without refuses
+/// `ssl = on` ("SSL is not supported by this build"); nothing is started.
+pub fn has_ssl(bin: &str) -> bool {
+    let postgres = format!("{bin}/postgres");
+    let argv = [postgres.as_str(), "-D", "/nonexistent/pgrepl-ssl-check", "-C", "port", "-c", "ssl=on"];
+    let user = if is_root() { "postgres".to_string() } else { current_user() };
+    let v = as_os_user(&user, &argv);
+    let out = Command::new(v[0])
+        .args(&v[1..])
+        .current_dir("/")
+        .env("LC_ALL", "C")
+        .output()
+        .expect("run postgres -C");
+    !String::from_utf8_lossy(&out.stderr).contains("SSL is not supported")
+}
+
+/// Whether the build under test ([`pg_bin`]) has SSL (cached).
+pub fn pg_has_ssl() -> bool {
+    static S: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *S.get_or_init(|| has_ssl(&pg_bin()))
+}
+
+/// The `tls:` line every lab inventory gets: none (TLS on, pgrepl's default) when the build
+/// under test has SSL; `tls: off` when it has not (the PyPI builds of 13, 14, 16 and 18 are
+/// built without OpenSSL), since pgrepl refuses TLS on such a build.
+pub fn tls_line() -> &'static str {
+    if TLS_BUILD.with(|o| o.borrow().is_some()) || pg_has_ssl() {
+        ""
+    } else {
+        "tls: off\n"
+    }
+}
+
+/// For the TLS tests: on this thread, the build under test when it has SSL, else Debian's 15
+/// (installed by the test command), so they run in every pass of the suite. Returns the major.
+pub fn use_tls_build() -> u32 {
+    if pg_has_ssl() {
+        return pg_version();
+    }
+    let b = format!("/usr/lib/postgresql/{DEFAULT_PG_VERSION}/bin");
+    assert!(has_ssl(&b), "{b} is not built with SSL: the TLS tests need a build that is");
+    TLS_BUILD.with(|o| *o.borrow_mut() = Some((b, DEFAULT_PG_VERSION)));
+    DEFAULT_PG_VERSION
 }
 
 /// The path of one PostgreSQL program in [`pg_bin`] (`pg_tool("psql")`).
@@ -460,6 +516,7 @@ impl Lab {
                 y.push_str(&format!("    - {r}\n"));
             }
         }
+        y.push_str(tls_line());
         y.push_str(&format!(
             "replication:\n  user: replicator\n  password_file: {}\naccess:\n  transport: ssh\n  ssh:\n    user: {}\n    port: {}\n    identity_file: {}\n    known_hosts_file: {}\n    host_keys: strict\ntimeouts:\n  connect: 10\n  streaming: 60\nhosts:\n",
             self.password_file.display(),
@@ -492,6 +549,26 @@ impl Lab {
         }
         v.extend(as_os_user(&self.os_user, argv));
         sh(&v)
+    }
+
+    /// Like [`Lab::run_on`], without panicking: stdout, or stderr when it failed.
+    pub fn try_run_on(&self, host: &str, argv: &[&str]) -> Result<String, String> {
+        let h = self.host(host);
+        let mut v: Vec<&str> = Vec::new();
+        if let Some(ns) = &h.netns {
+            v.extend(["ip", "netns", "exec", ns.as_str()]);
+        }
+        v.extend(as_os_user(&self.os_user, argv));
+        let out = Command::new(v[0])
+            .args(&v[1..])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     /// Starts a host's server again (after a test stopped it).
@@ -973,6 +1050,7 @@ impl LocalLab {
                 if i == 0 { "primary" } else { "replica" }
             ));
         }
+        y.push_str(tls_line());
         let inv = self.dir.path().join("local.yml");
         fs::write(&inv, y).unwrap();
         inv

@@ -91,6 +91,7 @@ fn check_host(c: &mut Checker, rh: &RawHost, d: &Defaults<'_>, names: &mut Names
     let [data_dir, bin_dir, socket_dir] = resolve_paths(c, rh, d, &name, name_ok);
     Host {
         passfile: format!("{data_dir}.pgpass"),
+        tls_dir: format!("{data_dir}.tls"),
         log_file: format!("{data_dir}.log"),
         name,
         address: rh.address.value.clone(),

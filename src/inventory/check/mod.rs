@@ -17,6 +17,7 @@ mod routers;
 mod settings;
 mod status;
 mod timeouts;
+mod tls;
 mod topology;
 
 use std::path::{Path, PathBuf};
@@ -115,6 +116,22 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         );
     }
     let (synchronous, archive) = modes_section(c, &raw, &hosts);
+    let all_settings: Vec<_> = [
+        &raw.postgres.value.settings,
+        &raw.postgres.value.primary_settings,
+        &raw.postgres.value.replica_settings,
+    ]
+    .into_iter()
+    .chain(raw.hosts.value.iter().map(|h| &h.value.settings))
+    .collect();
+    let tls = tls::check(
+        c,
+        raw.tls.as_ref(),
+        &raw.cluster.value,
+        &hosts,
+        &all_settings,
+        path,
+    );
 
     let password = rep.password?;
     Some(Inventory {
@@ -141,6 +158,8 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         roles,
         databases,
         routers,
+        tls,
+        tls_moving: false,
     })
 }
 

@@ -29,6 +29,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let outcome = preflight(live.as_ref().unwrap_or(&ctx.inv), &facts);
     let mut problems: Vec<Problem> = outcome.as_ref().err().cloned().unwrap_or_default();
     problems.extend(crate::steps::routers::preflight::problems(ctx, &ctx.inv).await);
+    problems.extend(tls_problems(ctx));
     let plan = outcome.map(|p| p.hosts).unwrap_or_default();
     let warned = warnings(&ctx.inv, &facts);
     match ctx.ui.format() {
@@ -48,6 +49,26 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         Ok(exit::OK)
     } else {
         Err(Error::Preflight { problems })
+    }
+}
+
+/// What init relies on for TLS on this machine: the CA's files (usable, the key 0600; a
+/// missing CA is noted: init creates it), or the user's files (each host's certificate signed
+/// by the CA, covering its address, valid, with its own key).
+fn tls_problems(ctx: &Context<'_>) -> Vec<Problem> {
+    let missing = match crate::steps::tls::ca::missing(&ctx.inv) {
+        Ok(m) => m,
+        Err(Error::Preflight { problems }) => return problems,
+        Err(e) => return vec![Problem::new("local", "tls", e.to_string(), String::new())],
+    };
+    if let Some(m) = missing {
+        ctx.ui.info(format!("check: init will {m}"));
+        return Vec::new();
+    }
+    match crate::steps::tls::ca::load(&ctx.inv, false) {
+        Ok(_) => Vec::new(),
+        Err(Error::Preflight { problems }) => problems,
+        Err(e) => vec![Problem::new("local", "tls", e.to_string(), String::new())],
     }
 }
 

@@ -40,8 +40,13 @@ pub(super) struct Executor<'c, 'u> {
     pub password: &'c Secret,
     /// The application roles' passwords, in `inv.roles` order.
     pub app_passwords: &'c [Secret],
+    /// Where the hosts' certificates come from (None with `tls: off`).
+    pub certs: Option<&'c crate::steps::tls::ca::Certs>,
     /// What this run changed, one line per change ("pg1: initdb").
     pub changes: Mutex<Vec<String>>,
+    /// Hosts whose TLS files changed: a running server reloads even if its configuration did
+    /// not change.
+    pub tls_changed: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Executor<'_, '_> {
@@ -97,7 +102,7 @@ impl Executor<'_, '_> {
         self.changes.into_inner().expect("not poisoned")
     }
 
-    fn note(&self, change: String) {
+    pub(super) fn note(&self, change: String) {
         self.changes.lock().expect("not poisoned").push(change);
     }
 
@@ -109,7 +114,7 @@ impl Executor<'_, '_> {
     }
 
     /// The connection to a host a step names (preflight proved every host reachable).
-    fn transport(&self, name: &str) -> Result<Arc<dyn Transport>, Error> {
+    pub(super) fn transport(&self, name: &str) -> Result<Arc<dyn Transport>, Error> {
         match self.transports.get(name) {
             Some(Ok(t)) => Ok(t.clone()),
             Some(Err(e)) => Err(Error::step(name, "connect", e.clone())),
@@ -127,6 +132,7 @@ impl Executor<'_, '_> {
                 restart,
             } => self.configure(host, *running, !restart.is_empty()).await,
             InitStep::PasswordFile { host } => self.password_file(host).await,
+            InitStep::TlsFiles { host } => self.tls_files(host).await,
             InitStep::Roles {
                 primary,
                 replication_user,
@@ -197,11 +203,14 @@ impl Executor<'_, '_> {
                 self.inv.os_user, h.socket_dir
             ))
         })?;
-        let ch = install_configs(t, h, &self.rendered[host]).await?;
+        let mut ch = install_configs(t, h, &self.rendered[host]).await?;
         if !ch.files.is_empty() {
             ctx.ui
                 .detail(format!("{host}: installed {}", ch.files.join(", ")));
             self.note(format!("{host}: {}", ch.files.join(", ")));
+        }
+        if self.tls_changed.lock().expect("not poisoned").contains(host) {
+            ch.files.push("TLS files");
         }
         // A standby restarts or starts only with hot-standby settings its control file allows:
         // after it replayed the primary's lower values (the primary went first).
@@ -216,6 +225,22 @@ impl Executor<'_, '_> {
         } else {
             start(ctx, t, h).await?;
             self.note(format!("{host}: started"));
+        }
+        Ok(())
+    }
+
+    async fn tls_files(&self, host: &str) -> Result<(), Error> {
+        let Some(certs) = self.certs else {
+            return Ok(());
+        };
+        let t = self.transport(host)?;
+        let h = self.host(host)?;
+        let changes = crate::steps::tls::install(self.ctx, self.inv, t.as_ref(), h, certs, false).await?;
+        if !changes.is_empty() {
+            self.tls_changed.lock().expect("not poisoned").insert(host.to_string());
+        }
+        for c in changes {
+            self.note(c);
         }
         Ok(())
     }

@@ -27,6 +27,10 @@ pub(super) fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Pro
                         continue;
                     }
                     seen.push((name, why));
+                    if name == "ssl" {
+                        problems.push(no_ssl_build(inv, &f.name, why));
+                        continue;
+                    }
                     let at = match inv.setting_positions.get(name) {
                         Some((line, col)) => format!(
                             "{}:{line}:{col}: postgres.settings.{name}",
@@ -64,6 +68,20 @@ pub(super) fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Pro
         }
     }
     problems
+}
+
+/// TLS is on, and the host's server binaries are built without SSL (`ssl = on` refused).
+fn no_ssl_build(inv: &Inventory, host: &str, why: &str) -> Problem {
+    let bin = inv.host(host).map(|h| h.bin_dir.as_str()).unwrap_or("bin_dir");
+    problem(
+        host,
+        "tls",
+        format!("TLS is on (the default), but the PostgreSQL in {bin} is built without SSL: {why}"),
+        Some(format!(
+            "install a PostgreSQL built with OpenSSL (every distribution package is), or write `tls: off` in {} to run without TLS",
+            inv.file.display()
+        )),
+    )
 }
 
 /// Addresses that are host names, which a host's resolver does not map back to the name:

@@ -17,6 +17,7 @@ mod execute;
 mod hostchecks;
 pub mod plan;
 pub mod preflight;
+mod tls;
 pub mod warnings;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,18 +71,29 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     // A synchronous rule makes commits wait for standbys: while this run creates the primary
     // or clones a replica, the files leave it out; it is enabled once every replica streams.
     let defer_sync = inv.synchronous.is_some() && plan.builds();
-    let rendered = render_all(ctx, inv, defer_sync)?;
+    // Moving a running cluster to TLS: `host` lines until every replica streams over TLS.
+    let tls_moving = inv.tls.is_on() && facts.iter().any(|f| f.running && f.tls_plain);
+    let rendered = render_all(ctx, inv, defer_sync, tls_moving)?;
+    let new_ca = crate::steps::tls::ca::missing(inv)?;
+    let certs = match (&new_ca, ctx.dry_run) {
+        (Some(_), true) => None,
+        _ => crate::steps::tls::ca::load(inv, true)?,
+    };
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
     plan.set_restarts(restarts(ctx, &transports, &plan, &rendered, &facts).await?);
     plan.standbys_first(&standbys_first(inv, &transports, &plan, &rendered).await?);
     if ctx.dry_run {
-        let mut steps: Vec<String> = plan.steps.iter().map(|s| s.to_string()).collect();
+        let mut steps: Vec<String> = new_ca.into_iter().collect();
+        steps.extend(plan.steps.iter().map(|s| s.to_string()));
         if defer_sync {
             steps.push(format!(
                 "enable synchronous replication ({}) on every host once every replica streams (reload)",
                 inv.sync_names_for(inv.primary())
             ));
+        }
+        if tls_moving {
+            steps.push("once every replica streams over TLS: hostssl lines on every host (reload)".into());
         }
         steps.extend(plan.restart_prompt());
         return Ok(super::dry_run(ctx, "init", &steps));
@@ -97,11 +109,16 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         rendered: &rendered,
         password: &password,
         app_passwords: &app_passwords,
+        certs: certs.as_ref(),
         changes: Default::default(),
+        tls_changed: Default::default(),
     };
     executor.walk(&plan).await?;
     if defer_sync {
         executor.enable_sync().await?;
+    }
+    if tls_moving {
+        executor.enforce_tls().await?;
     }
     keep_inventory_true(ctx, inv);
     let changes = executor.into_changes();
@@ -134,16 +151,19 @@ async fn plan_or_refuse(
 }
 
 /// Every host's files. With `defer_sync` the synchronous rule is left out (this run creates the
-/// primary or clones a replica; the rule is enabled once every replica streams).
+/// primary or clones a replica; the rule is enabled once every replica streams); with
+/// `tls_moving` the replication lines stay `host` (`enforce_tls` makes them `hostssl`).
 fn render_all(
     ctx: &Context<'_>,
     inv: &Inventory,
     defer_sync: bool,
+    tls_moving: bool,
 ) -> Result<BTreeMap<String, crate::render::Rendered>, Error> {
     let mut first = inv.clone();
     if defer_sync {
         first.synchronous = None;
     }
+    first.tls_moving = tls_moving;
     let mut rendered = BTreeMap::new();
     for h in &inv.hosts {
         rendered.insert(

@@ -38,7 +38,7 @@ pub struct SlotFor {
 pub struct Lane {
     /// The replica.
     pub host: String,
-    /// Its steps: `PasswordFile`, `Clone` (new replicas only), `Configure`.
+    /// Its steps: `TlsFiles` (TLS on), `PasswordFile`, `Clone` (new replicas only), `Configure`.
     pub steps: Vec<InitStep>,
 }
 
@@ -60,6 +60,12 @@ pub enum InitStep {
         running: bool,
         /// Changed restart-only settings: restart instead of reload (empty: reload).
         restart: Vec<String>,
+    },
+    /// The host's TLS files (`tls_dir`): the CA bundle, its server certificate and key, the
+    /// client certificate; certificates issued only when missing or no longer valid.
+    TlsFiles {
+        /// The host.
+        host: String,
     },
     /// The 0600 password file of the replication and rewind roles.
     PasswordFile {
@@ -150,6 +156,11 @@ impl InitPlan {
         let new_primary = hosts[&p.name] == HostPlan::Initdb;
         if new_primary {
             steps.push(InitStep::Initdb {
+                host: p.name.clone(),
+            });
+        }
+        if inv.tls.is_on() {
+            steps.push(InitStep::TlsFiles {
                 host: p.name.clone(),
             });
         }
@@ -287,9 +298,15 @@ fn configure(h: &Host, running: bool) -> InitStep {
 
 /// One replica's steps: its password file, its clone when new, its configuration.
 fn lane(inv: &Inventory, h: &Host, plan: HostPlan, running: bool) -> Lane {
-    let mut steps = vec![InitStep::PasswordFile {
+    let mut steps = Vec::new();
+    if inv.tls.is_on() {
+        steps.push(InitStep::TlsFiles {
+            host: h.name.clone(),
+        });
+    }
+    steps.push(InitStep::PasswordFile {
         host: h.name.clone(),
-    }];
+    });
     if plan == HostPlan::Clone {
         steps.push(InitStep::Clone {
             host: h.name.clone(),
@@ -326,6 +343,10 @@ impl fmt::Display for InitStep {
                 restart.join(", ")
             ),
             InitStep::PasswordFile { host } => write!(f, "{host}: password file"),
+            InitStep::TlsFiles { host } => write!(
+                f,
+                "{host}: TLS files (CA bundle, server certificate and key; issued when missing or no longer valid)"
+            ),
             InitStep::Roles {
                 primary,
                 replication_user,

@@ -77,10 +77,12 @@ fn refusal(inv: &Inventory, facts: &[HostFacts]) -> Problem {
     e.into_iter().next().unwrap()
 }
 
-/// The plan as one word per step (a wave's replica steps inside brackets).
+/// The plan as one word per step (a wave's replica steps inside brackets), without the TLS
+/// steps (every host's first: [`tls_files_come_before_each_hosts_configuration`]).
 fn outline(plan: &InitPlan) -> Vec<String> {
     fn word(s: &InitStep) -> String {
         match s {
+            InitStep::TlsFiles { host } => format!("tls {host}"),
             InitStep::Initdb { host } => format!("initdb {host}"),
             InitStep::Configure {
                 host,
@@ -104,7 +106,14 @@ fn outline(plan: &InitPlan) -> Vec<String> {
             InitStep::Wave { number, replicas } => {
                 let lanes: Vec<String> = replicas
                     .iter()
-                    .map(|l| l.steps.iter().map(word).collect::<Vec<_>>().join(", "))
+                    .map(|l| {
+                        l.steps
+                            .iter()
+                            .filter(|s| !matches!(s, InitStep::TlsFiles { .. }))
+                            .map(word)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
                     .collect();
                 format!("wave {number} [{}]", lanes.join(" | "))
             }
@@ -114,7 +123,36 @@ fn outline(plan: &InitPlan) -> Vec<String> {
             }
         }
     }
-    plan.steps.iter().map(word).collect()
+    plan.steps
+        .iter()
+        .filter(|s| !matches!(s, InitStep::TlsFiles { .. }))
+        .map(word)
+        .collect()
+}
+
+#[test]
+fn tls_files_come_before_each_hosts_configuration() {
+    let inv = crate::inventory::parse(
+        "cluster: c\npostgres: {version: 15}\nreplication: {password_env: X}\nhosts:\n  - {name: p, address: 10.0.0.1, role: primary}\n  - {name: r1, address: 10.0.0.2, role: replica}\n",
+        std::path::Path::new("i.yml"),
+    )
+    .unwrap();
+    let hosts = [("p", HostPlan::Initdb), ("r1", HostPlan::Clone)]
+        .into_iter()
+        .map(|(h, p)| (h.to_string(), p))
+        .collect();
+    let plan = InitPlan::build(&inv, hosts, Vec::new());
+    let text = plan.to_string();
+    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} not in\n{text}"));
+    assert!(at("p: TLS files") < at("p: install configuration files"));
+    assert!(at("r1: TLS files") < at("r1: clone from p"));
+    let mut off = inv.clone();
+    off.tls = crate::inventory::Tls::Off;
+    let hosts = [("p", HostPlan::Initdb), ("r1", HostPlan::Clone)]
+        .into_iter()
+        .map(|(h, p)| (h.to_string(), p))
+        .collect();
+    assert!(!InitPlan::build(&off, hosts, Vec::new()).to_string().contains("TLS"));
 }
 
 // --- refusals ---
@@ -483,16 +521,20 @@ fn plan_displays_one_line_per_step() {
     )]));
     let (ru, wu) = (&inv.replication_user, &inv.rewind_user);
     let (s1, s2) = (&inv.host("r1").unwrap().slot, &inv.host("r2").unwrap().slot);
+    let tls = "TLS files (CA bundle, server certificate and key; issued when missing or no longer valid)";
     assert_eq!(
         plan.to_string(),
         format!(
-            "p: install configuration files, reload if any changed\n\
+            "p: {tls}\n\
+             p: install configuration files, reload if any changed\n\
              p: password file\n\
              p: roles {ru} (LOGIN REPLICATION), {wu} (LOGIN)\n\
              p: replication slots {s1} for r1, {s2} for r2\n\
              wave 1, in parallel:\n\
+             \x20 r1: {tls}\n\
              \x20 r1: password file\n\
              \x20 r1: install configuration files, restart PostgreSQL (shared_buffers)\n\
+             \x20 r2: {tls}\n\
              \x20 r2: password file\n\
              \x20 r2: clone from p (pg_basebackup into a staging directory)\n\
              \x20 r2: install configuration files, start PostgreSQL\n\
@@ -502,7 +544,7 @@ fn plan_displays_one_line_per_step() {
     let fresh = preflight(&inv, &fresh()).unwrap().to_string();
     assert!(
         fresh.starts_with(
-            "p: initdb (data checksums on)\np: install configuration files, start PostgreSQL\n"
+            "p: initdb (data checksums on)\np: TLS files (CA bundle, server certificate and key; issued when missing or no longer valid)\np: install configuration files, start PostgreSQL\n"
         ),
         "{fresh}"
     );

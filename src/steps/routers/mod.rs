@@ -37,11 +37,21 @@ pub async fn apply(ctx: &Context<'_>, live: &Inventory) -> Result<Vec<String>, E
     if live.routers.is_empty() {
         return Ok(Vec::new());
     }
-    let userlist = if live.routers.iter().any(|r| r.kind == RouterKind::Pgbouncer) {
-        Some(auth_file(ctx, live).await?)
-    } else {
-        None
-    };
+    // PgBouncer's own files beside its configuration: the auth file, and the CAs it verifies
+    // the servers' certificates with (TLS on).
+    let mut extra = Vec::new();
+    if live.routers.iter().any(|r| r.kind == RouterKind::Pgbouncer) {
+        extra.push(crate::render::RouterFile {
+            name: crate::render::USERLIST.into(),
+            content: auth_file(ctx, live).await?,
+        });
+        if let Some(certs) = crate::steps::tls::ca::load(live, false)? {
+            extra.push(crate::render::RouterFile {
+                name: crate::render::ROUTER_CA.into(),
+                content: certs.bundle().to_string(),
+            });
+        }
+    }
     // PgBouncer cannot health-check: its read list holds the replicas that run now (the
     // primary when none does). HAProxy lists them all and checks them itself.
     let up = answering(ctx, live).await;
@@ -52,7 +62,7 @@ pub async fn apply(ctx: &Context<'_>, live: &Inventory) -> Result<Vec<String>, E
         } else {
             live
         };
-        changes.extend(apply_one(ctx, from, r, userlist.as_deref()).await?);
+        changes.extend(apply_one(ctx, from, r, &extra).await?);
     }
     Ok(changes)
 }
@@ -199,7 +209,7 @@ async fn apply_one(
     ctx: &Context<'_>,
     live: &Inventory,
     r: &Router,
-    userlist: Option<&str>,
+    extra: &[crate::render::RouterFile],
 ) -> Result<Vec<String>, Error> {
     let t = ctx.kept_router(r).await.on_step(&r.name, "connect")?;
     run_step(
@@ -213,11 +223,8 @@ async fn apply_one(
         .renderer
         .render_router(live, r)
         .on_step(&r.name, "render")?;
-    if let (RouterKind::Pgbouncer, Some(u)) = (r.kind, userlist) {
-        files.push(crate::render::RouterFile {
-            name: crate::render::USERLIST.into(),
-            content: u.to_string(),
-        });
+    if r.kind == RouterKind::Pgbouncer {
+        files.extend(extra.iter().cloned());
     }
     let mut changes = Vec::new();
     for f in &files {

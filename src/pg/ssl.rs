@@ -1,0 +1,50 @@
+//! A TLS login test: `psql` on a host, connecting over TCP the way a replica does
+//! (`sslmode=verify-full`, `channel_binding=require`), printing the TLS version the server
+//! negotiated. It proves the server's certificate is valid for its address under the CA bundle
+//! the hosts trust, without any password in argv (libpq reads the 0600 passfile). No I/O here.
+
+use crate::transport::Cmd;
+
+/// The query: this connection's TLS version and cipher (`pg_stat_ssl`); `off` without TLS.
+const QUERY: &str = "SELECT CASE WHEN ssl THEN version || ' ' || cipher ELSE 'off' END FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()";
+
+/// `psql -X -A -t -w -d <conninfo> -c <query>` from `bin_dir`; `conninfo` carries host, port,
+/// user, dbname, passfile and the TLS parameters.
+pub fn login_cmd(bin_dir: &str, conninfo: &str) -> Cmd {
+    Cmd::new(format!("{bin_dir}/psql"))
+        .args(["-X", "-A", "-t", "-w", "-d", conninfo, "-c", QUERY])
+        .env("LC_ALL", "C")
+}
+
+/// The first `FATAL`/`error` line of a failed login's stderr (libpq's words: `certificate
+/// verify failed`, `server certificate for "x" does not match host name "y"`), else the last
+/// line.
+pub fn login_failure(stderr: &[String]) -> String {
+    stderr
+        .iter()
+        .find(|l| l.contains("FATAL") || l.contains("error") || l.contains("SSL"))
+        .or(stderr.last())
+        .map(|l| l.trim().to_string())
+        .unwrap_or_else(|| "psql failed without a message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_cmd_keeps_the_conninfo_one_argument() {
+        let c = login_cmd("/usr/lib/postgresql/15/bin", "host=a sslmode=verify-full");
+        let argv = c.full_argv();
+        assert!(argv.contains(&"host=a sslmode=verify-full".to_string()));
+        assert!(argv.iter().any(|a| a.ends_with("/psql")));
+    }
+
+    #[test]
+    fn failure_line_is_libpq_s() {
+        let e = vec![
+            "psql: error: connection to server at \"198.18.1.2\", port 5432 failed: SSL error: certificate verify failed".to_string(),
+        ];
+        assert!(login_failure(&e).contains("certificate verify failed"));
+    }
+}

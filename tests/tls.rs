@@ -1,0 +1,281 @@
+//! TLS on real hosts (issue "TLS"): every WAL sender streams over TLS, verified (verify-full,
+//! channel binding); plain, foreign-CA and wrong-name connections are refused; a running cluster
+//! moves to TLS with an init and no restart; renewal and a new CA under the write probe lose no
+//! write and no stream; certificates near expiry are reported; client certificates and the
+//! user's own certificates work. Keys are 0600 and never printed.
+//!
+//! These tests need a PostgreSQL built with OpenSSL: the build under test when it is one, else
+//! Debian's 15 (`harness::use_tls_build`), so they run in every pass of the suite.
+
+use std::path::Path;
+
+use crate::harness::{json_doc, use_tls_build, Lab};
+use crate::switchover::{lab_with_probe, missing_on, ProbeRun};
+
+const ROLES: &[(&str, &str, Option<&str>)] = &[
+    ("p", "primary", None),
+    ("r1", "replica", None),
+    ("r2", "replica", None),
+];
+
+/// `<data_dir>.tls/<file>` of a lab host.
+fn tls_file(lab: &Lab, host: &str, file: &str) -> String {
+    format!("{}.tls/{file}", lab.host(host).data_dir.display())
+}
+
+/// A replication login from `from` to `to`'s server with extra libpq parameters: `IDENTIFY_SYSTEM`'s
+/// output, or libpq's error.
+fn replication_login(lab: &Lab, from: &str, to: &str, extra: &str) -> Result<String, String> {
+    let conninfo = format!(
+        "host={} port=5432 user=replicator dbname=replication replication=true passfile={}.pgpass connect_timeout=5 {extra}",
+        lab.host(to).address,
+        lab.host(from).data_dir.display()
+    );
+    let psql = crate::harness::pg_tool("psql");
+    lab.try_run_on(from, &[&psql, "-X", "-At", "-w", "-d", &conninfo, "-c", "IDENTIFY_SYSTEM"])
+}
+
+/// (TLS senders, all senders) on `host`.
+fn senders_tls(lab: &Lab, host: &str) -> String {
+    lab.psql(host, "SELECT count(*) FILTER (WHERE s.ssl) || '/' || count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s ON s.pid = r.pid")
+        .trim()
+        .to_string()
+}
+
+/// The replication and rewind lines of the server's pg_hba (`pg_hba_file_rules`), by type.
+fn hba_types(lab: &Lab, host: &str) -> String {
+    lab.psql(host, "SELECT string_agg(DISTINCT type, ',') FROM pg_hba_file_rules WHERE 'replicator' = ANY(user_name) OR 'pgrepl_rewind' = ANY(user_name)")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_refused() {
+    use_tls_build();
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.ssh_inventory(ROLES, "");
+    let inv = inv.to_str().unwrap();
+    let init = lab.pgrepl(&["-vv", "-i", inv, "init"]);
+    init.expect_code(0);
+    assert_eq!(senders_tls(&lab, "p"), "2/2");
+    let conninfo = lab.psql("r1", "SELECT current_setting('primary_conninfo')");
+    assert!(
+        conninfo.contains("sslmode=verify-full") && conninfo.contains("channel_binding=require"),
+        "{conninfo}"
+    );
+    assert_eq!(hba_types(&lab, "p"), "hostssl");
+    for h in ["p", "r1", "r2"] {
+        let key = lab.run_on(h, &["stat", "-c", "%a %U", &tls_file(&lab, h, "server.key")]);
+        assert_eq!(key.trim(), format!("600 {}", lab.os_user), "{h}");
+        let dir = lab.run_on(h, &["stat", "-c", "%a", &tls_file(&lab, h, "")]);
+        assert_eq!(dir.trim(), "700", "{h}");
+    }
+    let ca_key = lab.dir.join(format!("it{}.ca.key", lab.id));
+    let mode = crate::harness::sh(&["stat", "-c", "%a", ca_key.to_str().unwrap()]);
+    assert_eq!(mode.trim(), "600");
+
+    // The same login: over TLS with the cluster's CA it works; without TLS, with a CA that did
+    // not sign the server's certificate, or to a name the certificate does not cover, refused.
+    let ca = tls_file(&lab, "r1", "ca.crt");
+    replication_login(&lab, "r1", "p", &format!("sslmode=verify-full sslrootcert={ca}"))
+        .expect("a verified TLS replication login");
+    let plain = replication_login(&lab, "r1", "p", "sslmode=disable").unwrap_err();
+    assert!(plain.contains("no encryption"), "{plain}");
+    let foreign = lab.host("r1").home.join("foreign-ca.crt");
+    std::fs::write(
+        &foreign,
+        pgrepl::pki::Ca::generate("someone-else", 30).unwrap().cert_pem,
+    )
+    .unwrap();
+    crate::harness::sh(&["chmod", "644", foreign.to_str().unwrap()]);
+    let forged = replication_login(
+        &lab,
+        "r1",
+        "p",
+        &format!("sslmode=verify-full sslrootcert={}", foreign.display()),
+    )
+    .unwrap_err();
+    assert!(forged.contains("certificate verify failed"), "{forged}");
+    let wrong_name = replication_login(
+        &lab,
+        "r1",
+        "p",
+        &format!("sslmode=verify-full sslrootcert={ca} hostaddr={} host=db.example.com", lab.host("p").address),
+    )
+    .unwrap_err();
+    assert!(wrong_name.contains("does not match host name"), "{wrong_name}");
+
+    // status reads every certificate; nothing to report on a fresh cluster.
+    let st = lab.pgrepl(&["-i", inv, "--format", "json", "status"]);
+    st.expect_code(0);
+    let doc = json_doc(&st.stdout);
+    let tls = doc["tls"].as_array().unwrap();
+    assert_eq!(tls.len(), 3, "{doc}");
+    for t in tls {
+        assert!(t["days_left"].as_f64().unwrap() > 360.0, "{t}");
+        let host = t["host"].as_str().unwrap();
+        assert!(
+            t["names"].as_array().unwrap().iter().any(|n| n == lab.host(host).address.as_str()),
+            "{t}"
+        );
+    }
+    // No key in any output.
+    let rendered = lab.pgrepl(&["-i", inv, "--format", "json", "render"]);
+    for out in [init.all(), st.all(), rendered.all()] {
+        assert!(!out.contains("PRIVATE KEY"), "a key was printed:\n{out}");
+    }
+}
+
+#[test]
+fn init_moves_a_running_cluster_to_tls_without_a_restart_or_a_refused_replica() {
+    use_tls_build();
+    let lab = Lab::new(&["p", "r1", "r2"]);
+    let inv = lab.ssh_inventory(ROLES, "");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(&inv, format!("{text}tls: off\n")).unwrap();
+    let inv_s = inv.to_str().unwrap();
+    lab.pgrepl(&["-i", inv_s, "init"]).expect_code(0);
+    assert_eq!(senders_tls(&lab, "p"), "0/2");
+    // tls: off is reported on every status, and the cluster stays healthy.
+    let st = lab.pgrepl(&["-i", inv_s, "--format", "json", "status"]);
+    st.expect_code(0);
+    let doc = json_doc(&st.stdout);
+    assert!(
+        doc["findings"].as_array().unwrap().iter().any(|f| f["code"] == "tls_off" && f["severity"] == "notice"),
+        "{doc}"
+    );
+    let pids: Vec<i32> = ["p", "r1", "r2"].iter().map(|h| lab.postmaster_pid(h)).collect();
+
+    std::fs::write(&inv, text).unwrap();
+    let run = lab.pgrepl(&["-i", inv_s, "init"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("TLS enforced"), "{}", run.stderr);
+    assert_eq!(senders_tls(&lab, "p"), "2/2");
+    assert_eq!(hba_types(&lab, "p"), "hostssl");
+    let after: Vec<i32> = ["p", "r1", "r2"].iter().map(|h| lab.postmaster_pid(h)).collect();
+    assert_eq!(pids, after, "no server restarted");
+    // No replica was refused on the way (the primary logs every refused login).
+    let log = std::fs::read_to_string(format!("{}.log", lab.host("p").data_dir.display())).unwrap();
+    assert!(!log.contains("no pg_hba.conf entry"), "{log}");
+    // Converged: a re-run changes nothing.
+    let again = lab.pgrepl(&["-i", inv_s, "init"]);
+    again.expect_code(0);
+    assert!(again.stderr.contains("no changes"), "{}", again.stderr);
+}
+
+/// The PID of `host`'s WAL receiver (empty when none).
+fn walreceiver(lab: &Lab, host: &str) -> String {
+    lab.psql(host, "SELECT pid FROM pg_stat_wal_receiver").trim().to_string()
+}
+
+#[test]
+fn renewal_and_a_new_ca_under_writes_lose_no_write_and_no_stream() {
+    use_tls_build();
+    let (lab, inv) = lab_with_probe(false);
+    let receivers: Vec<String> = ["r1", "r2"].iter().map(|h| walreceiver(&lab, h)).collect();
+    assert!(receivers.iter().all(|r| !r.is_empty()), "{receivers:?}");
+    let cert_before = lab.run_on("p", &["cat", &tls_file(&lab, "p", "server.crt")]);
+    let probe = ProbeRun::start(&lab);
+
+    let renew = lab.pgrepl(&["-i", &inv, "--format", "json", "tls", "renew"]);
+    renew.expect_code(0);
+    let doc = json_doc(&renew.stdout);
+    assert_eq!(doc["hosts"].as_array().unwrap().len(), 3, "{doc}");
+    assert!(doc["hosts"][0]["tls"].as_str().unwrap().starts_with("TLSv1."), "{doc}");
+    assert_ne!(lab.run_on("p", &["cat", &tls_file(&lab, "p", "server.crt")]), cert_before);
+
+    let rotate = lab.pgrepl(&["-i", &inv, "tls", "renew", "--ca"]);
+    rotate.expect_code(0);
+    for h in ["p", "r1", "r2"] {
+        let bundle = lab.run_on(h, &["cat", &tls_file(&lab, h, "ca.crt")]);
+        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{h}: both CAs trusted");
+    }
+    assert!(Path::new(&format!("{}/it{}.ca.crt.previous", lab.dir.display(), lab.id)).exists());
+    let after: Vec<String> = ["r1", "r2"].iter().map(|h| walreceiver(&lab, h)).collect();
+    assert_eq!(receivers, after, "no replica lost its stream");
+    for out in [renew.all(), rotate.all()] {
+        assert!(!out.contains("PRIVATE KEY"), "{out}");
+    }
+
+    // A replica that reconnects now verifies the certificate of the new CA.
+    lab.stop_server("r1");
+    lab.start_server("r1");
+    crate::harness::wait_for("r1 streaming over TLS again", std::time::Duration::from_secs(30), || {
+        senders_tls(&lab, "p") == "2/2"
+    });
+    let acked = probe.ids();
+    drop(probe);
+    assert!(acked.len() > 20, "the probe wrote");
+    assert_eq!(missing_on(&lab, "p", &acked), 0, "acknowledged writes lost");
+}
+
+#[test]
+fn client_certificates_are_required_and_near_expiry_is_reported() {
+    use_tls_build();
+    let lab = Lab::new(&["p", "r1"]);
+    let inv = lab.ssh_inventory(&ROLES[..2], "");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    std::fs::write(&inv, format!("{text}tls:\n  server_days: 10\n  client_certs: true\n")).unwrap();
+    let inv = inv.to_str().unwrap();
+    lab.pgrepl(&["-i", inv, "init"]).expect_code(0);
+    assert_eq!(senders_tls(&lab, "p"), "1/1");
+    let opts = lab.psql("p", "SELECT string_agg(DISTINCT array_to_string(options, ' '), ',') FROM pg_hba_file_rules WHERE 'replicator' = ANY(user_name)");
+    assert!(opts.contains("clientcert=verify-full"), "{opts}");
+    // The password alone is not enough: without its certificate the replication role is refused.
+    let ca = tls_file(&lab, "r1", "ca.crt");
+    let no_cert = replication_login(&lab, "r1", "p", &format!("sslmode=verify-full sslrootcert={ca} sslcert=/nonexistent sslkey=/nonexistent"))
+        .unwrap_err();
+    assert!(no_cert.contains("certificate"), "{no_cert}");
+    let st = lab.pgrepl(&["-i", inv, "--format", "json", "status"]);
+    st.expect_code(10);
+    let doc = json_doc(&st.stdout);
+    let expiring = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "tls_cert_expiring" && f["severity"] == "warning")
+        .count();
+    assert_eq!(expiring, 2, "{doc}");
+}
+
+#[test]
+fn the_users_own_certificates_are_checked_then_used() {
+    use_tls_build();
+    let lab = Lab::new(&["p", "r1"]);
+    let ca = pgrepl::pki::Ca::generate("ours", 100).unwrap();
+    let dir = lab.dir.join("own-certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.crt"), &ca.cert_pem).unwrap();
+    let write_key = |name: &str, pem: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    for h in ["p", "r1"] {
+        let names = vec![h.to_string(), lab.host(h).address.clone()];
+        let c = ca.issue_server(h, &names, 100).unwrap();
+        std::fs::write(dir.join(format!("{h}.crt")), &c.cert_pem).unwrap();
+        write_key(&format!("{h}.key"), c.key.expose());
+    }
+    // r1's certificate for the wrong address first: check refuses it, nothing is installed.
+    let wrong = ca.issue_server("r1", &["r1".to_string(), "203.0.113.9".to_string()], 100).unwrap();
+    std::fs::write(dir.join("wrong.crt"), &wrong.cert_pem).unwrap();
+    write_key("wrong.key", wrong.key.expose());
+    let base = std::fs::read_to_string(lab.ssh_inventory(&ROLES[..2], "")).unwrap();
+    let inv = lab.dir.join("own.yml");
+    let d = dir.display();
+    let section = |r1: &str| {
+        format!("tls:\n  ca_file: {d}/ca.crt\n  certificates:\n    p: {{cert: {d}/p.crt, key: {d}/p.key}}\n    r1: {{cert: {d}/{r1}.crt, key: {d}/{r1}.key}}\n")
+    };
+    std::fs::write(&inv, format!("{base}{}", section("wrong"))).unwrap();
+    let inv_s = inv.to_str().unwrap();
+    let check = lab.pgrepl(&["-i", inv_s, "check"]);
+    check.expect_code(4);
+    assert!(check.stderr.contains("does not cover its address"), "{}", check.stderr);
+    std::fs::write(&inv, format!("{base}{}", section("r1"))).unwrap();
+    lab.pgrepl(&["-i", inv_s, "init"]).expect_code(0);
+    assert_eq!(senders_tls(&lab, "p"), "1/1");
+    let installed = lab.run_on("p", &["cat", &tls_file(&lab, "p", "server.crt")]);
+    assert_eq!(installed.trim(), std::fs::read_to_string(dir.join("p.crt")).unwrap().trim());
+}
