@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod lock;
 pub mod ops;
 pub mod pg;
+pub mod pki;
 pub mod render;
 pub mod report;
 pub mod router;
