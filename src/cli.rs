@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+mod tls;
 mod usage;
+pub use tls::{TlsCommand, TlsRenewArgs};
 pub use usage::usage_document;
 
 use crate::ops::operation::Operation;
@@ -186,26 +188,6 @@ pub struct DestroyArgs {
     /// Keep each host's server log (<data_dir>.log).
     #[arg(long)]
     pub keep_logs: bool,
-}
-
-/// `pgrepl tls`.
-#[derive(Debug, Subcommand)]
-pub enum TlsCommand {
-    /// New certificates on every host (or --host), each server reloaded and verified with a TLS
-    /// login; with --ca, a new cluster CA first (both trusted while certificates change).
-    Renew(TlsRenewArgs),
-}
-
-/// `pgrepl tls renew`.
-#[derive(Debug, clap::Args)]
-pub struct TlsRenewArgs {
-    /// Replace the cluster CA first (pgrepl's own CA only); the previous one stays trusted
-    /// until it expires.
-    #[arg(long)]
-    pub ca: bool,
-    /// Only this host's certificates.
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
 }
 
 /// `pgrepl slot`.

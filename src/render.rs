@@ -14,7 +14,9 @@ use serde::Serialize;
 use crate::inventory::{Host, Inventory, TransportKind};
 
 mod routers;
-pub use routers::{pgbouncer_ini, routes, targets, userlist, Route, RouterFile, ROUTER_CA, USERLIST};
+pub use routers::{
+    pgbouncer_ini, routes, targets, userlist, Route, RouterFile, ROUTER_CA, USERLIST,
+};
 
 /// The template files pgrepl renders, with their embedded defaults.
 pub const TEMPLATES: &[(&str, &str)] = &[
@@ -179,20 +181,8 @@ impl Renderer {
     /// Renders the three files of `host`.
     pub fn render(&self, inv: &Inventory, host: &Host) -> anyhow::Result<Rendered> {
         let upstream = host.upstream.as_deref().and_then(|u| inv.host(u));
-        let tls_params = inv.tls_conninfo(host);
         let primary_conninfo = upstream
-            .map(|u| {
-                let port = u.port.to_string();
-                let mut params = vec![
-                    ("host", u.address.as_str()),
-                    ("port", &port),
-                    ("user", &inv.replication_user),
-                    ("passfile", &host.passfile),
-                    ("application_name", &host.name),
-                ];
-                params.extend(tls_params.iter().map(|(k, v)| (*k, v.as_str())));
-                crate::pg::conninfo(&params)
-            })
+            .map(|u| primary_conninfo(inv, host, u))
             .unwrap_or_default();
         let mut replication_addresses: Vec<String> = inv
             .hosts
@@ -234,21 +224,9 @@ impl Renderer {
             wal_senders: crate::inventory::needed_wal_senders(inv.hosts.len()),
             replication_slots: crate::inventory::needed_slots(inv.hosts.len()),
             tls: inv.tls.is_on().then(|| host.tls_files()),
-            net: if inv.tls.is_on() && !inv.tls_moving {
-                "hostssl"
-            } else {
-                "host   "
-            },
-            clientcert_replication: if inv.tls.client_certs() {
-                " clientcert=verify-full"
-            } else {
-                ""
-            },
-            clientcert_rewind: if inv.tls.client_certs() {
-                " clientcert=verify-ca"
-            } else {
-                ""
-            },
+            net: hba_type(inv),
+            clientcert_replication: clientcert(inv, "verify-full"),
+            clientcert_rewind: clientcert(inv, "verify-ca"),
         };
         let one = |name: &str| -> anyhow::Result<String> {
             let t = self
@@ -265,6 +243,41 @@ impl Renderer {
             pg_hba_conf: one("pg_hba.conf.j2")?,
             pg_ident_conf: one("pg_ident.conf.j2")?,
         })
+    }
+}
+
+/// A replica's `primary_conninfo`: its upstream, the replication role, its password file and
+/// name, and the TLS parameters (`Inventory::tls_conninfo`).
+fn primary_conninfo(inv: &Inventory, host: &Host, u: &Host) -> String {
+    let port = u.port.to_string();
+    let tls = inv.tls_conninfo(host);
+    let mut params = vec![
+        ("host", u.address.as_str()),
+        ("port", &port),
+        ("user", &inv.replication_user),
+        ("passfile", &host.passfile),
+        ("application_name", &host.name),
+    ];
+    params.extend(tls.iter().map(|(k, v)| (*k, v.as_str())));
+    crate::pg::conninfo(&params)
+}
+
+/// The type of the replication and rewind lines: `hostssl` once TLS is on and enforced, else
+/// `host` (padded to the same width).
+fn hba_type(inv: &Inventory) -> &'static str {
+    if inv.tls.is_on() && !inv.tls_moving {
+        "hostssl"
+    } else {
+        "host   "
+    }
+}
+
+/// ` clientcert=<mode>` on those lines when the roles present client certificates.
+fn clientcert(inv: &Inventory, mode: &'static str) -> &'static str {
+    match (inv.tls.client_certs(), mode) {
+        (false, _) => "",
+        (true, "verify-full") => " clientcert=verify-full",
+        (true, _) => " clientcert=verify-ca",
     }
 }
 
@@ -366,9 +379,19 @@ hosts:
         assert!(c.contains("primary_conninfo = 'host=10.0.0.2 port=5432 user=replicator passfile=/var/lib/postgresql/15/main.pgpass application_name=pg3 sslmode=verify-full sslrootcert=/var/lib/postgresql/15/main.tls/ca.crt channel_binding=require'"), "{c}");
         assert!(c.contains("ssl = 'on'\nssl_cert_file = '/var/lib/postgresql/15/main.tls/server.crt'\nssl_key_file = '/var/lib/postgresql/15/main.tls/server.key'\nssl_ca_file = '/var/lib/postgresql/15/main.tls/ca.crt'\nssl_min_protocol_version = 'TLSv1.2'\n"), "{c}");
         let hba = &p.pg_hba_conf;
-        assert!(hba.contains("hostssl replication  replicator  10.0.0.1/32  scram-sha-256\n"), "{hba}");
-        assert!(hba.contains("hostssl postgres     pgrepl_rewind  10.0.0.1/32  scram-sha-256\n"), "{hba}");
-        assert!(!hba.lines().any(|l| l.starts_with("host ") && (l.contains(" replicator ") || l.contains(" pgrepl_rewind "))), "{hba}");
+        assert!(
+            hba.contains("hostssl replication  replicator  10.0.0.1/32  scram-sha-256\n"),
+            "{hba}"
+        );
+        assert!(
+            hba.contains("hostssl postgres     pgrepl_rewind  10.0.0.1/32  scram-sha-256\n"),
+            "{hba}"
+        );
+        assert!(
+            !hba.lines().any(|l| l.starts_with("host ")
+                && (l.contains(" replicator ") || l.contains(" pgrepl_rewind "))),
+            "{hba}"
+        );
         assert!(c.contains("primary_slot_name = 'pg3'"), "{c}");
         assert!(!c.contains("password="), "{c}");
     }
@@ -381,20 +404,33 @@ hosts:
         off.tls = crate::inventory::Tls::Off;
         let p = r.render(&off, off.host("pg3").unwrap()).unwrap();
         assert!(!p.postgresql_conf.contains("ssl"), "{}", p.postgresql_conf);
-        assert!(p.pg_hba_conf.contains("host    replication  replicator"), "{}", p.pg_hba_conf);
+        assert!(
+            p.pg_hba_conf.contains("host    replication  replicator"),
+            "{}",
+            p.pg_hba_conf
+        );
         let mut moving = base.clone();
         moving.tls_moving = true;
         let p = r.render(&moving, moving.host("pg3").unwrap()).unwrap();
         assert!(p.postgresql_conf.contains("ssl = 'on'"));
         assert!(p.postgresql_conf.contains("sslmode=verify-full"));
-        assert!(p.pg_hba_conf.contains("host    replication  replicator"), "{}", p.pg_hba_conf);
+        assert!(
+            p.pg_hba_conf.contains("host    replication  replicator"),
+            "{}",
+            p.pg_hba_conf
+        );
         let mut certs = base.clone();
         if let crate::inventory::Tls::Issued(i) = &mut certs.tls {
             i.client_certs = true;
         }
         let p = r.render(&certs, certs.host("pg3").unwrap()).unwrap();
         assert!(p.pg_hba_conf.contains("hostssl replication  replicator  10.0.0.1/32  scram-sha-256 clientcert=verify-full\n"), "{}", p.pg_hba_conf);
-        assert!(p.pg_hba_conf.contains("scram-sha-256 clientcert=verify-ca\n"), "{}", p.pg_hba_conf);
+        assert!(
+            p.pg_hba_conf
+                .contains("scram-sha-256 clientcert=verify-ca\n"),
+            "{}",
+            p.pg_hba_conf
+        );
         assert!(p.postgresql_conf.contains("sslcert=/var/lib/postgresql/15/main.tls/client.crt sslkey=/var/lib/postgresql/15/main.tls/client.key"), "{}", p.postgresql_conf);
     }
 

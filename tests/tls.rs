@@ -32,7 +32,19 @@ fn replication_login(lab: &Lab, from: &str, to: &str, extra: &str) -> Result<Str
         lab.host(from).data_dir.display()
     );
     let psql = crate::harness::pg_tool("psql");
-    lab.try_run_on(from, &[&psql, "-X", "-At", "-w", "-d", &conninfo, "-c", "IDENTIFY_SYSTEM"])
+    lab.try_run_on(
+        from,
+        &[
+            &psql,
+            "-X",
+            "-At",
+            "-w",
+            "-d",
+            &conninfo,
+            "-c",
+            "IDENTIFY_SYSTEM",
+        ],
+    )
 }
 
 /// (TLS senders, all senders) on `host`.
@@ -65,7 +77,10 @@ fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_ref
     );
     assert_eq!(hba_types(&lab, "p"), "hostssl");
     for h in ["p", "r1", "r2"] {
-        let key = lab.run_on(h, &["stat", "-c", "%a %U", &tls_file(&lab, h, "server.key")]);
+        let key = lab.run_on(
+            h,
+            &["stat", "-c", "%a %U", &tls_file(&lab, h, "server.key")],
+        );
         assert_eq!(key.trim(), format!("600 {}", lab.os_user), "{h}");
         let dir = lab.run_on(h, &["stat", "-c", "%a", &tls_file(&lab, h, "")]);
         assert_eq!(dir.trim(), "700", "{h}");
@@ -77,14 +92,21 @@ fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_ref
     // The same login: over TLS with the cluster's CA it works; without TLS, with a CA that did
     // not sign the server's certificate, or to a name the certificate does not cover, refused.
     let ca = tls_file(&lab, "r1", "ca.crt");
-    replication_login(&lab, "r1", "p", &format!("sslmode=verify-full sslrootcert={ca}"))
-        .expect("a verified TLS replication login");
+    replication_login(
+        &lab,
+        "r1",
+        "p",
+        &format!("sslmode=verify-full sslrootcert={ca}"),
+    )
+    .expect("a verified TLS replication login");
     let plain = replication_login(&lab, "r1", "p", "sslmode=disable").unwrap_err();
     assert!(plain.contains("no encryption"), "{plain}");
     let foreign = lab.host("r1").home.join("foreign-ca.crt");
     std::fs::write(
         &foreign,
-        pgrepl::pki::Ca::generate("someone-else", 30).unwrap().cert_pem,
+        pgrepl::pki::Ca::generate("someone-else", 30)
+            .unwrap()
+            .cert_pem,
     )
     .unwrap();
     crate::harness::sh(&["chmod", "644", foreign.to_str().unwrap()]);
@@ -100,10 +122,16 @@ fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_ref
         &lab,
         "r1",
         "p",
-        &format!("sslmode=verify-full sslrootcert={ca} hostaddr={} host=db.example.com", lab.host("p").address),
+        &format!(
+            "sslmode=verify-full sslrootcert={ca} hostaddr={} host=db.example.com",
+            lab.host("p").address
+        ),
     )
     .unwrap_err();
-    assert!(wrong_name.contains("does not match host name"), "{wrong_name}");
+    assert!(
+        wrong_name.contains("does not match host name"),
+        "{wrong_name}"
+    );
 
     // status reads every certificate; nothing to report on a fresh cluster.
     let st = lab.pgrepl(&["-i", inv, "--format", "json", "status"]);
@@ -115,7 +143,11 @@ fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_ref
         assert!(t["days_left"].as_f64().unwrap() > 360.0, "{t}");
         let host = t["host"].as_str().unwrap();
         assert!(
-            t["names"].as_array().unwrap().iter().any(|n| n == lab.host(host).address.as_str()),
+            t["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n == lab.host(host).address.as_str()),
             "{t}"
         );
     }
@@ -141,10 +173,17 @@ fn init_moves_a_running_cluster_to_tls_without_a_restart_or_a_refused_replica() 
     st.expect_code(0);
     let doc = json_doc(&st.stdout);
     assert!(
-        doc["findings"].as_array().unwrap().iter().any(|f| f["code"] == "tls_off" && f["severity"] == "notice"),
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "tls_off" && f["severity"] == "notice"),
         "{doc}"
     );
-    let pids: Vec<i32> = ["p", "r1", "r2"].iter().map(|h| lab.postmaster_pid(h)).collect();
+    let pids: Vec<i32> = ["p", "r1", "r2"]
+        .iter()
+        .map(|h| lab.postmaster_pid(h))
+        .collect();
 
     std::fs::write(&inv, text).unwrap();
     let run = lab.pgrepl(&["-i", inv_s, "init"]);
@@ -152,7 +191,10 @@ fn init_moves_a_running_cluster_to_tls_without_a_restart_or_a_refused_replica() 
     assert!(run.stderr.contains("TLS enforced"), "{}", run.stderr);
     assert_eq!(senders_tls(&lab, "p"), "2/2");
     assert_eq!(hba_types(&lab, "p"), "hostssl");
-    let after: Vec<i32> = ["p", "r1", "r2"].iter().map(|h| lab.postmaster_pid(h)).collect();
+    let after: Vec<i32> = ["p", "r1", "r2"]
+        .iter()
+        .map(|h| lab.postmaster_pid(h))
+        .collect();
     assert_eq!(pids, after, "no server restarted");
     // No replica was refused on the way (the primary logs every refused login).
     let log = std::fs::read_to_string(format!("{}.log", lab.host("p").data_dir.display())).unwrap();
@@ -165,7 +207,9 @@ fn init_moves_a_running_cluster_to_tls_without_a_restart_or_a_refused_replica() 
 
 /// The PID of `host`'s WAL receiver (empty when none).
 fn walreceiver(lab: &Lab, host: &str) -> String {
-    lab.psql(host, "SELECT pid FROM pg_stat_wal_receiver").trim().to_string()
+    lab.psql(host, "SELECT pid FROM pg_stat_wal_receiver")
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -181,16 +225,34 @@ fn renewal_and_a_new_ca_under_writes_lose_no_write_and_no_stream() {
     renew.expect_code(0);
     let doc = json_doc(&renew.stdout);
     assert_eq!(doc["hosts"].as_array().unwrap().len(), 3, "{doc}");
-    assert!(doc["hosts"][0]["tls"].as_str().unwrap().starts_with("TLSv1."), "{doc}");
-    assert_ne!(lab.run_on("p", &["cat", &tls_file(&lab, "p", "server.crt")]), cert_before);
+    assert!(
+        doc["hosts"][0]["tls"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLSv1."),
+        "{doc}"
+    );
+    assert_ne!(
+        lab.run_on("p", &["cat", &tls_file(&lab, "p", "server.crt")]),
+        cert_before
+    );
 
     let rotate = lab.pgrepl(&["-i", &inv, "tls", "renew", "--ca"]);
     rotate.expect_code(0);
     for h in ["p", "r1", "r2"] {
         let bundle = lab.run_on(h, &["cat", &tls_file(&lab, h, "ca.crt")]);
-        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{h}: both CAs trusted");
+        assert_eq!(
+            bundle.matches("BEGIN CERTIFICATE").count(),
+            2,
+            "{h}: both CAs trusted"
+        );
     }
-    assert!(Path::new(&format!("{}/it{}.ca.crt.previous", lab.dir.display(), lab.id)).exists());
+    assert!(Path::new(&format!(
+        "{}/it{}.ca.crt.previous",
+        lab.dir.display(),
+        lab.id
+    ))
+    .exists());
     let after: Vec<String> = ["r1", "r2"].iter().map(|h| walreceiver(&lab, h)).collect();
     assert_eq!(receivers, after, "no replica lost its stream");
     for out in [renew.all(), rotate.all()] {
@@ -200,9 +262,11 @@ fn renewal_and_a_new_ca_under_writes_lose_no_write_and_no_stream() {
     // A replica that reconnects now verifies the certificate of the new CA.
     lab.stop_server("r1");
     lab.start_server("r1");
-    crate::harness::wait_for("r1 streaming over TLS again", std::time::Duration::from_secs(30), || {
-        senders_tls(&lab, "p") == "2/2"
-    });
+    crate::harness::wait_for(
+        "r1 streaming over TLS again",
+        std::time::Duration::from_secs(30),
+        || senders_tls(&lab, "p") == "2/2",
+    );
     let acked = probe.ids();
     drop(probe);
     assert!(acked.len() > 20, "the probe wrote");
@@ -215,7 +279,11 @@ fn client_certificates_are_required_and_near_expiry_is_reported() {
     let lab = Lab::new(&["p", "r1"]);
     let inv = lab.ssh_inventory(&ROLES[..2], "");
     let text = std::fs::read_to_string(&inv).unwrap();
-    std::fs::write(&inv, format!("{text}tls:\n  server_days: 10\n  client_certs: true\n")).unwrap();
+    std::fs::write(
+        &inv,
+        format!("{text}tls:\n  server_days: 10\n  client_certs: true\n"),
+    )
+    .unwrap();
     let inv = inv.to_str().unwrap();
     lab.pgrepl(&["-i", inv, "init"]).expect_code(0);
     assert_eq!(senders_tls(&lab, "p"), "1/1");
@@ -223,8 +291,13 @@ fn client_certificates_are_required_and_near_expiry_is_reported() {
     assert!(opts.contains("clientcert=verify-full"), "{opts}");
     // The password alone is not enough: without its certificate the replication role is refused.
     let ca = tls_file(&lab, "r1", "ca.crt");
-    let no_cert = replication_login(&lab, "r1", "p", &format!("sslmode=verify-full sslrootcert={ca} sslcert=/nonexistent sslkey=/nonexistent"))
-        .unwrap_err();
+    let no_cert = replication_login(
+        &lab,
+        "r1",
+        "p",
+        &format!("sslmode=verify-full sslrootcert={ca} sslcert=/nonexistent sslkey=/nonexistent"),
+    )
+    .unwrap_err();
     assert!(no_cert.contains("certificate"), "{no_cert}");
     let st = lab.pgrepl(&["-i", inv, "--format", "json", "status"]);
     st.expect_code(10);
@@ -259,7 +332,9 @@ fn the_users_own_certificates_are_checked_then_used() {
         write_key(&format!("{h}.key"), c.key.expose());
     }
     // r1's certificate for the wrong address first: check refuses it, nothing is installed.
-    let wrong = ca.issue_server("r1", &["r1".to_string(), "203.0.113.9".to_string()], 100).unwrap();
+    let wrong = ca
+        .issue_server("r1", &["r1".to_string(), "203.0.113.9".to_string()], 100)
+        .unwrap();
     std::fs::write(dir.join("wrong.crt"), &wrong.cert_pem).unwrap();
     write_key("wrong.key", wrong.key.expose());
     let base = std::fs::read_to_string(lab.ssh_inventory(&ROLES[..2], "")).unwrap();
@@ -272,10 +347,75 @@ fn the_users_own_certificates_are_checked_then_used() {
     let inv_s = inv.to_str().unwrap();
     let check = lab.pgrepl(&["-i", inv_s, "check"]);
     check.expect_code(4);
-    assert!(check.stderr.contains("does not cover its address"), "{}", check.stderr);
+    assert!(
+        check.stderr.contains("does not cover its address"),
+        "{}",
+        check.stderr
+    );
     std::fs::write(&inv, format!("{base}{}", section("r1"))).unwrap();
     lab.pgrepl(&["-i", inv_s, "init"]).expect_code(0);
     assert_eq!(senders_tls(&lab, "p"), "1/1");
     let installed = lab.run_on("p", &["cat", &tls_file(&lab, "p", "server.crt")]);
-    assert_eq!(installed.trim(), std::fs::read_to_string(dir.join("p.crt")).unwrap().trim());
+    assert_eq!(
+        installed.trim(),
+        std::fs::read_to_string(dir.join("p.crt")).unwrap().trim()
+    );
+}
+
+#[test]
+fn pgbouncer_verifies_the_servers_and_haproxy_passes_verified_tls_through() {
+    use_tls_build();
+    let lab = Lab::new(&["pg1", "pg2", "rt"]);
+    let rt = lab.host("rt").address.clone();
+    let rdir = lab.host("rt").home.join("routers");
+    let hba: [String; 0] = [];
+    let inv = lab.ssh_inventory_full(
+        &[("pg1", "primary", None), ("pg2", "replica", None)],
+        "",
+        false,
+        &hba,
+    );
+    let items = format!(
+        "  - {{name: rt-ha, kind: haproxy, address: {rt}, dir: '{d}/{{router}}', ports: {{write: 5435}}}}\n  - {{name: rt-pb, kind: pgbouncer, address: {rt}, dir: '{d}/{{router}}', ports: {{write: 6432}}}}\n",
+        d = rdir.display()
+    );
+    lab.add_routers(&inv, &items);
+    let inv_s = inv.to_str().unwrap();
+    lab.pgrepl(&["-i", inv_s, "init"]).expect_code(0);
+    let ini = std::fs::read_to_string(rdir.join("rt-pb/pgbouncer-write.ini")).unwrap();
+    assert!(ini.contains("server_tls_sslmode = verify-full"), "{ini}");
+
+    // Through PgBouncer: its server connection to the primary is TLS.
+    lab.psql_tcp(&rt, 6432, "select 1")
+        .expect("a login through PgBouncer");
+    let ssl = lab.psql("pg1", &format!(
+        "SELECT string_agg(DISTINCT s.ssl::text, ',') FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid WHERE a.usename = 'app' AND host(a.client_addr) = '{rt}'"
+    ));
+    assert_eq!(ssl.trim(), "true", "PgBouncer's server connections use TLS");
+
+    // Through HAProxy (TCP): the client verifies the server's certificate against the router's
+    // address, which the certificate names.
+    let ca = lab.dir.join(format!("it{}.ca.crt", lab.id));
+    let out = std::process::Command::new(crate::harness::pg_tool("psql"))
+        .args([
+            "-X",
+            "-At",
+            "-d",
+            &format!(
+                "host={rt} port=5435 user=app dbname=app sslmode=verify-full sslrootcert={}",
+                ca.display()
+            ),
+            "-c",
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ])
+        .env("PGPASSWORD", &lab.password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t");
 }

@@ -29,7 +29,10 @@ impl Db {
 
     /// The server's `ssl` setting is on.
     pub async fn ssl_on(&self) -> anyhow::Result<bool> {
-        Ok(self.one_text("SELECT pg_catalog.current_setting('ssl')").await? == "on")
+        Ok(self
+            .one_text("SELECT pg_catalog.current_setting('ssl')")
+            .await?
+            == "on")
     }
 
     /// Every WAL sender with its TLS, by application name.

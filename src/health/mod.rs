@@ -356,7 +356,11 @@ impl ClusterView {
     }
 
     /// The view with each host's TLS state and the TLS findings (`tls_rules`).
-    pub fn with_tls(mut self, inv: &crate::inventory::Inventory, states: Vec<tls_rules::TlsState>) -> ClusterView {
+    pub fn with_tls(
+        mut self,
+        inv: &crate::inventory::Inventory,
+        states: Vec<tls_rules::TlsState>,
+    ) -> ClusterView {
         self.findings.extend(tls_rules::tls(inv, &states));
         self.findings
             .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));

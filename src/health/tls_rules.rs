@@ -52,16 +52,34 @@ pub fn tls(inv: &Inventory, states: &[TlsState]) -> Vec<Finding> {
             if days <= 0.0 {
                 out.push(f(Severity::Critical, FindingCode::TlsCertExpired, s, format!("{}'s server certificate expired at {when}: replicas cannot reconnect to it", s.host), fix.tls_renew()));
             } else if days < EXPIRY_WARNING_DAYS as f64 {
-                out.push(f(Severity::Warning, FindingCode::TlsCertExpiring, s, format!("{}'s server certificate expires in {days:.0} day(s), at {when}", s.host), fix.tls_renew()));
+                out.push(f(
+                    Severity::Warning,
+                    FindingCode::TlsCertExpiring,
+                    s,
+                    format!(
+                        "{}'s server certificate expires in {days:.0} day(s), at {when}",
+                        s.host
+                    ),
+                    fix.tls_renew(),
+                ));
             }
         }
         if s.ssl == Some(false) || !s.plain_senders.is_empty() {
             let what = if s.ssl == Some(false) {
                 "its server has ssl off".to_string()
             } else {
-                format!("it streams WAL without TLS to {}", s.plain_senders.join(", "))
+                format!(
+                    "it streams WAL without TLS to {}",
+                    s.plain_senders.join(", ")
+                )
             };
-            out.push(f(Severity::Warning, FindingCode::TlsPlainReplication, s, format!("TLS is on in the inventory, but on {} {what}", s.host), fix.init()));
+            out.push(f(
+                Severity::Warning,
+                FindingCode::TlsPlainReplication,
+                s,
+                format!("TLS is on in the inventory, but on {} {what}", s.host),
+                fix.init(),
+            ));
         }
     }
     out
@@ -105,11 +123,25 @@ mod tests {
     #[test]
     fn expiry_thresholds() {
         let inv = sample();
-        let codes = |s: TlsState| tls(&inv, &[s]).into_iter().map(|f| (f.code, f.severity)).collect::<Vec<_>>();
+        let codes = |s: TlsState| {
+            tls(&inv, &[s])
+                .into_iter()
+                .map(|f| (f.code, f.severity))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(codes(state(Some(200.0), Some(true))), vec![]);
-        assert_eq!(codes(state(Some(29.0), Some(true))), vec![(FindingCode::TlsCertExpiring, Severity::Warning)]);
-        assert_eq!(codes(state(Some(-1.0), Some(true))), vec![(FindingCode::TlsCertExpired, Severity::Critical)]);
-        assert_eq!(codes(state(None, Some(false))), vec![(FindingCode::TlsPlainReplication, Severity::Warning)]);
+        assert_eq!(
+            codes(state(Some(29.0), Some(true))),
+            vec![(FindingCode::TlsCertExpiring, Severity::Warning)]
+        );
+        assert_eq!(
+            codes(state(Some(-1.0), Some(true))),
+            vec![(FindingCode::TlsCertExpired, Severity::Critical)]
+        );
+        assert_eq!(
+            codes(state(None, Some(false))),
+            vec![(FindingCode::TlsPlainReplication, Severity::Warning)]
+        );
     }
 
     #[test]

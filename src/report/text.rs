@@ -36,13 +36,23 @@ pub fn text(v: &ClusterView, paint: &dyn Fn(Severity, &str) -> String) -> String
 
 /// One row per host: its server certificate's expiry, the server's `ssl`, WAL senders without TLS.
 fn tls_table(states: &[crate::health::tls_rules::TlsState]) -> String {
-    let mut rows = vec![heading(&["TLS", "CERT_EXPIRES", "DAYS_LEFT", "SSL", "PLAIN_SENDERS"])];
+    let mut rows = vec![heading(&[
+        "TLS",
+        "CERT_EXPIRES",
+        "DAYS_LEFT",
+        "SSL",
+        "PLAIN_SENDERS",
+    ])];
     for s in states {
         rows.push(vec![
             s.host.clone(),
             opt(s.not_after.clone()),
-            s.days_left.map(|d| format!("{d:.0}")).unwrap_or_else(|| "-".into()),
-            s.ssl.map(|b| if b { "on" } else { "off" }.to_string()).unwrap_or_else(|| "-".into()),
+            s.days_left
+                .map(|d| format!("{d:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            s.ssl
+                .map(|b| if b { "on" } else { "off" }.to_string())
+                .unwrap_or_else(|| "-".into()),
             if s.plain_senders.is_empty() {
                 "-".into()
             } else {

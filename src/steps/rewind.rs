@@ -46,6 +46,31 @@ pub async fn rewind_from(
     result
 }
 
+/// A target that stopped uncleanly first completes crash recovery (single-user mode).
+async fn recover_if_unclean(ctx: &Context<'_>, t: &dyn Transport, h: &Host) -> Result<(), Error> {
+    let cd = control_data(t, h).await?;
+    if rewind::cleanly_shut_down(&cd) {
+        return Ok(());
+    }
+    let t0 = Instant::now();
+    run_step(
+        t,
+        &rewind::complete_crash_recovery(&h.bin_dir, &h.data_dir),
+        "crash recovery (single-user mode)",
+        None,
+    )
+    .await?;
+    ctx.ui.done(
+        &h.name,
+        &format!(
+            "completed crash recovery (the server had stopped {})",
+            cd.cluster_state.as_deref().unwrap_or("uncleanly")
+        ),
+        t0.elapsed(),
+    );
+    Ok(())
+}
+
 async fn rewind_steps(
     ctx: &Context<'_>,
     t: &dyn Transport,
@@ -53,25 +78,7 @@ async fn rewind_steps(
     src: &Host,
     inv: &Inventory,
 ) -> Result<Discarded, Error> {
-    let cd = control_data(t, h).await?;
-    if !rewind::cleanly_shut_down(&cd) {
-        let t0 = Instant::now();
-        run_step(
-            t,
-            &rewind::complete_crash_recovery(&h.bin_dir, &h.data_dir),
-            "crash recovery (single-user mode)",
-            None,
-        )
-        .await?;
-        ctx.ui.done(
-            &h.name,
-            &format!(
-                "completed crash recovery (the server had stopped {})",
-                cd.cluster_state.as_deref().unwrap_or("uncleanly")
-            ),
-            t0.elapsed(),
-        );
-    }
+    recover_if_unclean(ctx, t, h).await?;
     // Where the target's WAL ends (read while it is stopped): with the fork point the dry run
     // names, what the rewind throws away.
     let end = end_of_wal(t, h).await;

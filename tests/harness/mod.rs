@@ -75,8 +75,20 @@ thread_local! {
 /// `ssl = on` ("SSL is not supported by this build"); nothing is started.
 pub fn has_ssl(bin: &str) -> bool {
     let postgres = format!("{bin}/postgres");
-    let argv = [postgres.as_str(), "-D", "/nonexistent/pgrepl-ssl-check", "-C", "port", "-c", "ssl=on"];
-    let user = if is_root() { "postgres".to_string() } else { current_user() };
+    let argv = [
+        postgres.as_str(),
+        "-D",
+        "/nonexistent/pgrepl-ssl-check",
+        "-C",
+        "port",
+        "-c",
+        "ssl=on",
+    ];
+    let user = if is_root() {
+        "postgres".to_string()
+    } else {
+        current_user()
+    };
     let v = as_os_user(&user, &argv);
     let out = Command::new(v[0])
         .args(&v[1..])
@@ -111,7 +123,10 @@ pub fn use_tls_build() -> u32 {
         return pg_version();
     }
     let b = format!("/usr/lib/postgresql/{DEFAULT_PG_VERSION}/bin");
-    assert!(has_ssl(&b), "{b} is not built with SSL: the TLS tests need a build that is");
+    assert!(
+        has_ssl(&b),
+        "{b} is not built with SSL: the TLS tests need a build that is"
+    );
     TLS_BUILD.with(|o| *o.borrow_mut() = Some((b, DEFAULT_PG_VERSION)));
     DEFAULT_PG_VERSION
 }

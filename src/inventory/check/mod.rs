@@ -108,30 +108,9 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         databases: databases.iter().map(|d| d.name.clone()).collect(),
     };
     let routers = routers::check(c, &raw.routers, &around);
-    if let (Some(first), true) = (raw.routers.first(), roles.is_empty()) {
-        c.at(
-            first.referenced,
-            "routers need an application role: pgrepl checks each route by logging in through it",
-            "declare one under roles: (with password_env or password_file)",
-        );
-    }
+    routers_need_a_role(c, &raw, roles.is_empty());
     let (synchronous, archive) = modes_section(c, &raw, &hosts);
-    let all_settings: Vec<_> = [
-        &raw.postgres.value.settings,
-        &raw.postgres.value.primary_settings,
-        &raw.postgres.value.replica_settings,
-    ]
-    .into_iter()
-    .chain(raw.hosts.value.iter().map(|h| &h.value.settings))
-    .collect();
-    let tls = tls::check(
-        c,
-        raw.tls.as_ref(),
-        &raw.cluster.value,
-        &hosts,
-        &all_settings,
-        path,
-    );
+    let tls = tls::check(c, &raw, &hosts, path);
 
     let password = rep.password?;
     Some(Inventory {
@@ -177,20 +156,39 @@ fn modes_section(
         .as_ref()
         .and_then(|r| r.value.synchronous.as_ref())
         .and_then(|s| modes::check_sync(c, s, hosts));
-    let all_settings: Vec<_> = [
-        &raw.postgres.value.settings,
-        &raw.postgres.value.primary_settings,
-        &raw.postgres.value.replica_settings,
-    ]
-    .into_iter()
-    .chain(raw.hosts.value.iter().map(|h| &h.value.settings))
-    .collect();
+    let all_settings = settings_maps(raw);
     modes::check_per_role(c, &all_settings[1..]);
     let archive = raw
         .archive
         .as_ref()
         .and_then(|a| modes::check_archive(c, a, &all_settings));
     (synchronous, archive)
+}
+
+/// Routers are checked by logging in through them: they need an application role.
+fn routers_need_a_role(c: &mut Checker, raw: &RawInventory, no_roles: bool) {
+    if let (Some(first), true) = (raw.routers.first(), no_roles) {
+        c.at(
+            first.referenced,
+            "routers need an application role: pgrepl checks each route by logging in through it",
+            "declare one under roles: (with password_env or password_file)",
+        );
+    }
+}
+
+/// Every settings map of the file: `postgres.settings`, `primary_settings`, `replica_settings`,
+/// then each host's.
+pub(super) fn settings_maps(
+    raw: &RawInventory,
+) -> Vec<&std::collections::BTreeMap<String, Spanned<String>>> {
+    [
+        &raw.postgres.value.settings,
+        &raw.postgres.value.primary_settings,
+        &raw.postgres.value.replica_settings,
+    ]
+    .into_iter()
+    .chain(raw.hosts.value.iter().map(|h| &h.value.settings))
+    .collect()
 }
 
 /// Port 0 is refused wherever a port is given.

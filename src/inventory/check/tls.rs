@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 
 use super::{check_local_path, Checker};
 use crate::inventory::model::Host;
-use crate::inventory::raw::{RawTls, RawTlsSettings};
+use crate::inventory::raw::{RawInventory, RawTls, RawTlsSettings};
 use crate::inventory::tls::{HostCertFiles, IssuedTls, ProvidedTls, Tls};
 
 /// The settings pgrepl writes itself while TLS is on.
@@ -21,14 +21,10 @@ const MIN_PROTOCOLS: &[&str] = &["TLSv1.2", "TLSv1.3"];
 
 /// Checks `tls:` (absent: pgrepl issues the certificates with its defaults) and the settings
 /// maps against it.
-pub(super) fn check(
-    c: &mut Checker,
-    raw: Option<&Spanned<RawTls>>,
-    cluster: &str,
-    hosts: &[Host],
-    settings: &[&BTreeMap<String, Spanned<String>>],
-    path: &Path,
-) -> Tls {
+pub(super) fn check(c: &mut Checker, whole: &RawInventory, hosts: &[Host], path: &Path) -> Tls {
+    let cluster = &whole.cluster.value;
+    let settings = super::settings_maps(whole);
+    let raw: Option<&Spanned<RawTls>> = whole.tls.as_ref();
     let tls = match raw.map(|r| (&r.value, r.referenced)) {
         Some((RawTls::Off, _)) => Tls::Off,
         None => Tls::Issued(issued_defaults(cluster, path)),
@@ -37,7 +33,7 @@ pub(super) fn check(
         }
         Some((RawTls::On(s), _)) => issued(c, s, cluster, path),
     };
-    for map in settings {
+    for map in &settings {
         check_settings(c, map, tls.is_on());
     }
     tls
@@ -54,12 +50,7 @@ fn issued_defaults(cluster: &str, path: &Path) -> IssuedTls {
     }
 }
 
-fn issued(
-    c: &mut Checker,
-    s: &RawTlsSettings,
-    cluster: &str,
-    path: &Path,
-) -> Tls {
+fn issued(c: &mut Checker, s: &RawTlsSettings, cluster: &str, path: &Path) -> Tls {
     let mut t = issued_defaults(cluster, path);
     match (&s.ca_cert, &s.ca_key) {
         (Some(cert), Some(key)) => {
@@ -79,13 +70,21 @@ fn issued(
     }
     if let Some(d) = &s.server_days {
         if d.value == 0 || d.value > 3650 {
-            c.at(d.referenced, format!("tls.server_days {} is out of range", d.value), "use 1 to 3650 days");
+            c.at(
+                d.referenced,
+                format!("tls.server_days {} is out of range", d.value),
+                "use 1 to 3650 days",
+            );
         }
         t.server_days = d.value;
     }
     if let Some(d) = &s.ca_days {
         if d.value < t.server_days || d.value > 36500 {
-            c.at(d.referenced, format!("tls.ca_days {} is out of range", d.value), format!("use {} (server_days) to 36500 days", t.server_days));
+            c.at(
+                d.referenced,
+                format!("tls.ca_days {} is out of range", d.value),
+                format!("use {} (server_days) to 36500 days", t.server_days),
+            );
         }
         t.ca_days = d.value;
     }
@@ -105,7 +104,10 @@ fn provided(
         ("ca_key", s.ca_key.as_ref().map(|v| v.referenced)),
         ("server_days", s.server_days.as_ref().map(|v| v.referenced)),
         ("ca_days", s.ca_days.as_ref().map(|v| v.referenced)),
-        ("client_certs", s.client_certs.as_ref().map(|v| v.referenced)),
+        (
+            "client_certs",
+            s.client_certs.as_ref().map(|v| v.referenced),
+        ),
     ];
     for (key, loc) in issued_only {
         if let Some(loc) = loc {
@@ -115,7 +117,11 @@ fn provided(
     let ca_file = match &s.ca_file {
         Some(f) => check_local_path(c, f, path),
         None => {
-            c.at(at, "tls.certificates needs tls.ca_file", "name the PEM file of the CA that signs the hosts' certificates");
+            c.at(
+                at,
+                "tls.certificates needs tls.ca_file",
+                "name the PEM file of the CA that signs the hosts' certificates",
+            );
             None
         }
     };
@@ -123,7 +129,11 @@ fn provided(
     let given = s.certificates.as_ref();
     for (name, hc) in given.map(|m| m.value.iter()).into_iter().flatten() {
         if !hosts.iter().any(|h| &h.name == name) {
-            c.at(hc.referenced, format!("tls.certificates names {name}, which is not a host"), "use the names under hosts:");
+            c.at(
+                hc.referenced,
+                format!("tls.certificates names {name}, which is not a host"),
+                "use the names under hosts:",
+            );
             continue;
         }
         let cert = check_local_path(c, &hc.value.cert, path);
@@ -133,8 +143,15 @@ fn provided(
         }
     }
     let loc = given.map(|g| g.referenced).unwrap_or(at);
-    for h in hosts.iter().filter(|h| given.is_some_and(|g| !g.value.contains_key(&h.name))) {
-        c.at(loc, format!("tls.certificates has no certificate for host {}", h.name), "give every host its cert and key files");
+    for h in hosts
+        .iter()
+        .filter(|h| given.is_some_and(|g| !g.value.contains_key(&h.name)))
+    {
+        c.at(
+            loc,
+            format!("tls.certificates has no certificate for host {}", h.name),
+            "give every host its cert and key files",
+        );
     }
     Tls::Provided(ProvidedTls {
         ca_file: ca_file.unwrap_or_default(),
@@ -147,10 +164,18 @@ fn provided(
 fn check_settings(c: &mut Checker, map: &BTreeMap<String, Spanned<String>>, on: bool) {
     for (name, v) in map {
         if on && OWNED.contains(&name.as_str()) {
-            c.at(v.referenced, format!("{name} is set by pgrepl while TLS is on"), "remove it: configure certificates under tls: (or write `tls: off`)");
+            c.at(
+                v.referenced,
+                format!("{name} is set by pgrepl while TLS is on"),
+                "remove it: configure certificates under tls: (or write `tls: off`)",
+            );
         }
         if on && name == "ssl_min_protocol_version" && !MIN_PROTOCOLS.contains(&v.value.as_str()) {
-            c.at(v.referenced, format!("ssl_min_protocol_version {:?} is below TLS 1.2", v.value), "use TLSv1.2 or TLSv1.3");
+            c.at(
+                v.referenced,
+                format!("ssl_min_protocol_version {:?} is below TLS 1.2", v.value),
+                "use TLSv1.2 or TLSv1.3",
+            );
         }
     }
 }

@@ -209,7 +209,12 @@ impl Executor<'_, '_> {
                 .detail(format!("{host}: installed {}", ch.files.join(", ")));
             self.note(format!("{host}: {}", ch.files.join(", ")));
         }
-        if self.tls_changed.lock().expect("not poisoned").contains(host) {
+        if self
+            .tls_changed
+            .lock()
+            .expect("not poisoned")
+            .contains(host)
+        {
             ch.files.push("TLS files");
         }
         // A standby restarts or starts only with hot-standby settings its control file allows:
@@ -235,9 +240,13 @@ impl Executor<'_, '_> {
         };
         let t = self.transport(host)?;
         let h = self.host(host)?;
-        let changes = crate::steps::tls::install(self.ctx, self.inv, t.as_ref(), h, certs, false).await?;
+        let changes =
+            crate::steps::tls::install(self.ctx, self.inv, t.as_ref(), h, certs, false).await?;
         if !changes.is_empty() {
-            self.tls_changed.lock().expect("not poisoned").insert(host.to_string());
+            self.tls_changed
+                .lock()
+                .expect("not poisoned")
+                .insert(host.to_string());
         }
         for c in changes {
             self.note(c);

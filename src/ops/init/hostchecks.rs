@@ -72,7 +72,10 @@ pub(super) fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Pro
 
 /// TLS is on, and the host's server binaries are built without SSL (`ssl = on` refused).
 fn no_ssl_build(inv: &Inventory, host: &str, why: &str) -> Problem {
-    let bin = inv.host(host).map(|h| h.bin_dir.as_str()).unwrap_or("bin_dir");
+    let bin = inv
+        .host(host)
+        .map(|h| h.bin_dir.as_str())
+        .unwrap_or("bin_dir");
     problem(
         host,
         "tls",

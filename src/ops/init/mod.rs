@@ -52,17 +52,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
 
     let transports = ctx.connect_all().await;
     let facts = gather(ctx, &transports).await;
-    // Once the cluster exists, the live primary is the primary, whatever the file says.
-    let live = match live_primary(inv, &facts) {
-        Some(p) => {
-            ctx.ui.info(format!(
-                "init: {p} is the live primary (the inventory says {}): converging the cluster as it is",
-                inv.primary().name
-            ));
-            inv.with_primary(p)
-        }
-        None => inv.clone(),
-    };
+    let live = live_inventory(ctx, &facts);
     let inv = &live;
     let mut plan = plan_or_refuse(ctx, inv, &facts).await?;
     for w in warnings(inv, &facts) {
@@ -75,32 +65,19 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     let tls_moving = inv.tls.is_on() && facts.iter().any(|f| f.running && f.tls_plain);
     let rendered = render_all(ctx, inv, defer_sync, tls_moving)?;
     let new_ca = crate::steps::tls::ca::missing(inv)?;
-    let certs = match (&new_ca, ctx.dry_run) {
-        (Some(_), true) => None,
-        _ => crate::steps::tls::ca::load(inv, true)?,
-    };
 
     // Restarts are disruptive: ask first (or refuse without a terminal and --yes).
     plan.set_restarts(restarts(ctx, &transports, &plan, &rendered, &facts).await?);
     plan.standbys_first(&standbys_first(inv, &transports, &plan, &rendered).await?);
     if ctx.dry_run {
-        let mut steps: Vec<String> = new_ca.into_iter().collect();
-        steps.extend(plan.steps.iter().map(|s| s.to_string()));
-        if defer_sync {
-            steps.push(format!(
-                "enable synchronous replication ({}) on every host once every replica streams (reload)",
-                inv.sync_names_for(inv.primary())
-            ));
-        }
-        if tls_moving {
-            steps.push("once every replica streams over TLS: hostssl lines on every host (reload)".into());
-        }
-        steps.extend(plan.restart_prompt());
+        let steps = dry_run_steps(inv, &plan, new_ca, defer_sync, tls_moving);
         return Ok(super::dry_run(ctx, "init", &steps));
     }
     if let Some(what) = plan.restart_prompt() {
         ctx.ui.confirm("init", &what)?;
     }
+    // The first change: the cluster CA, created when it is missing.
+    let certs = crate::steps::tls::ca::load(inv, true)?;
 
     let executor = Executor {
         ctx,
@@ -130,6 +107,47 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         seconds: t_all.elapsed().as_secs_f64(),
     });
     Ok(exit::OK)
+}
+
+/// The inventory to converge: once the cluster exists, the live primary is the primary,
+/// whatever the file says.
+fn live_inventory(ctx: &Context<'_>, facts: &[HostFacts]) -> Inventory {
+    let inv = &ctx.inv;
+    match live_primary(inv, facts) {
+        Some(p) => {
+            ctx.ui.info(format!(
+                "init: {p} is the live primary (the inventory says {}): converging the cluster as it is",
+                inv.primary().name
+            ));
+            inv.with_primary(p)
+        }
+        None => inv.clone(),
+    }
+}
+
+/// `--dry-run`'s lines: the CA to create, the plan, the deferred steps, the restart question.
+fn dry_run_steps(
+    inv: &Inventory,
+    plan: &InitPlan,
+    new_ca: Option<String>,
+    defer_sync: bool,
+    tls_moving: bool,
+) -> Vec<String> {
+    let mut steps: Vec<String> = new_ca.into_iter().collect();
+    steps.extend(plan.steps.iter().map(|s| s.to_string()));
+    if defer_sync {
+        steps.push(format!(
+            "enable synchronous replication ({}) on every host once every replica streams (reload)",
+            inv.sync_names_for(inv.primary())
+        ));
+    }
+    if tls_moving {
+        steps.push(
+            "once every replica streams over TLS: hostssl lines on every host (reload)".into(),
+        );
+    }
+    steps.extend(plan.restart_prompt());
+    steps
 }
 
 /// init's preflight over the hosts' facts and the routers' machines: the plan, or every

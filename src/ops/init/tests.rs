@@ -152,7 +152,9 @@ fn tls_files_come_before_each_hosts_configuration() {
         .into_iter()
         .map(|(h, p)| (h.to_string(), p))
         .collect();
-    assert!(!InitPlan::build(&off, hosts, Vec::new()).to_string().contains("TLS"));
+    assert!(!InitPlan::build(&off, hosts, Vec::new())
+        .to_string()
+        .contains("TLS"));
 }
 
 // --- refusals ---
@@ -521,7 +523,8 @@ fn plan_displays_one_line_per_step() {
     )]));
     let (ru, wu) = (&inv.replication_user, &inv.rewind_user);
     let (s1, s2) = (&inv.host("r1").unwrap().slot, &inv.host("r2").unwrap().slot);
-    let tls = "TLS files (CA bundle, server certificate and key; issued when missing or no longer valid)";
+    let tls =
+        "TLS files (CA bundle, server certificate and key; issued when missing or no longer valid)";
     assert_eq!(
         plan.to_string(),
         format!(

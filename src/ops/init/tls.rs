@@ -20,11 +20,17 @@ impl Executor<'_, '_> {
         let upstreams: Vec<_> = inv
             .hosts
             .iter()
-            .filter(|h| inv.replicas().any(|r| r.upstream.as_deref() == Some(&h.name)))
+            .filter(|h| {
+                inv.replicas()
+                    .any(|r| r.upstream.as_deref() == Some(&h.name))
+            })
             .collect();
         for up in upstreams {
             let t = self.transport(&up.name)?;
-            let db = ctx.db(t.as_ref(), up).await.on_step(&up.name, "enforce TLS")?;
+            let db = ctx
+                .db(t.as_ref(), up)
+                .await
+                .on_step(&up.name, "enforce TLS")?;
             poll_until(
                 "timeouts.streaming",
                 inv.timeouts.streaming,
@@ -61,7 +67,10 @@ impl Executor<'_, '_> {
             "TLS enforced: replication and rewind logins only over TLS (hostssl)",
             t0.elapsed(),
         );
-        self.note(format!("{}: hostssl lines on every host", inv.primary().name));
+        self.note(format!(
+            "{}: hostssl lines on every host",
+            inv.primary().name
+        ));
         Ok(())
     }
 }

@@ -66,11 +66,19 @@ fn refuse(message: String, hint: String) -> Error {
 
 /// Reads a key file, refusing one that group or others can read.
 fn read_key(path: &Path) -> Result<KeyPem, Error> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| refuse(format!("cannot read {}: {e}", path.display()), "check the path under tls: in the inventory".into()))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        refuse(
+            format!("cannot read {}: {e}", path.display()),
+            "check the path under tls: in the inventory".into(),
+        )
+    })?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(refuse(
-            format!("key file {} has mode {:04o}; group and others must have no access", path.display(), meta.permissions().mode() & 0o7777),
+            format!(
+                "key file {} has mode {:04o}; group and others must have no access",
+                path.display(),
+                meta.permissions().mode() & 0o7777
+            ),
             format!("chmod 600 {}", path.display()),
         ));
     }
@@ -79,7 +87,10 @@ fn read_key(path: &Path) -> Result<KeyPem, Error> {
 
 fn read_text(path: &Path) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| {
-        refuse(format!("cannot read {}: {e}", path.display()), "check the path under tls: in the inventory".into())
+        refuse(
+            format!("cannot read {}: {e}", path.display()),
+            "check the path under tls: in the inventory".into(),
+        )
     })
 }
 
@@ -90,10 +101,21 @@ fn write_new(path: &Path, mode: u32, content: &str) -> Result<(), Error> {
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|e| refuse(format!("cannot create {}: {e}", path.display()), format!("create its directory, or name another path under tls: (ca_cert, ca_key)")))?;
+        .map_err(|e| {
+            refuse(
+                format!("cannot create {}: {e}", path.display()),
+                "create its directory, or name another path under tls: (ca_cert, ca_key)"
+                    .to_string(),
+            )
+        })?;
     f.write_all(content.as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(|e| refuse(format!("cannot write {}: {e}", path.display()), "check the free space and the directory's owner".into()))
+        .map_err(|e| {
+            refuse(
+                format!("cannot write {}: {e}", path.display()),
+                "check the free space and the directory's owner".into(),
+            )
+        })
 }
 
 /// The certificates' source for `inv` (None with `tls: off`). A missing pgrepl CA is created
@@ -112,7 +134,11 @@ pub fn ca_present(i: &IssuedTls) -> Result<bool, Error> {
         (true, true) => Ok(true),
         (false, false) => Ok(false),
         (cert, _) => {
-            let (there, missing) = if cert { (&i.ca_cert, &i.ca_key) } else { (&i.ca_key, &i.ca_cert) };
+            let (there, missing) = if cert {
+                (&i.ca_cert, &i.ca_key)
+            } else {
+                (&i.ca_key, &i.ca_cert)
+            };
             Err(refuse(
                 format!("{} exists but {} does not: the CA needs both", there.display(), missing.display()),
                 format!("restore {} (or move {} aside to let pgrepl create a new CA: every host then gets new certificates)", missing.display(), there.display()),
@@ -139,7 +165,14 @@ fn issued(inv: &Inventory, i: &IssuedTls, create: bool) -> Result<Certs, Error> 
     let ca = if ca_present(i)? {
         let key = read_key(&i.ca_key)?;
         Ca::load(&read_text(&i.ca_cert)?, key.expose()).map_err(|e| {
-            refuse(format!("the CA in {} and {} cannot be used: {e:#}", i.ca_cert.display(), i.ca_key.display()), "restore the CA's files, or move both aside to let pgrepl create a new CA".into())
+            refuse(
+                format!(
+                    "the CA in {} and {} cannot be used: {e:#}",
+                    i.ca_cert.display(),
+                    i.ca_key.display()
+                ),
+                "restore the CA's files, or move both aside to let pgrepl create a new CA".into(),
+            )
         })?
     } else if create {
         let ca = Ca::generate(&inv.cluster, i.ca_days)
@@ -189,24 +222,59 @@ fn provided(inv: &Inventory, p: &ProvidedTls) -> Result<Certs, Error> {
     for (name, files) in &p.certificates {
         let cert = read_text(&files.cert)?;
         let key = read_key(&files.key)?;
-        let ok = pki::key_matches(&cert, key.expose()).unwrap_or(false);
+        let ok = pki::key_matches(&cert, key.expose()).map_err(|e| {
+            refuse(format!("{}: cannot compare {} with {}: {e:#}", name, files.key.display(), files.cert.display()), "give a PEM certificate and its unencrypted PKCS#8 key (openssl pkcs8 -topk8 -nocrypt -in KEY)".into())
+        })?;
         if !ok {
-            return Err(refuse(format!("{}: the key {} does not belong to the certificate {}", name, files.key.display(), files.cert.display()), "give the key the certificate was issued for".into()));
+            return Err(refuse(
+                format!(
+                    "{}: the key {} does not belong to the certificate {}",
+                    name,
+                    files.key.display(),
+                    files.cert.display()
+                ),
+                "give the key the certificate was issued for".into(),
+            ));
         }
         if !pki::signed_by(&cert, &bundle).unwrap_or(false) {
-            return Err(refuse(format!("{}: the certificate {} is not signed by a CA in {}", name, files.cert.display(), p.ca_file.display()), "give the CA that signed it as tls.ca_file".into()));
+            return Err(refuse(
+                format!(
+                    "{}: the certificate {} is not signed by a CA in {}",
+                    name,
+                    files.cert.display(),
+                    p.ca_file.display()
+                ),
+                "give the CA that signed it as tls.ca_file".into(),
+            ));
         }
         let info = pki::read_certs(&cert)
             .ok()
             .and_then(|c| c.into_iter().next())
-            .ok_or_else(|| refuse(format!("{}: {} holds no certificate pgrepl can read", name, files.cert.display()), "give a PEM certificate".into()))?;
+            .ok_or_else(|| {
+                refuse(
+                    format!(
+                        "{}: {} holds no certificate pgrepl can read",
+                        name,
+                        files.cert.display()
+                    ),
+                    "give a PEM certificate".into(),
+                )
+            })?;
         if let Some(h) = inv.host(name) {
             if !pki::covers(&info, &h.address) {
                 return Err(refuse(format!("{}: the certificate {} does not cover its address {} (replicas connect with sslmode=verify-full)", name, files.cert.display(), h.address), format!("issue it with {} among its subjectAltNames", h.address)));
             }
         }
         if info.not_after <= now() {
-            return Err(refuse(format!("{}: the certificate {} expired at {}", name, files.cert.display(), super::rfc3339(info.not_after)), "give a certificate that is valid now".into()));
+            return Err(refuse(
+                format!(
+                    "{}: the certificate {} expired at {}",
+                    name,
+                    files.cert.display(),
+                    super::rfc3339(info.not_after)
+                ),
+                "give a certificate that is valid now".into(),
+            ));
         }
         hosts.insert(name.clone(), (cert, key));
     }

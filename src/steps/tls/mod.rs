@@ -46,7 +46,9 @@ pub async fn install(
             if keep {
                 None
             } else {
-                let is = ca.issue_server(&h.name, &names, *days).on_step(&h.name, STEP)?;
+                let is = ca
+                    .issue_server(&h.name, &names, *days)
+                    .on_step(&h.name, STEP)?;
                 Some((is.cert_pem, is.key.expose().to_string()))
             }
         }
@@ -58,9 +60,17 @@ pub async fn install(
             changes.push(format!("{}: TLS server certificate", h.name));
         }
     }
-    if let Certs::Issued { ca, days, client_certs: true, .. } = certs {
+    if let Certs::Issued {
+        ca,
+        days,
+        client_certs: true,
+        ..
+    } = certs
+    {
         if renew || !still_good(t, &f.client_cert, &f.client_key, ca, &[]).await {
-            let is = ca.issue_client(&inv.replication_user, *days).on_step(&h.name, STEP)?;
+            let is = ca
+                .issue_client(&inv.replication_user, *days)
+                .on_step(&h.name, STEP)?;
             install_file(t, &f.client_key, "0600", is.key.expose(), STEP).await?;
             install_file(t, &f.client_cert, "0644", &is.cert_pem, STEP).await?;
             changes.push(format!("{}: TLS client certificate", h.name));
@@ -82,7 +92,13 @@ pub async fn install_bundle(t: &dyn Transport, h: &Host, bundle: &str) -> Result
 /// Whether the certificate at `cert` (with its key at `key`) on the host can stay: it parses,
 /// the current CA signed it, it covers every name in `names`, its key matches, and it is valid
 /// for more than a day.
-async fn still_good(t: &dyn Transport, cert: &str, key: &str, ca: &pki::Ca, names: &[String]) -> bool {
+async fn still_good(
+    t: &dyn Transport,
+    cert: &str,
+    key: &str,
+    ca: &pki::Ca,
+    names: &[String],
+) -> bool {
     let (Some(c), Some(k)) = (read(t, cert).await, read(t, key).await) else {
         return false;
     };
@@ -216,12 +232,21 @@ pub async fn observe(ctx: &Context<'_>) -> Vec<crate::health::tls_rules::TlsStat
                 s.seconds_left = Some(c.not_after - now);
                 s.names = c.dns_names.iter().chain(&c.ip_addresses).cloned().collect();
             }
-            Ok(None) => s.error = Some(format!("no server certificate at {}", h.tls_files().server_cert)),
+            Ok(None) => {
+                s.error = Some(format!(
+                    "no server certificate at {}",
+                    h.tls_files().server_cert
+                ))
+            }
             Err(e) => s.error = Some(format!("{e:#}")),
         }
         if let Ok(db) = ctx.db(t.as_ref(), h).await {
             if let Ok(senders) = db.senders_tls().await {
-                s.plain_senders = senders.into_iter().filter(|x| !x.ssl).map(|x| x.application_name).collect();
+                s.plain_senders = senders
+                    .into_iter()
+                    .filter(|x| !x.ssl)
+                    .map(|x| x.application_name)
+                    .collect();
             }
             s.ssl = db.ssl_on().await.ok();
         }
