@@ -13,13 +13,14 @@ use crate::safety::{basebackups, cut_ssh, staging};
 
 const TWO: &[(&str, &str, Option<&str>)] = &[("p", "primary", None), ("r1", "replica", Some("p"))];
 
-/// The findings of `status --format json` as (code, host).
+/// The findings of `status --format json` as (code, host), notices aside.
 fn findings(lab: &Lab, inv: &str) -> Vec<(String, String)> {
     let st = lab.pgrepl(&["-i", inv, "status", "--format", "json"]);
     json_doc(&st.stdout)["findings"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|f| f["severity"] != "notice")
         .map(|f| {
             (
                 f["code"].as_str().unwrap_or("").to_string(),

@@ -80,10 +80,18 @@ pub fn build(inv: &Inventory, o: &Options) -> DsnDocument {
         .iter()
         .map(|h| (h.address.as_str(), h.port))
         .collect();
+    // With TLS, clients verify the servers as replicas do: the cluster's CA (a file on this
+    // machine), and the address they connect to (HAProxy's too: the certificates name it).
+    let ca = client_ca(inv);
+    let tls: Vec<(&str, &str)> = match &ca {
+        Some(f) => vec![("sslmode", "verify-full"), ("sslrootcert", f.as_str())],
+        None => Vec::new(),
+    };
     let mut dsns = Vec::new();
     for (route, name) in [(Route::Write, "write"), (Route::Read, "read")] {
         let t = target(all.clone());
-        let p = route_params(route, libpq);
+        let mut p = route_params(route, libpq);
+        p.extend(tls.iter().copied());
         dsns.push(Dsn {
             route: name,
             via: "libpq".into(),
@@ -96,11 +104,17 @@ pub fn build(inv: &Inventory, o: &Options) -> DsnDocument {
         for (name, port) in routes {
             let Some(port) = port else { continue };
             let t = target(vec![(r.address.as_str(), port)]);
+            // PgBouncer speaks to its clients without TLS; HAProxy passes the server's through.
+            let p: &[(&str, &str)] = if r.kind == RouterKind::Haproxy {
+                &tls
+            } else {
+                &[]
+            };
             dsns.push(Dsn {
                 route: name,
                 via: r.name.clone(),
-                uri: uri(&t, &[]),
-                keywords: keywords(&t, &[]),
+                uri: uri(&t, p),
+                keywords: keywords(&t, p),
             });
         }
     }
@@ -111,6 +125,24 @@ pub fn build(inv: &Inventory, o: &Options) -> DsnDocument {
         libpq_version: libpq,
         dsns,
     }
+}
+
+/// The CA file clients on this machine verify the servers with: pgrepl's CA certificate, or
+/// the user's `tls.ca_file`; None with `tls: off`.
+fn client_ca(inv: &Inventory) -> Option<String> {
+    match &inv.tls {
+        crate::inventory::Tls::Off => None,
+        crate::inventory::Tls::Issued(i) => Some(absolute(&i.ca_cert)),
+        crate::inventory::Tls::Provided(p) => Some(absolute(&p.ca_file)),
+    }
+}
+
+/// `p` from the current directory when it is relative (the strings are pasted elsewhere).
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// `pgrepl dsn`: the strings on stdout, one per line (`ROUTE VIA URI`), or one JSON document.
@@ -152,7 +184,7 @@ mod tests {
 
     #[test]
     fn libpq_strings_name_every_host_in_inventory_order_and_the_first_role_and_database() {
-        let text = "cluster: main\npostgres:\n  version: 16\nreplication:\n  password_env: PW\nhosts:\n  - {name: b, address: 10.0.0.2, role: replica, upstream: a}\n  - {name: a, address: 10.0.0.1, port: 5433, role: primary}\nroles:\n  - {name: app, password_env: APP}\ndatabases:\n  - name: shop\n";
+        let text = "cluster: main\npostgres:\n  version: 16\nreplication:\n  password_env: PW\nhosts:\n  - {name: b, address: 10.0.0.2, role: replica, upstream: a}\n  - {name: a, address: 10.0.0.1, port: 5433, role: primary}\nroles:\n  - {name: app, password_env: APP}\ndatabases:\n  - name: shop\ntls: off\n";
         let inv = crate::inventory::parse(text, std::path::Path::new("i.yml")).unwrap();
         let doc = build(&inv, &Options::default());
         let uris: Vec<(&str, &str, &str)> = doc
@@ -181,5 +213,20 @@ mod tests {
             "{}",
             doc.dsns[1].keywords
         );
+    }
+
+    #[test]
+    fn with_tls_clients_verify_the_servers_directly_and_through_haproxy_only() {
+        let text = "cluster: main\npostgres:\n  version: 16\nreplication:\n  password_env: PW\nhosts:\n  - {name: a, address: 10.0.0.1, role: primary}\nroles:\n  - {name: app, password_env: APP}\nrouters:\n  - {name: ha, kind: haproxy, address: 10.0.0.9, ports: {write: 5435}}\n  - {name: pb, kind: pgbouncer, address: 10.0.0.9, ports: {write: 6432}}\n";
+        let inv = crate::inventory::parse(text, std::path::Path::new("/etc/pgrepl/i.yml")).unwrap();
+        let doc = build(&inv, &Options::default());
+        let tls = "sslmode=verify-full&sslrootcert=%2Fetc%2Fpgrepl%2Fmain.ca.crt";
+        assert!(doc.dsns[0].uri.contains(tls), "{}", doc.dsns[0].uri);
+        assert!(doc.dsns[0]
+            .keywords
+            .contains("sslmode=verify-full sslrootcert=/etc/pgrepl/main.ca.crt"));
+        let via = |name: &str| doc.dsns.iter().find(|d| d.via == name).unwrap();
+        assert!(via("ha").uri.contains(tls), "{}", via("ha").uri);
+        assert!(!via("pb").uri.contains("sslmode"), "{}", via("pb").uri);
     }
 }
