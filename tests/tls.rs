@@ -223,6 +223,7 @@ fn renewal_and_a_new_ca_under_writes_lose_no_write_and_no_stream() {
 
     let renew = lab.pgrepl(&["-i", &inv, "--format", "json", "tls", "renew"]);
     renew.expect_code(0);
+    crate::harness::validate_json(&renew.stdout, &crate::harness::schema("tls-renew"));
     let doc = json_doc(&renew.stdout);
     assert_eq!(doc["hosts"].as_array().unwrap().len(), 3, "{doc}");
     assert!(
