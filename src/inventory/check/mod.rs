@@ -107,13 +107,7 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         databases: databases.iter().map(|d| d.name.clone()).collect(),
     };
     let routers = routers::check(c, &raw.routers, &around);
-    if let (Some(first), true) = (raw.routers.first(), roles.is_empty()) {
-        c.at(
-            first.referenced,
-            "routers need an application role: pgrepl checks each route by logging in through it",
-            "declare one under roles: (with password_env or password_file)",
-        );
-    }
+    routers_need_a_role(c, &raw, roles.is_empty());
     let (synchronous, archive) = modes_section(c, &raw, &hosts);
 
     let password = rep.password?;
@@ -132,6 +126,7 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         hba,
         replication_user: rep.user,
         rewind_user: rep.rewind_user,
+        monitor_user: crate::inventory::MONITOR_USER.into(),
         password,
         transport,
         ssh,
@@ -142,6 +137,17 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         databases,
         routers,
     })
+}
+
+/// Routers without any application role are refused at the first router.
+fn routers_need_a_role(c: &mut Checker, raw: &RawInventory, no_roles: bool) {
+    if let (Some(first), true) = (raw.routers.first(), no_roles) {
+        c.at(
+            first.referenced,
+            "routers need an application role: pgrepl checks each route by logging in through it",
+            "declare one under roles: (with password_env or password_file)",
+        );
+    }
 }
 
 /// `replication.synchronous`, `archive:` and the role and host settings that must not differ.

@@ -50,7 +50,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     ctx.lock("init").await?;
 
     let transports = ctx.connect_all().await;
-    let facts = gather(ctx, &transports).await;
+    let facts = gather(ctx, &transports, crate::context::Login::Superuser).await;
     // Once the cluster exists, the live primary is the primary, whatever the file says.
     let live = match live_primary(inv, &facts) {
         Some(p) => {
