@@ -1,7 +1,7 @@
 //! The run's context: the loaded inventory, the one `Ui`, the template renderer, and the
 //! connections to the hosts (opened once, kept for the run). Every step and operation works
-//! through it. It owns no PostgreSQL knowledge beyond opening a SQL session (`db`), and prints
-//! only through `Ui`.
+//! through it. It owns no PostgreSQL knowledge beyond opening a SQL session (`db`: as the
+//! superuser, or to read as the monitor role, `reading`), and prints only through `Ui`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +16,9 @@ use crate::inventory::{self, Host, Inventory, Router, TransportKind};
 use crate::render::{Rendered, Renderer};
 use crate::transport::{local::LocalTransport, ssh, Spawned, Transport};
 use crate::ui::Ui;
+
+mod reading;
+pub use reading::{Login, Reading};
 
 /// The cluster lock held on one host: the process holding the `flock` there, alive as long as
 /// its stdin (taken and released by `steps::lock`).

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
@@ -54,11 +55,36 @@ async fn open(cfg: &tokio_postgres::Config, timeout: Duration, host: String) -> 
     let (client, conn) = tokio::time::timeout(timeout, cfg.connect(NoTls))
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {}s", timeout.as_secs()))?
-        .map_err(|e| anyhow::anyhow!("{}", pg_error_text(&e)))?;
+        .map_err(|e| match e.code() {
+            Some(c) if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                anyhow::Error::new(LoginRefused(pg_error_text(&e)))
+            }
+            _ => anyhow::anyhow!("{}", pg_error_text(&e)),
+        })?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
     Ok(Db { client, host })
+}
+
+/// The server refused the login itself: SQLSTATE 28000 `invalid_authorization_specification`,
+/// which PostgreSQL 13 to 18 return when no pg_hba.conf line admits the connection, when peer
+/// authentication fails (no pg_ident.conf mapping), and when the role does not exist or may not
+/// log in. Not for a server that is down, full (`too many connections`, 53300) or starting up.
+#[derive(Debug)]
+pub struct LoginRefused(String);
+
+impl std::fmt::Display for LoginRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LoginRefused {}
+
+/// Did the server refuse the login itself ([`LoginRefused`]), whatever context was added?
+pub fn login_refused(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<LoginRefused>())
 }
 
 /// The server's own message for an error (SQLSTATE message and detail), not Rust's wrapper.

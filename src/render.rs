@@ -84,6 +84,7 @@ struct Ctx<'a> {
     os_user: &'a str,
     replication_user: &'a str,
     rewind_user: &'a str,
+    monitor_user: &'a str,
     settings: std::collections::BTreeMap<String, String>,
     sync_names: String,
     sync_commit: &'a str,
@@ -209,6 +210,7 @@ impl Renderer {
             os_user: &inv.os_user,
             replication_user: &inv.replication_user,
             rewind_user: &inv.rewind_user,
+            monitor_user: &inv.monitor_user,
             settings: inv.settings_for(host),
             sync_names: inv.sync_names_for(host),
             sync_commit: inv

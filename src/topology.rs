@@ -14,6 +14,9 @@ use crate::pg::Lsn;
 pub struct Probe {
     /// The server's answer (`Db::node_state`), or why there is none: its error, or the timeout.
     pub state: Result<NodeState, String>,
+    /// The monitor role could not log in there (the server's words): the state was read as the
+    /// superuser (`Context::monitor_db`). `None` when it could, or when the superuser was asked.
+    pub monitor_refused: Option<String>,
 }
 
 /// A node of the topology: its position in the inventory's host list.
@@ -32,6 +35,8 @@ pub struct Node<'i> {
     /// The host whose WAL sender serves it (its `application_name` in that host's
     /// `pg_stat_replication`), whatever the inventory says.
     pub upstream: Option<NodeId>,
+    /// See [`Probe::monitor_refused`].
+    pub monitor_refused: Option<String>,
 }
 
 impl<'i> Node<'i> {
@@ -114,6 +119,7 @@ impl<'i> Topology<'i> {
                 host,
                 state: p.state,
                 upstream: None,
+                monitor_refused: p.monitor_refused,
             })
             .collect();
         let ups: Vec<Option<NodeId>> = nodes
@@ -350,13 +356,17 @@ pub(crate) mod fixtures {
 
     /// A probe that found the server up.
     pub fn up(s: NodeState) -> Probe {
-        Probe { state: Ok(s) }
+        Probe {
+            state: Ok(s),
+            monitor_refused: None,
+        }
     }
 
     /// A probe that found nothing.
     pub fn down(why: &str) -> Probe {
         Probe {
             state: Err(why.into()),
+            monitor_refused: None,
         }
     }
 }

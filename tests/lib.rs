@@ -20,6 +20,7 @@ mod init_ssh;
 mod json_contract;
 mod live_topology;
 mod modes;
+mod monitor;
 mod pg18;
 mod readme;
 mod render_cmd;

@@ -1,5 +1,6 @@
 //! The roles pgrepl manages: read a role's attributes and verifier, create it, reset its
-//! attributes, set its password (a SCRAM verifier, never the password), grant EXECUTE.
+//! attributes, set its password (a SCRAM verifier, never the password, or none), grant a
+//! predefined role, EXECUTE on functions and SELECT on relations.
 
 use super::{quote_ident, quote_literal, Db};
 
@@ -14,6 +15,12 @@ pub struct RoleInfo {
     pub extra_privileges: bool,
     /// The stored verifier (`pg_authid.rolpassword`); never printed.
     pub verifier: Option<String>,
+    /// `pg_authid.rolinherit`: the role has the privileges of the roles it is a member of.
+    pub inherit: bool,
+    /// `pg_authid.rolconnlimit` (-1: no limit).
+    pub conn_limit: i32,
+    /// It has the privileges of `pg_monitor` (`pg_has_role(…, 'USAGE')`).
+    pub pg_monitor: bool,
 }
 
 impl Db {
@@ -22,7 +29,8 @@ impl Db {
         let rows = self
             .rows(
                 "SELECT rolcanlogin, rolreplication, (rolsuper OR rolcreatedb OR rolcreaterole OR rolbypassrls), \
-                 rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1",
+                 rolpassword, rolinherit, rolconnlimit, pg_catalog.pg_has_role(oid, 'pg_monitor', 'USAGE') \
+                 FROM pg_catalog.pg_authid WHERE rolname = $1",
                 &[&name],
             )
             .await?;
@@ -31,6 +39,9 @@ impl Db {
             replication: r.get(1),
             extra_privileges: r.get(2),
             verifier: r.get(3),
+            inherit: r.get(4),
+            conn_limit: r.get(5),
+            pg_monitor: r.get(6),
         }))
     }
 
@@ -50,13 +61,53 @@ impl Db {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// `CREATE ROLE name <attrs> PASSWORD '<verifier>'`: `attrs` is one of pgrepl's fixed
+    /// Which of the relations `names` may `role` not SELECT from yet? (One round trip.)
+    pub async fn missing_select(&self, role: &str, names: &[&str]) -> anyhow::Result<Vec<String>> {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let rows = self
+            .rows(
+                "SELECT t FROM pg_catalog.unnest($2::pg_catalog.text[]) AS t WHERE NOT pg_catalog.has_table_privilege($1, t, 'SELECT')",
+                &[&role, &names],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// `CREATE ROLE name <attrs> PASSWORD '<verifier>'`, or with no password when `verifier` is
+    /// `None` (the monitor role: peer authentication only). `attrs` is one of pgrepl's fixed
     /// attribute lists, `verifier` a SCRAM-SHA-256 verifier (never a clear-text password).
-    pub async fn create_role(&self, name: &str, attrs: &str, verifier: &str) -> anyhow::Result<()> {
+    pub async fn create_role(
+        &self,
+        name: &str,
+        attrs: &str,
+        verifier: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let password = verifier
+            .map(|v| format!(" PASSWORD {}", quote_literal(v)))
+            .unwrap_or_default();
         self.execute(&format!(
-            "CREATE ROLE {} {attrs} PASSWORD {}",
-            quote_ident(name),
-            quote_literal(verifier)
+            "CREATE ROLE {} {attrs}{password}",
+            quote_ident(name)
+        ))
+        .await
+    }
+
+    /// `GRANT <role> TO name`: `role` is one of PostgreSQL's predefined roles (`pg_monitor`).
+    pub async fn grant_role(&self, role: &str, name: &str) -> anyhow::Result<()> {
+        self.execute(&format!(
+            "GRANT {} TO {}",
+            quote_ident(role),
+            quote_ident(name)
+        ))
+        .await
+    }
+
+    /// `GRANT SELECT ON <relations> TO name`; `relations` are pgrepl's own constants.
+    pub async fn grant_select(&self, name: &str, relations: &[String]) -> anyhow::Result<()> {
+        self.execute(&format!(
+            "GRANT SELECT ON {} TO {}",
+            relations.join(", "),
+            quote_ident(name)
         ))
         .await
     }
@@ -67,12 +118,17 @@ impl Db {
             .await
     }
 
-    /// `ALTER ROLE name PASSWORD '<verifier>'` (a SCRAM-SHA-256 verifier).
-    pub async fn set_role_verifier(&self, name: &str, verifier: &str) -> anyhow::Result<()> {
+    /// `ALTER ROLE name PASSWORD '<verifier>'` (a SCRAM-SHA-256 verifier), or `PASSWORD NULL`
+    /// when `verifier` is `None`.
+    pub async fn set_role_verifier(
+        &self,
+        name: &str,
+        verifier: Option<&str>,
+    ) -> anyhow::Result<()> {
         self.execute(&format!(
             "ALTER ROLE {} PASSWORD {}",
             quote_ident(name),
-            quote_literal(verifier)
+            verifier.map_or_else(|| "NULL".to_string(), quote_literal)
         ))
         .await
     }

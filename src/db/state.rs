@@ -11,6 +11,16 @@ use crate::pg::Lsn;
 /// is expensive, and `status` must stay fast for many hosts. One statement serves PostgreSQL 13
 /// to 18: a column only some majors have is read through `to_jsonb(row)`, so it is NULL where it
 /// does not exist (`pg_replication_slots.invalidation_reason`, 17+).
+///
+/// `status` runs it as the monitor role, so every part must work for a `pg_monitor` member on
+/// 13 to 18: `pg_stat_replication` and `pg_stat_wal_receiver` show every column to
+/// `pg_read_all_stats`, `pg_settings` every setting to `pg_read_all_settings`, and
+/// `pg_ls_waldir()` / `pg_ls_archive_statusdir()` are granted to `pg_monitor`;
+/// `pg_control_system()`, `pg_control_checkpoint()`, `pg_stat_archiver` and
+/// `pg_replication_slots` are PUBLIC. Only `pg_file_settings` is superuser-only: `init` grants
+/// it to the monitor role (`steps::roles::MONITOR_RELATIONS`). A timeline history file is not
+/// read here (`pg_read_file` reads any file of the data directory): `steps::probe` reads it
+/// through the transport when it is needed.
 const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'in_recovery', pg_catalog.pg_is_in_recovery(),
   'server_version', pg_catalog.current_setting('server_version'),
@@ -22,9 +32,6 @@ const NODE_STATE_SQL: &str = r#"SELECT pg_catalog.json_build_object(
   'last_replay_age_s', EXTRACT(epoch FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())::pg_catalog.float8,
   'wal_file', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()) END,
   'checkpoint_tli', (SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()),
-  'timeline_history', CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_read_file(
-               'pg_wal/' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) || '.history',
-               0, 1048576, true) END,
   'wal_segment_size', (SELECT setting::pg_catalog.int8 FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size'),
   'wal_timelines', CASE WHEN pg_catalog.pg_is_in_recovery() THEN (SELECT COALESCE(pg_catalog.json_agg(t ORDER BY t.tli), '[]'::pg_catalog.json) FROM (
                SELECT pg_catalog.substr(name, 1, 8) AS tli, pg_catalog.min(pg_catalog.substr(name, 9, 16)) AS first
@@ -81,7 +88,6 @@ struct RawNode {
     last_replay_age_s: Option<f64>,
     wal_file: Option<String>,
     checkpoint_tli: Option<u32>,
-    timeline_history: Option<String>,
     wal_segment_size: Option<u64>,
     wal_timelines: Option<Vec<RawFirstSegment>>,
     receiver: Option<RawReceiver>,
@@ -268,7 +274,7 @@ impl Db {
             pending_restart: r.pending_restart,
             auto_conf: r.auto_conf,
             rewindable: r.data_checksums || r.wal_log_hints,
-            timeline_history: r.timeline_history,
+            timeline_history: None,
             max_wal_senders: r.max_wal_senders,
             max_replication_slots: r.max_replication_slots,
             sync_standby_names: r.sync_standby_names,

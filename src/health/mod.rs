@@ -11,6 +11,7 @@
 //! host whose WAL sender serves it. The inventory is compared against that, not trusted.
 
 pub mod fixes;
+mod login_rules;
 mod mode_rules;
 mod router_rules;
 pub mod rules;
@@ -83,6 +84,8 @@ pub enum FindingCode {
     ArchiveFailing,
     /// Many segments wait to be archived ([`mode_rules::archiving`]).
     ArchiveBacklog,
+    /// The monitor role could not log in: status read as the superuser ([`login_rules::monitor_login_missing`]).
+    MonitorLoginMissing,
     /// A router's route does not point where the live topology says ([`router_rules::routers`]).
     RouterStale,
     /// A router could not be read ([`router_rules::routers`]).
@@ -99,7 +102,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, in the order `assess` runs their rules.
-    pub const ALL: [FindingCode; 22] = [
+    pub const ALL: [FindingCode; 23] = [
         FindingCode::Unreachable,
         FindingCode::NoPrimary,
         FindingCode::SplitBrain,
@@ -116,6 +119,7 @@ impl FindingCode {
         FindingCode::SyncStandbysMissing,
         FindingCode::ArchiveFailing,
         FindingCode::ArchiveBacklog,
+        FindingCode::MonitorLoginMissing,
         FindingCode::RouterStale,
         FindingCode::RouterUnreachable,
         FindingCode::TlsOff,
@@ -143,6 +147,7 @@ impl FindingCode {
             FindingCode::SyncStandbysMissing => "sync_standbys_missing",
             FindingCode::ArchiveFailing => "archive_failing",
             FindingCode::ArchiveBacklog => "archive_backlog",
+            FindingCode::MonitorLoginMissing => "monitor_login_missing",
             FindingCode::RouterStale => "router_stale",
             FindingCode::RouterUnreachable => "router_unreachable",
             FindingCode::TlsOff => "tls_off",

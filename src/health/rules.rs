@@ -34,6 +34,7 @@ pub fn all(topo: &Topology, t: &Thresholds) -> Vec<Finding> {
     f.extend(auto_conf_override(topo));
     f.extend(super::mode_rules::sync_standbys_missing(topo));
     f.extend(super::mode_rules::archiving(topo));
+    f.extend(super::login_rules::monitor_login_missing(topo));
     f
 }
 

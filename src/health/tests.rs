@@ -68,7 +68,10 @@ fn assess_probes(probes: Vec<Probe>, t: &Thresholds, d: f64) -> ClusterView {
 }
 
 fn ok(s: NodeState) -> Probe {
-    Probe { state: Ok(s) }
+    Probe {
+        state: Ok(s),
+        monitor_refused: None,
+    }
 }
 
 #[test]
@@ -104,6 +107,7 @@ fn stopped_replica_makes_unreachable_and_inactive_slot_warnings() {
             ok(replica("0/5000000")),
             Probe {
                 state: Err("connection refused".into()),
+                monitor_refused: None,
             },
         ],
         &Thresholds::default(),
@@ -152,6 +156,7 @@ fn no_primary_names_the_first_of_the_most_advanced_replicas() {
         vec![
             Probe {
                 state: Err("down".into()),
+                monitor_refused: None,
             },
             ok(replica("0/6000000")),
             ok(replica("0/6000000")),
@@ -180,6 +185,7 @@ fn no_primary_names_the_most_advanced_replica() {
         vec![
             Probe {
                 state: Err("down".into()),
+                monitor_refused: None,
             },
             ok(replica("0/5000000")),
             ok(replica("0/6000000")),
@@ -936,6 +942,35 @@ mod rules {
         let mut probes = healthy();
         probes[0] = up(p);
         assert!(with(probes, rules::auto_conf_override).is_empty());
+    }
+
+    #[test]
+    fn monitor_login_missing_names_the_host_the_server_words_and_init() {
+        let mut probes = healthy();
+        probes[1].monitor_refused = Some("FATAL: role \"pgrepl_monitor\" does not exist".into());
+        let f = one(
+            with(probes, super::super::login_rules::monitor_login_missing),
+            FindingCode::MonitorLoginMissing,
+            Severity::Warning,
+            Some("r1"),
+        );
+        assert_eq!(
+            f.message,
+            "r1 refused the monitor role pgrepl_monitor (FATAL: role \"pgrepl_monitor\" does not exist): status read it as the superuser"
+        );
+        assert!(f.fix.ends_with("pgrepl init -i i.yml"), "{}", f.fix);
+        assert!(with(healthy(), super::super::login_rules::monitor_login_missing).is_empty());
+        // A host read as the superuser is otherwise reported in full: only this warning.
+        let mut probes = healthy();
+        probes[0].monitor_refused = Some("FATAL: Peer authentication failed".into());
+        let v = assess(
+            &Topology::discover(&inventory(), probes),
+            &Thresholds::default(),
+            0.1,
+        );
+        let codes: Vec<_> = v.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [FindingCode::MonitorLoginMissing]);
+        assert_eq!(v.severity, Severity::Warning);
     }
 
     #[test]

@@ -62,6 +62,32 @@ fn bad_roles_and_databases_are_refused_at_their_positions() {
 }
 
 #[test]
+fn the_monitor_role_is_reserved() {
+    let inv = with("").unwrap();
+    assert_eq!(inv.monitor_user, "pgrepl_monitor");
+    let m = messages("roles:\n  - {name: pgrepl_monitor, password_env: A}\n");
+    assert_eq!(
+        m,
+        ["11:12 role \"pgrepl_monitor\" is pgrepl's or PostgreSQL's own"]
+    );
+    let rep = |key: &str| {
+        let text = BASE.replace(
+            "  password_env: PGREPL_TEST_PW\n",
+            &format!("  password_env: PGREPL_TEST_PW\n  {key}: pgrepl_monitor\n"),
+        );
+        match parse(&text, Path::new("inv.yml")) {
+            Err(Error::Inventory { issues, .. }) => issues[0].message.clone(),
+            other => panic!("{key}: pgrepl_monitor accepted: {other:?}"),
+        }
+    };
+    assert_eq!(rep("user"), "pgrepl_monitor is pgrepl's monitor role");
+    assert_eq!(
+        rep("rewind_user"),
+        "rewind user \"pgrepl_monitor\" is not allowed"
+    );
+}
+
+#[test]
 fn a_database_without_any_role_is_refused() {
     let m = messages("databases:\n  - name: shop\n");
     assert!(

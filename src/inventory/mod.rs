@@ -36,7 +36,7 @@ pub use apps::{AppRole, Database, ReadTargets, Router, RouterKind, RouterPorts};
 pub use edit::{edit_text, write_back};
 pub use model::{
     needed_slots, needed_wal_senders, HbaRule, Host, HostKeyPolicy, Inventory, Role, SshSettings,
-    Thresholds, Timeouts, TransportKind,
+    Thresholds, Timeouts, TransportKind, MONITOR_USER,
 };
 pub use modes::{Archive, SyncMethod, SyncRule};
 pub use secrets::{PasswordSource, Secret};

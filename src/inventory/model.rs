@@ -47,6 +47,12 @@ pub enum HostKeyPolicy {
     AcceptNew,
 }
 
+/// The monitor role's fixed name: pgrepl's reading sessions (`status`, `check`) log in as it,
+/// never as the superuser, so a read cannot change anything (CloudNativePG's CVE-2026-44477: a
+/// superuser session that runs `SET ROLE pg_monitor` has dropped nothing). Reserved: no
+/// `roles:` entry and neither replication role may take it.
+pub const MONITOR_USER: &str = "pgrepl_monitor";
+
 /// A validated inventory.
 #[derive(Debug, Clone)]
 pub struct Inventory {
@@ -78,6 +84,9 @@ pub struct Inventory {
     pub replication_user: String,
     /// The role pg_rewind logs in as: LOGIN and EXECUTE on four file functions, nothing more.
     pub rewind_user: String,
+    /// The role `status` and `check` read as ([`MONITOR_USER`]): a login member of `pg_monitor`,
+    /// no password (peer authentication through the socket only), nothing else.
+    pub monitor_user: String,
     /// Where the replication password comes from (read only when needed).
     pub password: PasswordSource,
     /// `access.transport`.

@@ -109,7 +109,7 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     }
     ctx.lock("destroy").await?;
     let transports = ctx.connect_all().await;
-    let facts = gather(ctx, &transports).await;
+    let facts = gather(ctx, &transports, crate::context::Login::Superuser).await;
     let mut found = std::collections::BTreeMap::new();
     for h in &ctx.inv.hosts {
         if let Some(Ok(t)) = transports.get(&h.name) {

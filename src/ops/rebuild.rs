@@ -64,8 +64,8 @@ pub async fn run(ctx: &Context<'_>, o: Options) -> Result<u8, Error> {
     }
     // The password is read (its file's mode checked) before anything is contacted.
     let secret = ctx.inv.replication_password()?;
-    let certs = crate::steps::tls::ca::load(&ctx.inv, false)?;
     crate::steps::routers::check_logins(&ctx.inv)?;
+    let certs = crate::steps::tls::ca::load(&ctx.inv, false)?;
     ctx.lock("rebuild").await?;
     let topo = discover(ctx, ctx.inv.timeouts.status).await;
     let primary = source(&topo, &o).map_err(|problems| Error::Preflight { problems })?;

@@ -33,13 +33,14 @@ pub struct NodeState {
     pub slots: Vec<Slot>,
     /// Settings changed in the files that wait for a restart (`pg_settings.pending_restart`).
     pub pending_restart: Vec<String>,
-    /// The settings its `postgresql.auto.conf` (`ALTER SYSTEM`) sets, with their lines: those
-    /// `pg_settings` says come from that file (they override `postgresql.conf`).
+    /// The settings its `postgresql.auto.conf` (`ALTER SYSTEM`) sets, with their lines, as
+    /// `pg_file_settings` lists them (they override `postgresql.conf`).
     pub auto_conf: Vec<(String, u32)>,
     /// Data checksums or wal_log_hints: pg_rewind can rewind this node.
     pub rewindable: bool,
     /// A primary's timeline history file (`pg_wal/<timeline>.history`: one line per earlier
-    /// timeline, `parent<TAB>switchpoint<TAB>reason`); `None` on timeline 1 and on standbys.
+    /// timeline, `parent<TAB>switchpoint<TAB>reason`), read only when more than one node accepts
+    /// writes (`steps::probe`); `None` otherwise, on timeline 1 and on standbys.
     pub timeline_history: Option<String>,
     /// `max_wal_senders`.
     pub max_wal_senders: i32,

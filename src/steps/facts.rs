@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::context::{Context, Transports};
+use crate::context::{Context, Login, Transports};
 use crate::inventory::{Host, Inventory};
 use crate::pg::{self, autoconf, controldata, ctl, datadir, guc, hba, hostdirs, hot_standby};
 use crate::transport::Transport;
@@ -56,14 +56,20 @@ pub struct HostFacts {
     /// The running server has `ssl` off, or streams WAL to a receiver without TLS: moving the
     /// cluster to TLS keeps `host` lines until every replica streams over TLS.
     pub tls_plain: bool,
+    /// The running server refused the monitor role's login (its words), so `check` read it as
+    /// the superuser (`Context::monitor_db`); `None` when it did not, or when the superuser was
+    /// asked (`init`, `destroy`).
+    pub monitor_refused: Option<String>,
 }
 
-/// Gathers the facts of every inventory host, all hosts at once, in inventory order. A host
-/// whose connection failed gets only `reach: Some(Err(why))`.
-pub async fn gather(ctx: &Context<'_>, transports: &Transports) -> Vec<HostFacts> {
+/// Gathers the facts of every inventory host, all hosts at once, in inventory order, reading
+/// running servers as `login` (`check` as the monitor role; `init` and `destroy`, which change
+/// the cluster, as the superuser). A host whose connection failed gets only
+/// `reach: Some(Err(why))`.
+pub async fn gather(ctx: &Context<'_>, transports: &Transports, login: Login) -> Vec<HostFacts> {
     let futs = ctx.inv.hosts.iter().map(|h| async move {
         match &transports[&h.name] {
-            Ok(t) => facts(ctx, t.clone(), h).await,
+            Ok(t) => facts(ctx, t.clone(), h, login).await,
             Err(e) => HostFacts {
                 name: h.name.clone(),
                 reach: Some(Err(e.clone())),
@@ -75,7 +81,7 @@ pub async fn gather(ctx: &Context<'_>, transports: &Transports) -> Vec<HostFacts
 }
 
 /// The facts of one reachable host. Never fails: what could not be learned is recorded.
-async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts {
+async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host, login: Login) -> HostFacts {
     let mut f = HostFacts {
         name: h.name.clone(),
         reach: Some(Ok(t.describe())),
@@ -125,8 +131,11 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host) -> HostFacts 
         f.auto_conf_overrides = auto_conf_overrides(t, h).await;
         f.running = is_running(t, h).await.unwrap_or(false);
         if f.running {
-            match ctx.db(t, h).await {
-                Ok(db) => server_facts(&db, &mut f).await,
+            match ctx.reading_db(login, t, h).await {
+                Ok(r) => {
+                    server_facts(&r.db, &mut f).await;
+                    f.monitor_refused = r.monitor_refused;
+                }
                 Err(e) => {
                     f.reach = Some(Err(format!(
                         "the server runs but pgrepl cannot connect to it: {e:#}"

@@ -14,7 +14,8 @@ use crate::inventory::apps::{AppRole, Database};
 use crate::inventory::raw::{RawDatabase, RawRole};
 use crate::inventory::validators::{is_cidr, is_sql_role};
 
-/// Role names pgrepl keeps for itself, beside the superuser (`os_user`).
+/// Role names pgrepl keeps for itself, beside the superuser (`os_user`) and the monitor role
+/// (`inventory::MONITOR_USER`).
 pub(super) struct Reserved<'a> {
     /// `postgres.os_user`.
     pub os_user: &'a str,
@@ -42,6 +43,7 @@ pub(super) fn check_roles(
             reserved.os_user,
             reserved.replication_user,
             reserved.rewind_user,
+            crate::inventory::MONITOR_USER,
         ]
         .contains(&name.value.as_str())
             || name.value.starts_with("pg_")

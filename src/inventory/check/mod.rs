@@ -128,6 +128,7 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         hba,
         replication_user: rep.user,
         rewind_user: rep.rewind_user,
+        monitor_user: crate::inventory::MONITOR_USER.into(),
         password,
         transport,
         ssh,
@@ -140,6 +141,17 @@ pub(super) fn build(raw: RawInventory, path: &Path, c: &mut Checker) -> Option<I
         tls,
         tls_moving: false,
     })
+}
+
+/// Routers without any application role are refused at the first router.
+fn routers_need_a_role(c: &mut Checker, raw: &RawInventory, no_roles: bool) {
+    if let (Some(first), true) = (raw.routers.first(), no_roles) {
+        c.at(
+            first.referenced,
+            "routers need an application role: pgrepl checks each route by logging in through it",
+            "declare one under roles: (with password_env or password_file)",
+        );
+    }
 }
 
 /// `replication.synchronous`, `archive:` and the role and host settings that must not differ.
@@ -163,17 +175,6 @@ fn modes_section(
         .as_ref()
         .and_then(|a| modes::check_archive(c, a, &all_settings));
     (synchronous, archive)
-}
-
-/// Routers are checked by logging in through them: they need an application role.
-fn routers_need_a_role(c: &mut Checker, raw: &RawInventory, no_roles: bool) {
-    if let (Some(first), true) = (raw.routers.first(), no_roles) {
-        c.at(
-            first.referenced,
-            "routers need an application role: pgrepl checks each route by logging in through it",
-            "declare one under roles: (with password_env or password_file)",
-        );
-    }
 }
 
 /// Every settings map of the file: `postgres.settings`, `primary_settings`, `replica_settings`,

@@ -10,6 +10,7 @@ use super::{check_local_path, Checker};
 use crate::inventory::raw::RawReplication;
 use crate::inventory::secrets::PasswordSource;
 use crate::inventory::validators::{is_env_name, is_sql_role};
+use crate::inventory::MONITOR_USER;
 
 /// The replication section, defaults filled in.
 pub(super) struct Replication {
@@ -66,8 +67,8 @@ pub(super) fn check(
     }
 }
 
-/// The replication and rewind roles: SQL names that need no quoting, distinct from each other
-/// and from the superuser.
+/// The replication and rewind roles: SQL names that need no quoting, distinct from each other,
+/// from the monitor role and from the superuser.
 fn check_roles(
     c: &mut Checker,
     r: &RawReplication,
@@ -84,10 +85,19 @@ fn check_roles(
             c.at(u.referenced, format!("replication user {:?} is not allowed", u.value), "use lower-case letters, digits and '_', starting with a letter or '_' (at most 63)");
         }
     }
+    if let Some(u) = r.user.as_ref().filter(|u| u.value == MONITOR_USER) {
+        c.at(
+            u.referenced,
+            format!("{MONITOR_USER} is pgrepl's monitor role"),
+            "use a dedicated role such as replicator",
+        );
+    }
     let mut rewind_user = "pgrepl_rewind".to_string();
     if let Some(u) = &r.rewind_user {
-        if !is_sql_role(&u.value) || u.value == user || u.value == os_user {
-            c.at(u.referenced, format!("rewind user {:?} is not allowed", u.value), "use a dedicated role name (lower-case letters, digits, '_'), not the replication user or the superuser");
+        if !is_sql_role(&u.value)
+            || [user.as_str(), os_user, MONITOR_USER].contains(&u.value.as_str())
+        {
+            c.at(u.referenced, format!("rewind user {:?} is not allowed", u.value), "use a dedicated role name (lower-case letters, digits, '_'), not the replication user, the monitor role or the superuser");
         }
         rewind_user = u.value.clone();
     }

@@ -23,7 +23,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     ctx.inv.replication_password()?;
     ctx.inv.role_passwords()?;
     let transports = ctx.connect_all().await;
-    let facts = gather(ctx, &transports).await;
+    let facts = gather(ctx, &transports, crate::context::Login::Monitor).await;
     // As init does: once the cluster exists, the live primary is the primary.
     let live = live_primary(&ctx.inv, &facts).map(|p| ctx.inv.with_primary(p));
     let outcome = preflight(live.as_ref().unwrap_or(&ctx.inv), &facts);

@@ -137,7 +137,11 @@ impl Executor<'_, '_> {
                 primary,
                 replication_user,
                 rewind_user,
-            } => self.roles(primary, replication_user, rewind_user).await,
+                monitor_user,
+            } => {
+                let users = [replication_user, rewind_user, monitor_user];
+                self.roles(primary, users.map(String::as_str)).await
+            }
             InitStep::Slots { upstream, replicas } => self.slots(upstream, replicas).await,
             InitStep::Clone { host, .. } => self.clone_replica(host).await,
             InitStep::VerifyStreaming { primary, replicas } => {
@@ -262,7 +266,10 @@ impl Executor<'_, '_> {
         Ok(())
     }
 
-    async fn roles(&self, primary: &str, replication: &str, rewind: &str) -> Result<(), Error> {
+    /// The replication, rewind and monitor roles (`users`, in that order), the application
+    /// roles and databases, on the primary.
+    async fn roles(&self, primary: &str, users: [&str; 3]) -> Result<(), Error> {
+        let [replication, rewind, monitor] = users;
         let t = self.transport(primary)?;
         let db = self
             .ctx
@@ -270,11 +277,12 @@ impl Executor<'_, '_> {
             .await
             .on_step(primary, "roles")?;
         let own = [
-            (replication, RoleKind::Replication, self.password),
-            (rewind, RoleKind::Rewind, self.password),
+            (replication, RoleKind::Replication, Some(self.password)),
+            (rewind, RoleKind::Rewind, Some(self.password)),
+            (monitor, RoleKind::Monitor, None),
         ];
         let apps = (self.inv.roles.iter().zip(self.app_passwords))
-            .map(|(r, pw)| (r.name.as_str(), RoleKind::Application, pw));
+            .map(|(r, pw)| (r.name.as_str(), RoleKind::Application, Some(pw)));
         for (user, kind, pw) in own.into_iter().chain(apps) {
             for c in ensure_role(self.ctx, &db, primary, user, kind, pw).await? {
                 self.note(c);

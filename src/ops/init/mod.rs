@@ -51,7 +51,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     ctx.lock("init").await?;
 
     let transports = ctx.connect_all().await;
-    let facts = gather(ctx, &transports).await;
+    let facts = gather(ctx, &transports, crate::context::Login::Superuser).await;
     let live = live_inventory(ctx, &facts);
     let inv = &live;
     let mut plan = plan_or_refuse(ctx, inv, &facts).await?;

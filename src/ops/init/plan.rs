@@ -73,7 +73,8 @@ pub enum InitStep {
         host: String,
     },
     /// The replication role (`LOGIN REPLICATION`) and the rewind role (`LOGIN`, EXECUTE on the
-    /// functions pg_rewind uses) on the primary, with the inventory's password.
+    /// functions pg_rewind uses) on the primary, with the inventory's password; the monitor role
+    /// (`LOGIN`, `pg_monitor`, no password).
     Roles {
         /// The primary.
         primary: String,
@@ -81,6 +82,8 @@ pub enum InitStep {
         replication_user: String,
         /// `replication.rewind_user`.
         rewind_user: String,
+        /// The monitor role (`inventory::MONITOR_USER`).
+        monitor_user: String,
     },
     /// Each replica's physical slot on `upstream`, created when missing.
     Slots {
@@ -172,6 +175,7 @@ impl InitPlan {
             primary: p.name.clone(),
             replication_user: inv.replication_user.clone(),
             rewind_user: inv.rewind_user.clone(),
+            monitor_user: inv.monitor_user.clone(),
         });
         for (i, wave) in inv.replica_waves().into_iter().enumerate() {
             let upstreams: BTreeSet<&str> =
@@ -351,9 +355,10 @@ impl fmt::Display for InitStep {
                 primary,
                 replication_user,
                 rewind_user,
+                monitor_user,
             } => write!(
                 f,
-                "{primary}: roles {replication_user} (LOGIN REPLICATION), {rewind_user} (LOGIN)"
+                "{primary}: roles {replication_user} (LOGIN REPLICATION), {rewind_user} (LOGIN), {monitor_user} (LOGIN, pg_monitor)"
             ),
             InitStep::Slots { upstream, replicas } => {
                 let slots: Vec<String> = replicas

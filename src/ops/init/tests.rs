@@ -521,7 +521,7 @@ fn plan_displays_one_line_per_step() {
         "r1".to_string(),
         vec!["shared_buffers".to_string()],
     )]));
-    let (ru, wu) = (&inv.replication_user, &inv.rewind_user);
+    let (ru, wu, mu) = (&inv.replication_user, &inv.rewind_user, &inv.monitor_user);
     let (s1, s2) = (&inv.host("r1").unwrap().slot, &inv.host("r2").unwrap().slot);
     let tls =
         "TLS files (CA bundle, server certificate and key; issued when missing or no longer valid)";
@@ -531,7 +531,7 @@ fn plan_displays_one_line_per_step() {
             "p: {tls}\n\
              p: install configuration files, reload if any changed\n\
              p: password file\n\
-             p: roles {ru} (LOGIN REPLICATION), {wu} (LOGIN)\n\
+             p: roles {ru} (LOGIN REPLICATION), {wu} (LOGIN), {mu} (LOGIN, pg_monitor)\n\
              p: replication slots {s1} for r1, {s2} for r2\n\
              wave 1, in parallel:\n\
              \x20 r1: {tls}\n\

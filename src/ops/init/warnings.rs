@@ -1,5 +1,7 @@
 //! What `check` (and `init`) warn about without refusing: settings that work against pgrepl's
-//! model, and methods the inventory's PostgreSQL major deprecates. Pure, like the preflight: the
+//! model, methods the inventory's PostgreSQL major deprecates, and a server that refused the
+//! monitor role's login (`check` read it as the superuser; `init` reads as the superuser and
+//! creates the role). Pure, like the preflight: the
 //! inventory and the facts gathered on every host in, the warnings out (as `Problem`s, each with
 //! its host or the inventory file, and the next step).
 
@@ -41,6 +43,20 @@ pub fn warnings(inv: &Inventory, facts: &[HostFacts]) -> Vec<Problem> {
         ));
     }
     for f in facts {
+        if let Some(why) = &f.monitor_refused {
+            w.push(Problem::new(
+                &f.name,
+                "monitor_login_missing",
+                format!(
+                    "{} refused the monitor role {} ({why}): check read it as the superuser",
+                    f.name, inv.monitor_user
+                ),
+                format!(
+                    "create the role and its pg_ident.conf mapping: {}",
+                    Fixes::new(inv).init()
+                ),
+            ));
+        }
         let (Some(secs), Some(h)) = (f.idle_slot_timeout_s, inv.host(&f.name)) else {
             continue;
         };
@@ -82,6 +98,23 @@ mod tests {
             idle_slot_timeout_s: idle,
             ..HostFacts::default()
         }
+    }
+
+    #[test]
+    fn a_refused_monitor_login_is_a_warning_with_init_as_its_fix() {
+        let mut f = running("pg2", None);
+        f.monitor_refused = Some("FATAL: role \"pgrepl_monitor\" does not exist".into());
+        let w = warnings(&inventory(15, ""), &[running("pg1", None), f]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            (w[0].host.as_str(), w[0].check.as_str()),
+            ("pg2", "monitor_login_missing")
+        );
+        assert!(w[0].message.contains("does not exist"), "{}", w[0].message);
+        assert_eq!(
+            w[0].hint.as_deref(),
+            Some("create the role and its pg_ident.conf mapping: pgrepl init -i i.yml")
+        );
     }
 
     #[test]

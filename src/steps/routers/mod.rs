@@ -165,7 +165,12 @@ pub async fn teardown(ctx: &Context<'_>, inv: &Inventory) -> Result<Vec<String>,
 
 /// `live` without the replicas whose server does not answer now (the primary always stays).
 pub async fn answering(ctx: &Context<'_>, live: &Inventory) -> Inventory {
-    let probes = super::probe::probe_all(ctx, ctx.inv.timeouts.status).await;
+    let probes = super::probe::probe_all(
+        ctx,
+        crate::context::Login::Superuser,
+        ctx.inv.timeouts.status,
+    )
+    .await;
     let answered: Vec<&str> = ctx
         .inv
         .hosts

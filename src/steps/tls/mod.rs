@@ -240,7 +240,8 @@ pub async fn observe(ctx: &Context<'_>) -> Vec<crate::health::tls_rules::TlsStat
             }
             Err(e) => s.error = Some(format!("{e:#}")),
         }
-        if let Ok(db) = ctx.db(t.as_ref(), h).await {
+        // Read as status reads everything: through the monitor role.
+        if let Ok(crate::context::Reading { db, .. }) = ctx.monitor_db(t.as_ref(), h).await {
             if let Ok(senders) = db.senders_tls().await {
                 s.plain_senders = senders
                     .into_iter()
