@@ -9,6 +9,7 @@ mod bench_init;
 mod bench_routers;
 mod bench_status;
 mod bench_switchover;
+mod bench_tls;
 mod ci_job;
 mod clone_faults;
 mod destroy;
