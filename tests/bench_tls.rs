@@ -47,7 +47,8 @@ fn switchover_gaps(lab: &Lab, inv: &str, probe: &ProbeRun, runs: usize) -> Vec<f
         .map(|i| {
             let to = if i % 2 == 0 { "r1" } else { "p" };
             let from = probe.count().saturating_sub(1);
-            lab.pgrepl(&["-i", inv, "switchover", to, "--yes"]).expect_code(0);
+            lab.pgrepl(&["-i", inv, "switchover", to, "--yes"])
+                .expect_code(0);
             probe.wait_for_acks(50);
             probe.longest_gap_since(from)
         })
@@ -75,15 +76,24 @@ fn bench_tls() {
         gaps[k] = switchover_gaps(&lab, &inv, &probe, runs);
         let acked = probe.ids();
         drop(probe);
-        assert_eq!(missing_on(&lab, if runs % 2 == 0 { "p" } else { "r1" }, &acked), 0);
+        assert_eq!(
+            missing_on(&lab, if runs % 2 == 0 { "p" } else { "r1" }, &acked),
+            0
+        );
         if tls {
             renewals(&lab, &inv, runs);
         }
     }
     let (i0, i1) = (median(init[0].clone()), median(init[1].clone()));
-    println!("init (primary + 2 replicas over ssh): tls off {i0:.2}s, TLS on {i1:.2}s (×{:.2})", i1 / i0);
+    println!(
+        "init (primary + 2 replicas over ssh): tls off {i0:.2}s, TLS on {i1:.2}s (×{:.2})",
+        i1 / i0
+    );
     let (g0, g1) = (median(gaps[0].clone()), median(gaps[1].clone()));
-    println!("switchover, longest write gap: tls off {g0:.3}s, TLS on {g1:.3}s (×{:.2})", g1 / g0);
+    println!(
+        "switchover, longest write gap: tls off {g0:.3}s, TLS on {g1:.3}s (×{:.2})",
+        g1 / g0
+    );
 }
 
 /// `tls renew` and `tls renew --ca` under the probe: wall time and longest write gap, beside the

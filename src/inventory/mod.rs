@@ -29,6 +29,8 @@ mod apps_tests;
 mod router_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use std::path::Path;
 

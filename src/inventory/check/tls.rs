@@ -127,6 +127,9 @@ fn provided(
     };
     let mut certificates = BTreeMap::new();
     let given = s.certificates.as_ref();
+    if given.is_none() {
+        c.at(at, "tls.ca_file needs tls.certificates", "give each host's cert and key files under tls.certificates (or remove ca_file to let pgrepl issue the certificates)");
+    }
     for (name, hc) in given.map(|m| m.value.iter()).into_iter().flatten() {
         if !hosts.iter().any(|h| &h.name == name) {
             c.at(
