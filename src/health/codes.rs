@@ -6,7 +6,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-/// The kind of a finding: one rule of `health` each. Serialized as the stable string of
+/// The kind of a finding: one rule of [`super::rules`] each. Serialized as the stable string of
 /// [`FindingCode::as_str`] (the `code` of `schemas/status.schema.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
