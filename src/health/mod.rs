@@ -10,7 +10,6 @@
 //! The live state is the truth: the primary is whoever is writable, a replica's upstream is the
 //! host whose WAL sender serves it. The inventory is compared against that, not trusted.
 
-mod codes;
 pub mod fixes;
 mod login_rules;
 mod mode_rules;
@@ -18,7 +17,8 @@ mod router_rules;
 pub mod rules;
 mod slot_rules;
 pub mod tls_rules;
-pub use codes::FindingCode;
+
+use std::fmt;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -45,6 +45,123 @@ pub enum Severity {
     Warning,
     /// Writes or data at risk: act now (exit code 11).
     Critical,
+}
+
+/// The kind of a finding: one rule of [`rules`] each. Serialized as the stable string of
+/// [`FindingCode::as_str`] (the `code` of `schemas/status.schema.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingCode {
+    /// A host's server did not answer ([`rules::unreachable`]).
+    Unreachable,
+    /// No reachable node accepts writes ([`rules::no_primary`]).
+    NoPrimary,
+    /// More than one node accepts writes ([`rules::split_brain`]).
+    SplitBrain,
+    /// The live primary is not the inventory's ([`rules::inventory_primary_stale`]).
+    InventoryPrimaryStale,
+    /// A node is not a copy of the primary ([`rules::foreign_system_identifier`]).
+    ForeignSystemIdentifier,
+    /// A standby does not stream ([`rules::not_streaming`]).
+    NotStreaming,
+    /// A standby streams from another host than the inventory says ([`rules::wrong_upstream`]).
+    WrongUpstream,
+    /// WAL replay is paused on a standby ([`rules::replay_paused`]).
+    ReplayPaused,
+    /// A standby is behind its thresholds ([`rules::lag`]).
+    Lag,
+    /// A slot lost WAL its replica needs ([`rules::slot_lost`]).
+    SlotLost,
+    /// An unused slot retains WAL ([`rules::slot_inactive`]).
+    SlotInactive,
+    /// Settings wait for a restart ([`rules::pending_restart`]).
+    PendingRestart,
+    /// `postgresql.auto.conf` overrides what a standby must not inherit ([`rules::auto_conf_override`]).
+    AutoConfOverride,
+    /// Too few synchronous standbys stream: commits wait ([`mode_rules::sync_standbys_missing`]).
+    SyncStandbysMissing,
+    /// The WAL archiver's last attempt failed ([`mode_rules::archiving`]).
+    ArchiveFailing,
+    /// Many segments wait to be archived ([`mode_rules::archiving`]).
+    ArchiveBacklog,
+    /// The monitor role could not log in: status read as the superuser ([`login_rules::monitor_login_missing`]).
+    MonitorLoginMissing,
+    /// A router's route does not point where the live topology says ([`router_rules::routers`]).
+    RouterStale,
+    /// A router could not be read ([`router_rules::routers`]).
+    RouterUnreachable,
+    /// The inventory turns TLS off ([`tls_rules::tls`]).
+    TlsOff,
+    /// A server certificate expires within 30 days ([`tls_rules::tls`]).
+    TlsCertExpiring,
+    /// A server certificate has expired ([`tls_rules::tls`]).
+    TlsCertExpired,
+    /// A server has ssl off, or streams WAL without TLS, while TLS is on ([`tls_rules::tls`]).
+    TlsPlainReplication,
+}
+
+impl FindingCode {
+    /// Every code, in the order `assess` runs their rules.
+    pub const ALL: [FindingCode; 23] = [
+        FindingCode::Unreachable,
+        FindingCode::NoPrimary,
+        FindingCode::SplitBrain,
+        FindingCode::InventoryPrimaryStale,
+        FindingCode::ForeignSystemIdentifier,
+        FindingCode::NotStreaming,
+        FindingCode::WrongUpstream,
+        FindingCode::ReplayPaused,
+        FindingCode::Lag,
+        FindingCode::SlotLost,
+        FindingCode::SlotInactive,
+        FindingCode::PendingRestart,
+        FindingCode::AutoConfOverride,
+        FindingCode::SyncStandbysMissing,
+        FindingCode::ArchiveFailing,
+        FindingCode::ArchiveBacklog,
+        FindingCode::MonitorLoginMissing,
+        FindingCode::RouterStale,
+        FindingCode::RouterUnreachable,
+        FindingCode::TlsOff,
+        FindingCode::TlsCertExpiring,
+        FindingCode::TlsCertExpired,
+        FindingCode::TlsPlainReplication,
+    ];
+
+    /// The stable identifier in JSON and in the text report (`split_brain`, `not_streaming`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::Unreachable => "unreachable",
+            FindingCode::NoPrimary => "no_primary",
+            FindingCode::SplitBrain => "split_brain",
+            FindingCode::InventoryPrimaryStale => "inventory_primary_stale",
+            FindingCode::ForeignSystemIdentifier => "foreign_system_identifier",
+            FindingCode::NotStreaming => "not_streaming",
+            FindingCode::WrongUpstream => "wrong_upstream",
+            FindingCode::ReplayPaused => "replay_paused",
+            FindingCode::Lag => "lag",
+            FindingCode::SlotLost => "slot_lost",
+            FindingCode::SlotInactive => "slot_inactive",
+            FindingCode::PendingRestart => "pending_restart",
+            FindingCode::AutoConfOverride => "auto_conf_override",
+            FindingCode::SyncStandbysMissing => "sync_standbys_missing",
+            FindingCode::ArchiveFailing => "archive_failing",
+            FindingCode::ArchiveBacklog => "archive_backlog",
+            FindingCode::MonitorLoginMissing => "monitor_login_missing",
+            FindingCode::RouterStale => "router_stale",
+            FindingCode::RouterUnreachable => "router_unreachable",
+            FindingCode::TlsOff => "tls_off",
+            FindingCode::TlsCertExpiring => "tls_cert_expiring",
+            FindingCode::TlsCertExpired => "tls_cert_expired",
+            FindingCode::TlsPlainReplication => "tls_plain_replication",
+        }
+    }
+}
+
+impl fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Something that needs a DBA.
@@ -234,29 +351,28 @@ impl ClusterView {
         topo: &Topology,
         states: Vec<crate::router::RouterState>,
     ) -> ClusterView {
-        self.add(router_rules::routers(topo, &states));
+        self.findings.extend(router_rules::routers(topo, &states));
+        self.findings
+            .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));
+        self.severity = overall(&self.findings);
+        self.healthy = self.severity == Severity::Ok;
         self.routers = states;
         self
     }
 
-    /// Adds each host's TLS state and the TLS findings (`tls_rules`).
+    /// The view with each host's TLS state and the TLS findings (`tls_rules`).
     pub fn with_tls(
         mut self,
         inv: &crate::inventory::Inventory,
         states: Vec<tls_rules::TlsState>,
     ) -> ClusterView {
-        self.add(tls_rules::tls(inv, &states));
-        self.tls = states;
-        self
-    }
-
-    /// More findings: worst first again, the severity recomputed.
-    fn add(&mut self, more: Vec<Finding>) {
-        self.findings.extend(more);
+        self.findings.extend(tls_rules::tls(inv, &states));
         self.findings
             .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.host.cmp(&b.host)));
         self.severity = overall(&self.findings);
         self.healthy = self.severity == Severity::Ok;
+        self.tls = states;
+        self
     }
 }
 
