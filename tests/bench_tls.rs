@@ -77,7 +77,11 @@ fn bench_tls() {
         let acked = probe.ids();
         drop(probe);
         assert_eq!(
-            missing_on(&lab, if runs % 2 == 0 { "p" } else { "r1" }, &acked),
+            missing_on(
+                &lab,
+                if runs.is_multiple_of(2) { "p" } else { "r1" },
+                &acked
+            ),
             0
         );
         if tls {
