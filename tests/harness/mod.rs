@@ -109,7 +109,10 @@ pub fn pg_has_ssl() -> bool {
 /// under test has SSL; `tls: off` when it has not (the PyPI builds of 13, 14, 16 and 18 are
 /// built without OpenSSL), since pgrepl refuses TLS on such a build.
 pub fn tls_line() -> &'static str {
-    if TLS_BUILD.with(|o| o.borrow().is_some()) || pg_has_ssl() {
+    if let Some((b, _)) = TLS_BUILD.with(|o| o.borrow().clone()) {
+        return if has_ssl(&b) { "" } else { "tls: off\n" };
+    }
+    if pg_has_ssl() {
         ""
     } else {
         "tls: off\n"
@@ -129,6 +132,11 @@ pub fn use_tls_build() -> u32 {
     );
     TLS_BUILD.with(|o| *o.borrow_mut() = Some((b, DEFAULT_PG_VERSION)));
     DEFAULT_PG_VERSION
+}
+
+/// On this thread, the server binaries in `bin` (major `major`) instead of the build under test.
+pub fn use_build(bin: &str, major: u32) {
+    TLS_BUILD.with(|o| *o.borrow_mut() = Some((bin.to_string(), major)));
 }
 
 /// The path of one PostgreSQL program in [`pg_bin`] (`pg_tool("psql")`).

@@ -20,6 +20,9 @@ pub(super) fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Pro
     let mut seen: Vec<(&str, &str)> = Vec::new();
     let mut problems = Vec::new();
     for f in facts {
+        if let Some(why) = &f.no_ssl {
+            problems.push(no_ssl_build(inv, &f.name, why));
+        }
         match &f.refused_settings {
             Some(Ok(refused)) => {
                 for (name, why) in refused {
@@ -27,10 +30,6 @@ pub(super) fn settings_problems(inv: &Inventory, facts: &[HostFacts]) -> Vec<Pro
                         continue;
                     }
                     seen.push((name, why));
-                    if name == "ssl" {
-                        problems.push(no_ssl_build(inv, &f.name, why));
-                        continue;
-                    }
                     let at = match inv.setting_positions.get(name) {
                         Some((line, col)) => format!(
                             "{}:{line}:{col}: postgres.settings.{name}",

@@ -265,6 +265,9 @@ fn provided(inv: &Inventory, p: &ProvidedTls) -> Result<Certs, Error> {
                 return Err(refuse(format!("{}: the certificate {} does not cover its address {} (replicas connect with sslmode=verify-full)", name, files.cert.display(), h.address), format!("issue it with {} among its subjectAltNames", h.address)));
             }
         }
+        if info.not_before > now() {
+            return Err(refuse(format!("{}: the certificate {} is not valid before {}", name, files.cert.display(), super::rfc3339(info.not_before)), "give a certificate that is valid now (replicas would refuse it)".into()));
+        }
         if info.not_after <= now() {
             return Err(refuse(
                 format!(
