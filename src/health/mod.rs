@@ -101,13 +101,15 @@ pub enum FindingCode {
     TlsCertExpiring,
     /// A server certificate has expired ([`tls_rules::tls`]).
     TlsCertExpired,
+    /// A server presents another certificate than its file ([`tls_rules::tls`]).
+    TlsCertNotLoaded,
     /// A server has ssl off, or streams WAL without TLS, while TLS is on ([`tls_rules::tls`]).
     TlsPlainReplication,
 }
 
 impl FindingCode {
     /// Every code, in the order `assess` runs their rules.
-    pub const ALL: [FindingCode; 23] = [
+    pub const ALL: [FindingCode; 24] = [
         FindingCode::Unreachable,
         FindingCode::NoPrimary,
         FindingCode::SplitBrain,
@@ -130,6 +132,7 @@ impl FindingCode {
         FindingCode::TlsOff,
         FindingCode::TlsCertExpiring,
         FindingCode::TlsCertExpired,
+        FindingCode::TlsCertNotLoaded,
         FindingCode::TlsPlainReplication,
     ];
 
@@ -158,6 +161,7 @@ impl FindingCode {
             FindingCode::TlsOff => "tls_off",
             FindingCode::TlsCertExpiring => "tls_cert_expiring",
             FindingCode::TlsCertExpired => "tls_cert_expired",
+            FindingCode::TlsCertNotLoaded => "tls_cert_not_loaded",
             FindingCode::TlsPlainReplication => "tls_plain_replication",
         }
     }

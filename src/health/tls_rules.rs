@@ -2,7 +2,8 @@
 //! (`steps::tls::observe`): `tls: off` is a notice on every run (`tls_off`: shown, the cluster
 //! stays healthy); a server certificate that
 //! expires within [`EXPIRY_WARNING_DAYS`] days is a warning and an expired one critical
-//! (`tls_cert_expiring`, `tls_cert_expired`); a server with `ssl` off or a WAL sender without
+//! (`tls_cert_expiring`, `tls_cert_expired`); a server presenting another certificate than its
+//! file is a warning (`tls_cert_not_loaded`); a server with `ssl` off or a WAL sender without
 //! TLS while the inventory has TLS on is a warning (`tls_plain_replication`). Pure.
 
 use crate::inventory::{Inventory, EXPIRY_WARNING_DAYS};
@@ -16,13 +17,17 @@ use super::{Finding, FindingCode, Severity};
 pub struct TlsState {
     /// The host's name.
     pub host: String,
-    /// When its server certificate (`<data_dir>.tls/server.crt`) expires, RFC 3339 UTC; null
+    /// When the server certificate it presents expires (read with `openssl s_client` on the
+    /// host; the file `<data_dir>.tls/server.crt` when that cannot be done), RFC 3339 UTC; null
     /// when there is none or it could not be read.
     pub not_after: Option<String>,
     /// Days until then (negative: expired), to one decimal.
     pub days_left: Option<f64>,
     /// Seconds until then (negative: expired).
     pub seconds_left: Option<i64>,
+    /// The server presents the certificate of its file (false: its TLS settings did not
+    /// reload); null when it could not be told (no `openssl` on the host, server down).
+    pub loaded: Option<bool>,
     /// The names it covers (DNS names and IP addresses).
     pub names: Vec<String>,
     /// The server's `ssl` setting is on; null when the server could not be asked.
@@ -63,6 +68,9 @@ pub fn tls(inv: &Inventory, states: &[TlsState]) -> Vec<Finding> {
                     fix.tls_renew(),
                 ));
             }
+        }
+        if s.loaded == Some(false) {
+            out.push(f(Severity::Warning, FindingCode::TlsCertNotLoaded, s, format!("{} presents another certificate than its server.crt: its TLS settings did not reload (its log says why)", s.host), fix.tls_renew()));
         }
         if s.ssl == Some(false) || !s.plain_senders.is_empty() {
             let what = if s.ssl == Some(false) {
@@ -105,6 +113,7 @@ mod tests {
             not_after: days.map(|_| "2027-01-01T00:00:00Z".into()),
             days_left: days,
             seconds_left: days.map(|d| (d * 86_400.0) as i64),
+            loaded: Some(true),
             names: vec![],
             ssl,
             plain_senders: vec![],

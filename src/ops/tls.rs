@@ -137,6 +137,17 @@ async fn renew_host(
     if is_running(t, h).await? {
         reload(ctx, t, h).await?;
         negotiated = Some(tls::verify_login(inv, t, h, h).await?);
+        if tls::serves_its_file(t, h)
+            .await
+            .on_step(&h.name, "verify the certificate served")?
+            == Some(false)
+        {
+            return Err(Error::step(&h.name, "verify the certificate served", "the server still presents its previous certificate: its TLS settings did not reload").with_hint(format!(
+                "read why in its log (grep -i ssl {}), correct it, then pgrepl tls renew -i {}",
+                h.log_file,
+                inv.file.display()
+            )));
+        }
     }
     let not_after = tls::server_cert(t, h)
         .await

@@ -16,6 +16,26 @@ pub fn login_cmd(bin_dir: &str, conninfo: &str) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+/// Exit status of [`presented_cmd`] when the host has no `openssl` program.
+pub const NO_OPENSSL: i32 = 69;
+
+const PRESENTED: &str = r#"command -v openssl >/dev/null 2>&1 || exit 69
+timeout 10 openssl s_client -starttls postgres -connect "$1" </dev/null 2>/dev/null | openssl x509"#;
+
+/// The certificate the server at `address:port` presents now (PEM on stdout), read on a host
+/// with `openssl s_client -starttls postgres` (OpenSSL 1.1.1 or later), bounded by 10 s; exits
+/// [`NO_OPENSSL`] when the host has no `openssl`.
+pub fn presented_cmd(address: &str, port: u16) -> Cmd {
+    let target = if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    };
+    Cmd::new("sh")
+        .args(["-c", PRESENTED, "pgrepl-tls-presented", &target])
+        .env("LC_ALL", "C")
+}
+
 /// The first `FATAL`/`error` line of a failed login's stderr (libpq's words: `certificate
 /// verify failed`, `server certificate for "x" does not match host name "y"`), else the last
 /// line.

@@ -163,7 +163,12 @@ async fn no_ssl(t: &dyn Transport, h: &Host) -> Option<String> {
     out.stderr_tail
         .iter()
         .find(|l| l.contains("SSL is not supported"))
-        .map(|l| l.split_once("FATAL:").map_or(l.as_str(), |(_, m)| m).trim().to_string())
+        .map(|l| {
+            l.split_once("FATAL:")
+                .map_or(l.as_str(), |(_, m)| m)
+                .trim()
+                .to_string()
+        })
 }
 
 /// The entries of the data directory's `postgresql.auto.conf` a standby must not inherit, with

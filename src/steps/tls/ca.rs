@@ -266,7 +266,15 @@ fn provided(inv: &Inventory, p: &ProvidedTls) -> Result<Certs, Error> {
             }
         }
         if info.not_before > now() {
-            return Err(refuse(format!("{}: the certificate {} is not valid before {}", name, files.cert.display(), super::rfc3339(info.not_before)), "give a certificate that is valid now (replicas would refuse it)".into()));
+            return Err(refuse(
+                format!(
+                    "{}: the certificate {} is not valid before {}",
+                    name,
+                    files.cert.display(),
+                    super::rfc3339(info.not_before)
+                ),
+                "give a certificate that is valid now (replicas would refuse it)".into(),
+            ));
         }
         if info.not_after <= now() {
             return Err(refuse(

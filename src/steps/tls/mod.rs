@@ -193,6 +193,40 @@ pub async fn verify_login(
     Ok(o.stdout.trim().to_string())
 }
 
+/// The certificate `h`'s server presents now (read on `h` with `openssl s_client`): `None`
+/// when the host has no `openssl`.
+///
+/// # Errors
+/// The server did not answer a TLS handshake, or what it sent is not a certificate.
+pub async fn presented(t: &dyn Transport, h: &Host) -> anyhow::Result<Option<CertInfo>> {
+    let o = t
+        .run(&crate::pg::ssl::presented_cmd(&h.address, h.port), None)
+        .await?;
+    match o.code {
+        Some(crate::pg::ssl::NO_OPENSSL) => Ok(None),
+        Some(0) => Ok(pki::read_certs(&o.stdout)?.into_iter().next()),
+        _ => anyhow::bail!(
+            "no TLS handshake with {}:{}: {}",
+            h.address,
+            h.port,
+            o.stderr_tail.join(" ")
+        ),
+    }
+}
+
+/// Whether `h`'s server presents the certificate of its `server.crt` (a reload that failed —
+/// "SSL configuration was not reloaded" in its log — keeps the previous one): `None` when it
+/// cannot be told (no `openssl` on the host, no certificate file).
+///
+/// # Errors
+/// As [`presented`] and [`server_cert`].
+pub async fn serves_its_file(t: &dyn Transport, h: &Host) -> anyhow::Result<Option<bool>> {
+    let (Some(p), Some(f)) = (presented(t, h).await?, server_cert(t, h).await?) else {
+        return Ok(None);
+    };
+    Ok(Some(p.sha256_fingerprint == f.sha256_fingerprint))
+}
+
 /// A Unix time (seconds) as RFC 3339 UTC, e.g. `2027-11-30T19:00:00Z`.
 pub fn rfc3339(unix: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
@@ -213,6 +247,7 @@ pub async fn observe(ctx: &Context<'_>) -> Vec<crate::health::tls_rules::TlsStat
             not_after: None,
             days_left: None,
             seconds_left: None,
+            loaded: None,
             names: Vec::new(),
             ssl: None,
             plain_senders: Vec::new(),
@@ -226,7 +261,13 @@ pub async fn observe(ctx: &Context<'_>) -> Vec<crate::health::tls_rules::TlsStat
             }
         };
         match server_cert(t.as_ref(), h).await {
-            Ok(Some(c)) => {
+            Ok(Some(file)) => {
+                // What the server presents is what counts; the file when that cannot be read.
+                let served = presented(t.as_ref(), h).await.ok().flatten();
+                s.loaded = served
+                    .as_ref()
+                    .map(|p| p.sha256_fingerprint == file.sha256_fingerprint);
+                let c = served.unwrap_or(file);
                 s.not_after = Some(rfc3339(c.not_after));
                 s.days_left = Some(((c.not_after - now) as f64 / 8640.0).round() / 10.0);
                 s.seconds_left = Some(c.not_after - now);
