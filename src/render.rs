@@ -225,7 +225,8 @@ impl Renderer {
             ident_users,
             wal_senders: crate::inventory::needed_wal_senders(inv.hosts.len()),
             replication_slots: crate::inventory::needed_slots(inv.hosts.len()),
-            tls: inv.tls.is_on().then(|| host.tls_files()),
+            // While TLS is turned off, servers keep it on until every replica follows.
+            tls: (inv.tls.is_on() || inv.tls_moving).then(|| host.tls_files()),
             net: hba_type(inv),
             clientcert_replication: clientcert(inv, "verify-full"),
             clientcert_rewind: clientcert(inv, "verify-ca"),
@@ -276,7 +277,7 @@ fn hba_type(inv: &Inventory) -> &'static str {
 
 /// ` clientcert=<mode>` on those lines when the roles present client certificates.
 fn clientcert(inv: &Inventory, mode: &'static str) -> &'static str {
-    match (inv.tls.client_certs(), mode) {
+    match (inv.tls.client_certs() && !inv.tls_moving, mode) {
         (false, _) => "",
         (true, "verify-full") => " clientcert=verify-full",
         (true, _) => " clientcert=verify-ca",

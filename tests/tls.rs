@@ -203,7 +203,7 @@ fn init_moves_a_running_cluster_to_tls_without_a_restart_or_a_refused_replica() 
         .map(|h| lab.postmaster_pid(h))
         .collect();
 
-    std::fs::write(&inv, text).unwrap();
+    std::fs::write(&inv, &text).unwrap();
     let run = lab.pgrepl(&["-i", inv_s, "init"]);
     run.expect_code(0);
     assert!(run.stderr.contains("TLS enforced"), "{}", run.stderr);
@@ -221,6 +221,44 @@ fn init_moves_a_running_cluster_to_tls_without_a_restart_or_a_refused_replica() 
     let again = lab.pgrepl(&["-i", inv_s, "init"]);
     again.expect_code(0);
     assert!(again.stderr.contains("no changes"), "{}", again.stderr);
+    let refusals_before = refusals(&lab);
+
+    // Client certificates on, then TLS off again: each an init, no replica refused on the way.
+    std::fs::write(&inv, format!("{text}tls: {{client_certs: true}}\n")).unwrap();
+    lab.pgrepl(&["-i", inv_s, "init"]).expect_code(0);
+    let certs = lab.psql("p", "SELECT count(*) FILTER (WHERE s.client_dn IS NOT NULL) FROM pg_stat_replication r JOIN pg_stat_ssl s ON s.pid = r.pid");
+    assert_eq!(certs.trim(), "2", "both replicas present their certificate");
+    std::fs::write(&inv, format!("{text}tls: off\n")).unwrap();
+    lab.pgrepl(&["-i", inv_s, "init"]).expect_code(0);
+    for h in ["p", "r1", "r2"] {
+        assert_eq!(lab.psql(h, "SHOW ssl").trim(), "off", "{h}");
+    }
+    assert_eq!(hba_types(&lab, "p"), "host:scram-sha-256");
+    assert_eq!(refusals(&lab), refusals_before, "a replica was refused");
+    let after: Vec<i32> = ["p", "r1", "r2"]
+        .iter()
+        .map(|h| lab.postmaster_pid(h))
+        .collect();
+    assert_eq!(pids, after, "no server restarted");
+}
+
+/// Refused replication logins in every server log: the primary's refusals and the replicas'
+/// failed connections.
+fn refusals(lab: &Lab) -> usize {
+    ["p", "r1", "r2"]
+        .iter()
+        .map(|h| {
+            let log = std::fs::read_to_string(format!("{}.log", lab.host(h).data_dir.display()))
+                .unwrap_or_default();
+            log.lines()
+                .filter(|l| {
+                    l.contains("no pg_hba.conf entry")
+                        || l.contains("could not connect to the primary server")
+                        || l.contains("requires a valid client certificate")
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// The PID of `host`'s WAL receiver (empty when none).
@@ -480,16 +518,29 @@ fn a_tls_reload_that_fails_is_caught_by_renew_and_status() {
     let inv = inv.to_str().unwrap();
     lab.pgrepl(&["-i", inv, "init"]).expect_code(0);
     // A setting that breaks the next TLS reload: the server keeps its previous certificate.
-    lab.psql("p", "ALTER SYSTEM SET ssl_crl_file = '/nonexistent/crl.pem'");
+    lab.psql(
+        "p",
+        "ALTER SYSTEM SET ssl_crl_file = '/nonexistent/crl.pem'",
+    );
     lab.psql("p", "SELECT pg_reload_conf()");
     let renew = lab.pgrepl(&["-i", inv, "tls", "renew"]);
     renew.expect_code(1);
-    assert!(renew.stderr.contains("still presents its previous certificate"), "{}", renew.stderr);
+    assert!(
+        renew
+            .stderr
+            .contains("still presents its previous certificate"),
+        "{}",
+        renew.stderr
+    );
     let st = lab.pgrepl(&["-i", inv, "--format", "json", "status"]);
     st.expect_code(10);
     let doc = json_doc(&st.stdout);
     assert!(
-        doc["findings"].as_array().unwrap().iter().any(|f| f["code"] == "tls_cert_not_loaded"),
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "tls_cert_not_loaded"),
         "{doc}"
     );
     assert_eq!(doc["tls"][0]["loaded"], false, "{doc}");

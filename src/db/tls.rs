@@ -12,6 +12,8 @@ pub struct SenderTls {
     pub ssl: bool,
     /// `pg_stat_ssl.version` (`TLSv1.3`), when it does.
     pub version: Option<String>,
+    /// The receiver presented a client certificate (`pg_stat_ssl.client_dn` is set).
+    pub client_cert: bool,
 }
 
 impl Db {
@@ -35,11 +37,17 @@ impl Db {
             == "on")
     }
 
+    /// `primary_conninfo` as the server has it.
+    pub async fn primary_conninfo(&self) -> anyhow::Result<String> {
+        self.one_text("SELECT pg_catalog.current_setting('primary_conninfo')")
+            .await
+    }
+
     /// Every WAL sender with its TLS, by application name.
     pub async fn senders_tls(&self) -> anyhow::Result<Vec<SenderTls>> {
         let rows = self
             .rows(
-                "SELECT r.application_name, s.ssl, s.version FROM pg_catalog.pg_stat_replication r JOIN pg_catalog.pg_stat_ssl s ON s.pid = r.pid ORDER BY 1",
+                "SELECT r.application_name, s.ssl, s.version, s.client_dn IS NOT NULL FROM pg_catalog.pg_stat_replication r JOIN pg_catalog.pg_stat_ssl s ON s.pid = r.pid ORDER BY 1",
                 &[],
             )
             .await?;
@@ -49,6 +57,7 @@ impl Db {
                 application_name: r.get(0),
                 ssl: r.get(1),
                 version: r.get(2),
+                client_cert: r.get(3),
             })
             .collect())
     }

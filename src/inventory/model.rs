@@ -107,9 +107,10 @@ pub struct Inventory {
     pub routers: Vec<super::apps::Router>,
     /// `tls`: how replication, rewind and router connections are encrypted.
     pub tls: super::tls::Tls,
-    /// Set only by `init` while it moves a running cluster to TLS: the replication and rewind
-    /// lines stay `host` (TLS or not) until every replica streams over TLS, then become
-    /// `hostssl`. False everywhere else.
+    /// Set only by `init` while it changes a running cluster's TLS (on, off, client
+    /// certificates): servers keep `ssl` on and the replication and rewind lines accept a login
+    /// with or without TLS (`host`, no `clientcert`) until every replica connects the new way.
+    /// False everywhere else.
     pub tls_moving: bool,
 }
 

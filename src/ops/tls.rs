@@ -109,7 +109,21 @@ fn plan(ctx: &Context<'_>, o: &Options, hosts: &[&Host]) -> Vec<String> {
 /// certificate of the new CA is installed.
 async fn trust_new_ca(ctx: &Context<'_>, i: &crate::inventory::IssuedTls) -> Result<(), Error> {
     let inv = &ctx.inv;
-    ca::rotate(inv, i)?;
+    // A change of CA that did not finish (some host still has a certificate of the previous
+    // CA) is finished, not begun again: that would drop the CA those certificates need.
+    let current = ca::load(inv, false)?.expect("TLS is on");
+    let mut finished = true;
+    for h in &inv.hosts {
+        let t = ctx.kept(h).await.on_step(&h.name, "read certificate")?;
+        if let ca::Certs::Issued { ca, .. } = &current {
+            finished &= tls::signed_by(t.as_ref(), h, &ca.cert_pem).await;
+        }
+    }
+    if finished {
+        ca::rotate(inv, i)?;
+    } else {
+        ctx.ui.info("tls renew: finishing the change of CA begun earlier (some hosts still use the previous CA's certificates)");
+    }
     let certs = ca::load(inv, false)?.expect("TLS is on");
     for h in &inv.hosts {
         let t = ctx.kept(h).await.on_step(&h.name, "install TLS files")?;

@@ -59,6 +59,11 @@ pub struct HostFacts {
     /// The running server has `ssl` off, or streams WAL to a receiver without TLS: moving the
     /// cluster to TLS keeps `host` lines until every replica streams over TLS.
     pub tls_plain: bool,
+    /// The running server's `ssl` setting; `None` when it does not run.
+    pub ssl_on: Option<bool>,
+    /// The running standby's `primary_conninfo` (no password is ever in it: pgrepl's name a
+    /// `passfile`); `None` when it does not run or is not a standby.
+    pub conninfo: Option<String>,
     /// The running server refused the monitor role's login (its words), so `check` read it as
     /// the superuser (`Context::monitor_db`); `None` when it did not, or when the superuser was
     /// asked (`init`, `destroy`).
@@ -195,6 +200,10 @@ async fn server_facts(db: &crate::db::Db, f: &mut HostFacts) {
         .collect();
     f.from_command_line = db.from_command_line(&hot).await.unwrap_or_default();
     f.tls_plain = db.plain_replication().await.unwrap_or(true);
+    f.ssl_on = db.ssl_on().await.ok();
+    if f.in_recovery == Some(true) {
+        f.conninfo = db.primary_conninfo().await.ok();
+    }
 }
 
 /// The settings the host's server binaries refuse (`pg::guc`): checked all at once, then again

@@ -83,7 +83,7 @@ fn issued(c: &mut Checker, s: &RawTlsSettings, cluster: &str, path: &Path) -> Tl
             c.at(
                 d.referenced,
                 format!("tls.ca_days {} is out of range", d.value),
-                format!("use {} (server_days) to 36500 days", t.server_days),
+                format!("use {} (server_days) to 36500 days", t.server_days.max(1)),
             );
         }
         t.ca_days = d.value;
@@ -162,8 +162,8 @@ fn provided(
     })
 }
 
-/// While TLS is on pgrepl writes `ssl` and its files itself; `ssl_min_protocol_version` may
-/// only be raised.
+/// While TLS is on pgrepl writes `ssl` and its files itself; the protocol versions may not
+/// go below TLS 1.2.
 fn check_settings(c: &mut Checker, map: &BTreeMap<String, Spanned<String>>, on: bool) {
     for (name, v) in map {
         if on && OWNED.contains(&name.as_str()) {
@@ -173,10 +173,13 @@ fn check_settings(c: &mut Checker, map: &BTreeMap<String, Spanned<String>>, on: 
                 "remove it: configure certificates under tls: (or write `tls: off`)",
             );
         }
-        if on && name == "ssl_min_protocol_version" && !MIN_PROTOCOLS.contains(&v.value.as_str()) {
+        // The maximum may also be '' (no maximum).
+        let version = name == "ssl_min_protocol_version"
+            || (name == "ssl_max_protocol_version" && !v.value.is_empty());
+        if on && version && !MIN_PROTOCOLS.contains(&v.value.as_str()) {
             c.at(
                 v.referenced,
-                format!("ssl_min_protocol_version {:?} is below TLS 1.2", v.value),
+                format!("{name} {:?} is below TLS 1.2", v.value),
                 "use TLSv1.2 or TLSv1.3",
             );
         }

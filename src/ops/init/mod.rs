@@ -61,8 +61,8 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
     // A synchronous rule makes commits wait for standbys: while this run creates the primary
     // or clones a replica, the files leave it out; it is enabled once every replica streams.
     let defer_sync = inv.synchronous.is_some() && plan.builds();
-    // Moving a running cluster to TLS: `host` lines until every replica streams over TLS.
-    let tls_moving = inv.tls.is_on() && facts.iter().any(|f| f.running && f.tls_plain);
+    // Changing a running cluster's TLS: logins with or without it until every replica follows.
+    let tls_moving = tls_moving(inv, &facts);
     let rendered = render_all(ctx, inv, defer_sync, tls_moving)?;
     let new_ca = crate::steps::tls::ca::missing(inv)?;
 
@@ -95,7 +95,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         executor.enable_sync().await?;
     }
     if tls_moving {
-        executor.enforce_tls().await?;
+        executor.end_tls_change().await?;
     }
     keep_inventory_true(ctx, inv);
     let changes = executor.into_changes();
@@ -107,6 +107,22 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         seconds: t_all.elapsed().as_secs_f64(),
     });
     Ok(exit::OK)
+}
+
+/// Whether this run changes a running cluster's TLS: TLS is wanted and a server has it off, a
+/// WAL sender streams without it, or a standby's `primary_conninfo` lacks `verify-full` (or the
+/// client certificate now wanted); or TLS is turned off and a server still has it on.
+fn tls_moving(inv: &Inventory, facts: &[HostFacts]) -> bool {
+    let running = facts.iter().filter(|f| f.running);
+    if !inv.tls.is_on() {
+        return running.clone().any(|f| f.ssl_on == Some(true));
+    }
+    running.into_iter().any(|f| {
+        let ci = f.conninfo.as_deref();
+        f.tls_plain
+            || ci.is_some_and(|c| !c.contains("sslmode=verify-full"))
+            || (inv.tls.client_certs() && ci.is_some_and(|c| !c.contains("sslcert=")))
+    })
 }
 
 /// The inventory to converge: once the cluster exists, the live primary is the primary,

@@ -12,6 +12,26 @@ use crate::wait::{poll_until, Poll};
 use super::execute::Executor;
 
 impl Executor<'_, '_> {
+    /// The last step of a TLS change: turning it on (or client certificates), [`enforce_tls`];
+    /// turning it off, every host rendered with `ssl` off (a replica that reconnects now
+    /// connects without TLS, as its `primary_conninfo` already says).
+    ///
+    /// [`enforce_tls`]: Executor::enforce_tls
+    pub async fn end_tls_change(&self) -> Result<(), Error> {
+        if self.inv.tls.is_on() {
+            return self.enforce_tls().await;
+        }
+        for h in &self.inv.hosts {
+            let t = self.transport(&h.name)?;
+            converge_running(self.ctx, self.inv, t.as_ref(), h).await?;
+        }
+        self.note(format!(
+            "{}: ssl off on every host",
+            self.inv.primary().name
+        ));
+        Ok(())
+    }
+
     /// Waits (`timeouts.streaming`) until no server sends WAL without TLS, then renders every
     /// host with `hostssl` lines and reloads it.
     pub async fn enforce_tls(&self) -> Result<(), Error> {
@@ -36,17 +56,18 @@ impl Executor<'_, '_> {
                 inv.timeouts.streaming,
                 Duration::from_millis(200),
                 || async {
+                    let certs = inv.tls.client_certs();
                     let plain: Vec<String> = db
                         .senders_tls()
                         .await?
                         .into_iter()
-                        .filter(|s| !s.ssl)
+                        .filter(|s| !s.ssl || (certs && !s.client_cert))
                         .map(|s| s.application_name)
                         .collect();
                     Ok(if plain.is_empty() {
                         Poll::Ready(())
                     } else {
-                        Poll::Pending(format!("WAL senders without TLS: {}", plain.join(", ")))
+                        Poll::Pending(format!("WAL senders without TLS (or without a client certificate): {}", plain.join(", ")))
                     })
                 },
             )

@@ -216,78 +216,96 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// One host's own certificate and key, checked: the key is the certificate's, a CA of the
+/// bundle signed it, it names the host's address, and it is valid now.
+fn own_cert(
+    inv: &Inventory,
+    p: &ProvidedTls,
+    bundle: &str,
+    name: &str,
+    files: &crate::inventory::HostCertFiles,
+) -> Result<(String, KeyPem), Error> {
+    let cert = read_text(&files.cert)?;
+    let key = read_key(&files.key)?;
+    let ok = pki::key_matches(&cert, key.expose()).map_err(|e| {
+        refuse(format!("{}: cannot compare {} with {}: {e:#}", name, files.key.display(), files.cert.display()), "give a PEM certificate and its unencrypted PKCS#8 key (openssl pkcs8 -topk8 -nocrypt -in KEY)".into())
+    })?;
+    if !ok {
+        return Err(refuse(
+            format!(
+                "{}: the key {} does not belong to the certificate {}",
+                name,
+                files.key.display(),
+                files.cert.display()
+            ),
+            "give the key the certificate was issued for".into(),
+        ));
+    }
+    if !pki::signed_by(&cert, bundle).unwrap_or(false) {
+        return Err(refuse(
+            format!(
+                "{}: the certificate {} is not signed by a CA in {}",
+                name,
+                files.cert.display(),
+                p.ca_file.display()
+            ),
+            "give the CA that signed it as tls.ca_file".into(),
+        ));
+    }
+    let info = pki::read_certs(&cert)
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .ok_or_else(|| {
+            refuse(
+                format!(
+                    "{}: {} holds no certificate pgrepl can read",
+                    name,
+                    files.cert.display()
+                ),
+                "give a PEM certificate".into(),
+            )
+        })?;
+    if let Some(h) = inv.host(name) {
+        if !pki::covers(&info, &h.address) {
+            return Err(refuse(format!("{}: the certificate {} does not cover its address {} (replicas connect with sslmode=verify-full)", name, files.cert.display(), h.address), format!("issue it with {} among its subjectAltNames", h.address)));
+        }
+    }
+    valid_now(name, &files.cert, &info)?;
+    Ok((cert, key))
+}
+
+/// A certificate of the user's that is not valid now (not yet, or no longer) is refused.
+fn valid_now(name: &str, file: &Path, info: &pki::CertInfo) -> Result<(), Error> {
+    if info.not_before > now() {
+        return Err(refuse(
+            format!(
+                "{}: the certificate {} is not valid before {}",
+                name,
+                file.display(),
+                super::rfc3339(info.not_before)
+            ),
+            "give a certificate that is valid now (replicas would refuse it)".into(),
+        ));
+    }
+    if info.not_after <= now() {
+        return Err(refuse(
+            format!(
+                "{}: the certificate {} expired at {}",
+                name,
+                file.display(),
+                super::rfc3339(info.not_after)
+            ),
+            "give a certificate that is valid now".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn provided(inv: &Inventory, p: &ProvidedTls) -> Result<Certs, Error> {
     let bundle = read_text(&p.ca_file)?;
     let mut hosts = BTreeMap::new();
     for (name, files) in &p.certificates {
-        let cert = read_text(&files.cert)?;
-        let key = read_key(&files.key)?;
-        let ok = pki::key_matches(&cert, key.expose()).map_err(|e| {
-            refuse(format!("{}: cannot compare {} with {}: {e:#}", name, files.key.display(), files.cert.display()), "give a PEM certificate and its unencrypted PKCS#8 key (openssl pkcs8 -topk8 -nocrypt -in KEY)".into())
-        })?;
-        if !ok {
-            return Err(refuse(
-                format!(
-                    "{}: the key {} does not belong to the certificate {}",
-                    name,
-                    files.key.display(),
-                    files.cert.display()
-                ),
-                "give the key the certificate was issued for".into(),
-            ));
-        }
-        if !pki::signed_by(&cert, &bundle).unwrap_or(false) {
-            return Err(refuse(
-                format!(
-                    "{}: the certificate {} is not signed by a CA in {}",
-                    name,
-                    files.cert.display(),
-                    p.ca_file.display()
-                ),
-                "give the CA that signed it as tls.ca_file".into(),
-            ));
-        }
-        let info = pki::read_certs(&cert)
-            .ok()
-            .and_then(|c| c.into_iter().next())
-            .ok_or_else(|| {
-                refuse(
-                    format!(
-                        "{}: {} holds no certificate pgrepl can read",
-                        name,
-                        files.cert.display()
-                    ),
-                    "give a PEM certificate".into(),
-                )
-            })?;
-        if let Some(h) = inv.host(name) {
-            if !pki::covers(&info, &h.address) {
-                return Err(refuse(format!("{}: the certificate {} does not cover its address {} (replicas connect with sslmode=verify-full)", name, files.cert.display(), h.address), format!("issue it with {} among its subjectAltNames", h.address)));
-            }
-        }
-        if info.not_before > now() {
-            return Err(refuse(
-                format!(
-                    "{}: the certificate {} is not valid before {}",
-                    name,
-                    files.cert.display(),
-                    super::rfc3339(info.not_before)
-                ),
-                "give a certificate that is valid now (replicas would refuse it)".into(),
-            ));
-        }
-        if info.not_after <= now() {
-            return Err(refuse(
-                format!(
-                    "{}: the certificate {} expired at {}",
-                    name,
-                    files.cert.display(),
-                    super::rfc3339(info.not_after)
-                ),
-                "give a certificate that is valid now".into(),
-            ));
-        }
-        hosts.insert(name.clone(), (cert, key));
+        hosts.insert(name.clone(), own_cert(inv, p, &bundle, name, files)?);
     }
     Ok(Certs::Provided { bundle, hosts })
 }

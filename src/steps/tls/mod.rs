@@ -114,6 +114,15 @@ async fn still_good(
         && pki::key_matches(&c, &k).unwrap_or(false)
 }
 
+/// Whether `h`'s server certificate is signed by the CA certificate `ca_pem` (false when it is
+/// missing or unreadable).
+pub async fn signed_by(t: &dyn Transport, h: &Host, ca_pem: &str) -> bool {
+    match read(t, &h.tls_files().server_cert).await {
+        Some(c) => pki::signed_by(&c, ca_pem).unwrap_or(false),
+        None => false,
+    }
+}
+
 /// A file's content on the host; None when it is missing or unreadable.
 async fn read(t: &dyn Transport, path: &str) -> Option<String> {
     match t.run(&datadir::read_file(path), None).await {
