@@ -16,6 +16,17 @@ pub fn login_cmd(bin_dir: &str, conninfo: &str) -> Cmd {
         .env("LC_ALL", "C")
 }
 
+const SWAP_PAIR: &str = r#"set -e
+mv -f -- "$1.pgrepl-new" "$1"
+mv -f -- "$2.pgrepl-new" "$2""#;
+
+/// Moves `<key>.pgrepl-new` and `<cert>.pgrepl-new` over `key` and `cert` in one process on
+/// the host: a key and its certificate change together (a server that restarts between two
+/// separate writes would find a key that is not its certificate's, and refuse to start).
+pub fn swap_pair_cmd(key: &str, cert: &str) -> Cmd {
+    Cmd::new("sh").args(["-c", SWAP_PAIR, "pgrepl-tls-pair", key, cert])
+}
+
 /// Exit status of [`presented_cmd`] when the host has no `openssl` program.
 pub const NO_OPENSSL: i32 = 69;
 
@@ -58,6 +69,16 @@ mod tests {
         let argv = c.full_argv();
         assert!(argv.contains(&"host=a sslmode=verify-full".to_string()));
         assert!(argv.iter().any(|a| a.ends_with("/psql")));
+    }
+
+    #[test]
+    fn a_key_and_its_certificate_move_in_one_command() {
+        let argv = swap_pair_cmd("/d.tls/server.key", "/d.tls/server.crt").full_argv();
+        assert_eq!(
+            &argv[argv.len() - 2..],
+            ["/d.tls/server.key", "/d.tls/server.crt"]
+        );
+        assert!(argv[2].contains("\"$1.pgrepl-new\" \"$1\"") && argv[2].contains("set -e"));
     }
 
     #[test]

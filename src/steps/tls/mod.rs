@@ -54,9 +54,7 @@ pub async fn install(
         }
     };
     if let Some((cert, key)) = server {
-        let k = install_file(t, &f.server_key, "0600", &key, STEP).await?;
-        let c = install_file(t, &f.server_cert, "0644", &cert, STEP).await?;
-        if k.is_some() || c.is_some() {
+        if install_pair(t, &f.server_key, &key, &f.server_cert, &cert).await? {
             changes.push(format!("{}: TLS server certificate", h.name));
         }
     }
@@ -71,8 +69,14 @@ pub async fn install(
             let is = ca
                 .issue_client(&inv.replication_user, *days)
                 .on_step(&h.name, STEP)?;
-            install_file(t, &f.client_key, "0600", is.key.expose(), STEP).await?;
-            install_file(t, &f.client_cert, "0644", &is.cert_pem, STEP).await?;
+            install_pair(
+                t,
+                &f.client_key,
+                is.key.expose(),
+                &f.client_cert,
+                &is.cert_pem,
+            )
+            .await?;
             changes.push(format!("{}: TLS client certificate", h.name));
         }
     }
@@ -80,6 +84,45 @@ pub async fn install(
         ctx.ui.detail(c.clone());
     }
     Ok(changes)
+}
+
+/// Installs a key (0600) and its certificate (0644) together: both written beside their place,
+/// then moved over it by one command on the host. True when they changed.
+async fn install_pair(
+    t: &dyn Transport,
+    key_path: &str,
+    key: &str,
+    cert_path: &str,
+    cert: &str,
+) -> Result<bool, Error> {
+    if read(t, key_path).await.as_deref() == Some(key)
+        && read(t, cert_path).await.as_deref() == Some(cert)
+    {
+        return Ok(false);
+    }
+    let staged = |p: &str| format!("{p}.pgrepl-new");
+    run_step(
+        t,
+        &datadir::write_file(&staged(key_path), "0600", key.as_bytes().to_vec()),
+        STEP,
+        None,
+    )
+    .await?;
+    run_step(
+        t,
+        &datadir::write_file(&staged(cert_path), "0644", cert.as_bytes().to_vec()),
+        STEP,
+        None,
+    )
+    .await?;
+    run_step(
+        t,
+        &crate::pg::ssl::swap_pair_cmd(key_path, cert_path),
+        STEP,
+        None,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Installs the CA bundle `h` trusts (creating its 0700 `tls_dir`); true when it changed.
