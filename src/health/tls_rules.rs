@@ -70,7 +70,17 @@ pub fn tls(inv: &Inventory, states: &[TlsState]) -> Vec<Finding> {
             }
         }
         if s.loaded == Some(false) {
-            out.push(f(Severity::Warning, FindingCode::TlsCertNotLoaded, s, format!("{} presents another certificate than its server.crt: its TLS settings did not reload (its log says why)", s.host), fix.tls_renew()));
+            let log = inv
+                .host(&s.host)
+                .map(|h| fix.on(h, &format!("grep -i ssl {}", h.log_file)));
+            let fix_text = match log {
+                Some(l) => format!(
+                    "read why: {l}; correct that setting, then {}",
+                    fix.tls_renew()
+                ),
+                None => fix.tls_renew(),
+            };
+            out.push(f(Severity::Warning, FindingCode::TlsCertNotLoaded, s, format!("{} presents another certificate than its server.crt: its TLS settings did not reload (its log says why)", s.host), fix_text));
         }
         if s.ssl == Some(false) || !s.plain_senders.is_empty() {
             let what = if s.ssl == Some(false) {
