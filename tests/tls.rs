@@ -551,3 +551,45 @@ fn a_tls_reload_that_fails_is_caught_by_renew_and_status() {
     st.expect_code(0);
     assert_eq!(json_doc(&st.stdout)["tls"][0]["loaded"], true);
 }
+
+#[test]
+fn a_lost_ca_is_created_again_and_every_host_trusts_it_before_its_certificates_change() {
+    use_tls_build();
+    let lab = Lab::new(&["p", "r1"]);
+    let inv = lab.ssh_inventory(&ROLES[..2], "");
+    let inv = inv.to_str().unwrap();
+    lab.pgrepl(&["-i", inv, "init"]).expect_code(0);
+    let ca = lab.dir.join(format!("it{}.ca", lab.id));
+    for ext in ["crt", "key"] {
+        std::fs::rename(
+            ca.with_extension(format!("ca.{ext}")),
+            ca.with_extension(format!("lost.{ext}")),
+        )
+        .unwrap();
+    }
+    let run = lab.pgrepl(&["-i", inv, "--format", "json", "init"]);
+    run.expect_code(0);
+    let changes = json_doc(&run.stdout)["changes"].to_string();
+    for h in ["p", "r1"] {
+        assert!(
+            changes.contains(&format!(
+                "{h}: trusts the current CA beside the previous one"
+            )),
+            "{changes}"
+        );
+    }
+    let new_ca = std::fs::read_to_string(ca.with_extension("ca.crt")).unwrap();
+    for h in ["p", "r1"] {
+        let bundle = lab.run_on(h, &["cat", &tls_file(&lab, h, "ca.crt")]);
+        assert!(bundle.contains(new_ca.trim()), "{h} trusts the new CA");
+        let cert = lab.run_on(h, &["cat", &tls_file(&lab, h, "server.crt")]);
+        assert!(
+            pgrepl::pki::signed_by(&cert, &new_ca).unwrap(),
+            "{h}: certificate of the new CA"
+        );
+    }
+    assert_eq!(senders_tls(&lab, "p"), "1/1");
+    let log =
+        std::fs::read_to_string(format!("{}.log", lab.host("r1").data_dir.display())).unwrap();
+    assert!(!log.contains("certificate verify failed"), "{log}");
+}

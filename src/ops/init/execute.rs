@@ -107,7 +107,7 @@ impl Executor<'_, '_> {
     }
 
     /// The inventory host a step names (the plan only names inventory hosts).
-    fn host(&self, name: &str) -> Result<&Host, Error> {
+    pub(super) fn host(&self, name: &str) -> Result<&Host, Error> {
         self.inv
             .host(name)
             .map_or_else(|| self.ctx.host_named(name), Ok)

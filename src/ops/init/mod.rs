@@ -90,6 +90,7 @@ pub async fn run(ctx: &Context<'_>) -> Result<u8, Error> {
         changes: Default::default(),
         tls_changed: Default::default(),
     };
+    executor.trust_current_ca(&plan.running).await?;
     executor.walk(&plan).await?;
     if defer_sync {
         executor.enable_sync().await?;

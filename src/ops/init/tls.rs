@@ -12,6 +12,32 @@ use crate::wait::{poll_until, Poll};
 use super::execute::Executor;
 
 impl Executor<'_, '_> {
+    /// Before any certificate changes: every running host whose CA bundle lacks the current CA
+    /// (pgrepl's CA was replaced, or lost and created again) trusts it beside the old one, and
+    /// reloads; its certificates are then issued by the new CA in the run's own steps, and no
+    /// replica meets a certificate it does not trust on the way.
+    pub async fn trust_current_ca(&self, running: &[String]) -> Result<(), Error> {
+        let Some(certs) = self.certs else {
+            return Ok(());
+        };
+        for name in running {
+            let (h, t) = (self.host(name)?, self.transport(name)?);
+            if crate::steps::tls::trust_beside(t.as_ref(), h, certs.bundle()).await? {
+                self.ctx
+                    .db(t.as_ref(), h)
+                    .await
+                    .on_step(name, "reload")?
+                    .reload()
+                    .await
+                    .on_step(name, "reload")?;
+                self.note(format!(
+                    "{name}: trusts the current CA beside the previous one"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The last step of a TLS change: turning it on (or client certificates), [`enforce_tls`];
     /// turning it off, every host rendered with `ssl` off (a replica that reconnects now
     /// connects without TLS, as its `primary_conninfo` already says).

@@ -157,6 +157,20 @@ async fn still_good(
         && pki::key_matches(&c, &k).unwrap_or(false)
 }
 
+/// When `h` already has a CA bundle that lacks one of `bundle`'s CAs (pgrepl's CA was replaced
+/// or lost and created again): the host is given its current bundle with `bundle` added, so it
+/// trusts both while the certificates change. True when that was needed.
+pub async fn trust_beside(t: &dyn Transport, h: &Host, bundle: &str) -> Result<bool, Error> {
+    let Some(current) = read(t, &h.tls_files().ca).await else {
+        return Ok(false);
+    };
+    if current.contains(bundle.trim()) {
+        return Ok(false);
+    }
+    let both = format!("{}\n{}\n", current.trim_end(), bundle.trim_end());
+    install_bundle(t, h, &both).await
+}
+
 /// Whether `h`'s server certificate is signed by the CA certificate `ca_pem` (false when it is
 /// missing or unreadable).
 pub async fn signed_by(t: &dyn Transport, h: &Host, ca_pem: &str) -> bool {
