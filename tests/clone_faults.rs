@@ -16,11 +16,8 @@ const TWO: &[(&str, &str, Option<&str>)] = &[("p", "primary", None), ("r1", "rep
 /// The findings of `status --format json` as (code, host), notices aside.
 fn findings(lab: &Lab, inv: &str) -> Vec<(String, String)> {
     let st = lab.pgrepl(&["-i", inv, "status", "--format", "json"]);
-    json_doc(&st.stdout)["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] != "notice")
+    crate::harness::findings_beyond_notice(&json_doc(&st.stdout))
+        .into_iter()
         .map(|f| {
             (
                 f["code"].as_str().unwrap_or("").to_string(),

@@ -22,11 +22,8 @@ fn status(lab: &Lab, inv: &str, code: i32) -> serde_json::Value {
 
 /// The findings as (code, host), notices aside (`tls_off` on a build without SSL).
 fn findings(v: &serde_json::Value) -> Vec<(String, String)> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] != "notice")
+    crate::harness::findings_beyond_notice(v)
+        .into_iter()
         .map(|f| {
             (
                 f["code"].as_str().unwrap().to_string(),

@@ -22,11 +22,8 @@ fn json(lab: &Lab, inv: &str, extra: &[&str], code: i32) -> serde_json::Value {
 
 /// The findings but notices (`tls_off` on a build without SSL: see tests/tls.rs).
 fn codes(v: &serde_json::Value) -> Vec<(String, String, String)> {
-    v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] != "notice")
+    crate::harness::findings_beyond_notice(v)
+        .into_iter()
         .map(|f| {
             (
                 f["severity"].as_str().unwrap().to_string(),
@@ -60,14 +57,7 @@ fn healthy_cluster_in_every_format() {
     let v = json(&lab, &inv, &["--wait", "30"], 0);
     assert_eq!(v["healthy"], true);
     assert_eq!(v["primary"], "p");
-    assert!(
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|f| f["severity"] == "notice"),
-        "{v}"
-    );
+    assert!(crate::harness::findings_beyond_notice(&v).is_empty(), "{v}");
     let sysid = lab.psql("p", "SELECT system_identifier FROM pg_control_system()");
     for h in v["hosts"].as_array().unwrap() {
         assert_eq!(h["reachable"], true);

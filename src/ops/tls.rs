@@ -112,12 +112,13 @@ async fn trust_new_ca(ctx: &Context<'_>, i: &crate::inventory::IssuedTls) -> Res
     // A change of CA that did not finish (some host still has a certificate of the previous
     // CA) is finished, not begun again: that would drop the CA those certificates need.
     let current = ca::load(inv, false)?.expect("TLS is on");
+    let ca_pem = current
+        .ca_pem()
+        .expect("--ca only with pgrepl's own CA (preflight)");
     let mut finished = true;
     for h in &inv.hosts {
         let t = ctx.kept(h).await.on_step(&h.name, "read certificate")?;
-        if let ca::Certs::Issued { ca, .. } = &current {
-            finished &= tls::signed_by(t.as_ref(), h, &ca.cert_pem).await;
-        }
+        finished &= tls::signed_by(t.as_ref(), h, ca_pem).await;
     }
     if finished {
         ca::rotate(inv, i)?;

@@ -1184,6 +1184,17 @@ pub fn example_inventory() -> String {
         .to_string()
 }
 
+/// The findings of a `status --format json` document but its notices (`tls_off`, which every
+/// status reports on a build without SSL: see tests/tls.rs).
+pub fn findings_beyond_notice(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["severity"] != "notice")
+        .collect()
+}
+
 /// The JSON document a command printed on stdout (skipping any line before its first `{`).
 pub fn json_doc(out: &str) -> serde_json::Value {
     serde_json::from_str(

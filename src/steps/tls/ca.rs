@@ -45,6 +45,14 @@ impl std::fmt::Debug for Certs {
 }
 
 impl Certs {
+    /// The current CA certificate of pgrepl's own CA; None for the user's certificates.
+    pub fn ca_pem(&self) -> Option<&str> {
+        match self {
+            Certs::Issued { ca, .. } => Some(&ca.cert_pem),
+            Certs::Provided { .. } => None,
+        }
+    }
+
     /// The PEM bundle every host trusts.
     pub fn bundle(&self) -> &str {
         match self {
